@@ -1,0 +1,225 @@
+/**
+ * Every error the engine raises. Each condition has its own class and a stable `code`;
+ * callers branch on `instanceof` or `code`, never on message text. Whether an error is
+ * worth retrying is part of its type: a {@link TerminalError} never is.
+ */
+
+/** Stable codes of the engine's errors. */
+export const ErrorCode = {
+  Terminal: 'TERMINAL',
+  ServiceCall: 'SERVICE_CALL',
+  ServiceNotFound: 'SERVICE_NOT_FOUND',
+  HandlerNotFound: 'HANDLER_NOT_FOUND',
+  NonDeterminism: 'NON_DETERMINISM',
+  Fenced: 'FENCED',
+  InvalidArgument: 'INVALID_ARGUMENT',
+  InvocationNotFound: 'INVOCATION_NOT_FOUND',
+  Timeout: 'TIMEOUT',
+  Decode: 'DECODE',
+  AttemptsExhausted: 'ATTEMPTS_EXHAUSTED',
+  Connection: 'CONNECTION',
+  Conflict: 'CONFLICT',
+  Cancelled: 'CANCELLED',
+} as const;
+
+/** One of {@link ErrorCode}'s values. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error the engine raises. */
+export class DurableError extends Error {
+  readonly code: ErrorCodeValue;
+
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An error that must not be retried. Thrown from a step, it fails the step for good and
+ * is journaled; the workflow may catch it. Thrown out of a workflow, it fails the invocation.
+ *
+ * @example
+ * await ctx.run('charge', async () => {
+ *   if (card.expired) throw new TerminalError('card expired');
+ * });
+ */
+export class TerminalError extends DurableError {
+  /** An application-defined code carried through the journal (0 when none). */
+  readonly errorCode: number;
+
+  constructor(message: string, options?: { cause?: unknown; errorCode?: number; code?: ErrorCodeValue }) {
+    super(options?.code ?? ErrorCode.Terminal, message, options);
+    this.errorCode = options?.errorCode ?? 0;
+  }
+}
+
+/**
+ * A service answered a call with a non-transient gRPC status. Journaled as the step's
+ * outcome, so a replay throws the same error again.
+ */
+export class ServiceCallError extends TerminalError {
+  /** The gRPC status code. */
+  readonly status: number;
+  readonly service: string;
+  readonly method: string;
+
+  constructor(service: string, method: string, status: number, details: string, options?: { cause?: unknown }) {
+    super(`${service}.${method} failed: ${details}`, { ...options, errorCode: status, code: ErrorCode.ServiceCall });
+    this.status = status;
+    this.service = service;
+    this.method = method;
+  }
+}
+
+/** A transient failure: retried with backoff and never journaled as a step's outcome. */
+export class RetryableError extends DurableError {
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCodeValue }) {
+    super(options?.code ?? ErrorCode.ServiceCall, message, options);
+  }
+}
+
+/** The registry knows no service (or method) of that name. */
+export class ServiceNotFoundError extends TerminalError {
+  constructor(message: string) {
+    super(message, { code: ErrorCode.ServiceNotFound });
+  }
+}
+
+/** No workflow is registered under the handler name a command asked for. */
+export class HandlerNotFoundError extends TerminalError {
+  readonly handler: string;
+
+  constructor(handler: string) {
+    super(`handler not found: ${handler}`, { code: ErrorCode.HandlerNotFound });
+    this.handler = handler;
+  }
+}
+
+/**
+ * A replay asked for a different step than the journal holds at that position: the
+ * workflow code changed or is not deterministic. The invocation stops; the journal stays.
+ */
+export class NonDeterminismError extends TerminalError {
+  readonly stepNumber: number;
+  readonly journaled: string;
+  readonly requested: string;
+
+  constructor(stepNumber: number, journaled: string, requested: string) {
+    super(
+      `non-deterministic replay at step ${stepNumber}: the journal has ${journaled} but the workflow asked for ${requested}`,
+      { code: ErrorCode.NonDeterminism },
+    );
+    this.stepNumber = stepNumber;
+    this.journaled = journaled;
+    this.requested = requested;
+  }
+}
+
+/**
+ * Another writer changed the journal or state since this one read it: this processor no
+ * longer owns the invocation and must abandon it without writing anything more.
+ */
+export class FencedError extends DurableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Fenced, message, options);
+  }
+}
+
+/** Input that cannot be accepted: the message names the field and what was wrong. */
+export class InvalidArgumentError extends DurableError {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(ErrorCode.InvalidArgument, `invalid ${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** No invocation has that ID. */
+export class InvocationNotFoundError extends DurableError {
+  readonly invocationId: string;
+
+  constructor(invocationId: string) {
+    super(ErrorCode.InvocationNotFound, `invocation not found: ${invocationId}`);
+    this.invocationId = invocationId;
+  }
+}
+
+/** A wait ran past its deadline. */
+export class TimeoutError extends DurableError {
+  constructor(message: string) {
+    super(ErrorCode.Timeout, message);
+  }
+}
+
+/** A record on the wire could not be decoded. */
+export class DecodeError extends DurableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Decode, message, options);
+  }
+}
+
+/** A retry policy ran out of attempts; the last failure is the cause. */
+export class AttemptsExhaustedError extends TerminalError {
+  readonly attempts: number;
+
+  constructor(what: string, attempts: number, cause: unknown) {
+    super(`${what} failed after ${attempts} attempts: ${errorMessage(cause)}`, {
+      cause,
+      code: ErrorCode.AttemptsExhausted,
+    });
+    this.attempts = attempts;
+  }
+}
+
+/** The NATS cluster cannot be reached. */
+export class ConnectionError extends DurableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Connection, message, options);
+  }
+}
+
+/** The operation conflicts with what already happened (resolved twice, already ended, ...). */
+export class ConflictError extends DurableError {
+  constructor(message: string) {
+    super(ErrorCode.Conflict, message);
+  }
+}
+
+/** The invocation was cancelled. */
+export class CancelledError extends TerminalError {
+  constructor(message = 'invocation cancelled') {
+    super(message, { code: ErrorCode.Cancelled });
+  }
+}
+
+/** Anything thrown, as an `Error`: the boundary where foreign throws are normalised. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === 'string' ? thrown : safeStringify(thrown));
+}
+
+/** The message of anything thrown. */
+export function errorMessage(thrown: unknown): string {
+  return toError(thrown).message;
+}
+
+/** True when the error says another writer owns the invocation now. */
+export function isFenced(err: unknown): err is FencedError {
+  return err instanceof FencedError;
+}
+
+/** True when the error must not be retried. */
+export function isTerminal(err: unknown): err is TerminalError {
+  return err instanceof TerminalError;
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

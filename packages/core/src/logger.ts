@@ -1,0 +1,61 @@
+/**
+ * Logging for the engine and its apps: pino records underneath, printed by default as
+ * the usage guide shows them (`2024/11/10 22:00:00 Processor started, ...`).
+ * `LOG_FORMAT=json` prints the raw records instead; `LOG_LEVEL` sets the level.
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  /** Name recorded on every line (`name` field). */
+  name?: string;
+  /** Minimum level. @default process.env.LOG_LEVEL ?? 'info' */
+  level?: string;
+  /** `pretty` for the guide's terminal lines, `json` for raw records. @default process.env.LOG_FORMAT ?? 'pretty' */
+  format?: 'pretty' | 'json';
+  /** Where lines go. @default standard output */
+  destination?: NodeJS.WritableStream;
+}
+
+const LEVEL_LABELS: Record<number, string> = { 40: 'WARN ', 50: 'ERROR ', 60: 'FATAL ' };
+
+/** A logger printing the guide's terminal lines, or JSON records with `LOG_FORMAT=json`. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? process.env.LOG_LEVEL ?? 'info';
+  const format = options.format ?? (process.env.LOG_FORMAT === 'json' ? 'json' : 'pretty');
+  const base = options.name ? { name: options.name } : {};
+  const destination = options.destination ?? process.stdout;
+  if (format === 'json') {
+    return pino({ level, base }, destination);
+  }
+  const stream = pretty({
+    destination,
+    sync: true,
+    colorize: false,
+    hideObject: true,
+    // The time is printed by messageFormat: pino-pretty would put a colon after it.
+    ignore: 'pid,hostname,name,level,time',
+    messageFormat: (log, messageKey) => {
+      const label = LEVEL_LABELS[Number(log.level)] ?? '';
+      const err = log.err as { message?: string } | undefined;
+      const suffix = err?.message && !String(log[messageKey]).includes(err.message) ? `: ${err.message}` : '';
+      return `${guideTime(Number(log.time))} ${label}${String(log[messageKey])}${suffix}`;
+    },
+  });
+  return pino({ level, base }, stream);
+}
+
+/** `2024/11/10 22:00:00`, local time, as the usage guide prints it. */
+function guideTime(epochMs: number): string {
+  const d = new Date(epochMs);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}/${two(d.getMonth() + 1)}/${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/** A logger that prints nothing, for tests and embedding. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
