@@ -20,6 +20,7 @@ export const ErrorCode = {
   Connection: 'CONNECTION',
   Conflict: 'CONFLICT',
   Cancelled: 'CANCELLED',
+  Interrupted: 'INTERRUPTED',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -65,11 +66,15 @@ export class ServiceCallError extends TerminalError {
   readonly service: string;
   readonly method: string;
 
+  /** The status details the service sent. */
+  readonly details: string;
+
   constructor(service: string, method: string, status: number, details: string, options?: { cause?: unknown }) {
     super(`${service}.${method} failed: ${details}`, { ...options, errorCode: status, code: ErrorCode.ServiceCall });
     this.status = status;
     this.service = service;
     this.method = method;
+    this.details = details;
   }
 }
 
@@ -185,6 +190,16 @@ export class ConnectionError extends DurableError {
 export class ConflictError extends DurableError {
   constructor(message: string) {
     super(ErrorCode.Conflict, message);
+  }
+}
+
+/**
+ * The processor is stopping: the invocation stops at a step boundary, nothing more is
+ * written, and another processor (or this one, restarted) continues it from its journal.
+ */
+export class InterruptedError extends DurableError {
+  constructor(message = 'processor is stopping') {
+    super(ErrorCode.Interrupted, message);
   }
 }
 

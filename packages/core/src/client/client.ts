@@ -1,0 +1,187 @@
+/**
+ * The client: submits invocations and learns their outcome. Waiting is push-based: the
+ * client listens on the invocation's result subject before it looks at the state, so an
+ * outcome written at any moment is seen at once, without polling.
+ */
+import { create, toBinary } from '@bufbuild/protobuf';
+import { TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
+import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { ConnectionError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import { decodeJson, encodeJson } from '../engine/codec.js';
+import { isTerminal } from '../engine/lifecycle.js';
+import type { Workflow } from '../engine/workflow.js';
+import { NatsJournalStore } from '../nats/journal-store.js';
+import { resultSubject } from '../nats/result-channel.js';
+import { decodeState, NatsStateStore } from '../nats/state-store.js';
+
+/** Options of {@link DurableClient.connect}. */
+export interface ClientOptions {
+  /** A connection to the cluster; the client does not close it. */
+  nc: NatsConnection;
+  /** Prefixes every JetStream name, see `engineNames`. @default '' */
+  namespace?: string;
+}
+
+/** Options of {@link DurableClient.submit}. */
+export interface SubmitOptions {
+  /** The invocation's ID; submitting the same ID again runs it once. @default a random UUID */
+  invocationId?: string;
+  /** Invocations of one key start in submission order. @default 'default' */
+  partitionKey?: string;
+  /** The service recorded on the command, shown in the processor's log. @default the workflow's, else '' */
+  service?: string;
+}
+
+/** Options of {@link DurableClient.waitForResult}. */
+export interface WaitOptions {
+  /** How long to wait, ms. @default 30_000 */
+  timeoutMs?: number;
+}
+
+/** What {@link DurableClient.submit} did. */
+export interface Submission {
+  invocationId: string;
+  handler: string;
+  partitionKey: string;
+  /** True when a command with this ID was already in the stream: nothing new was queued. */
+  duplicate: boolean;
+}
+
+/** A workflow by name or by definition. */
+export type WorkflowRef<In, Out> = string | Workflow<In, Out>;
+
+/** Submits invocations and reads their state. */
+export class DurableClient {
+  readonly names: EngineNames;
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #kv: KV;
+  readonly #states: NatsStateStore;
+  readonly #journals: NatsJournalStore;
+
+  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore) {
+    this.#nc = nc;
+    this.names = names;
+    this.#js = jetstream(nc);
+    this.#kv = kv;
+    this.#states = new NatsStateStore(kv);
+    this.#journals = journals;
+  }
+
+  /**
+   * A client on an open connection. The processor creates the streams and bucket; the
+   * client only uses them.
+   */
+  static async connect(options: ClientOptions): Promise<DurableClient> {
+    const names = engineNames(options.namespace);
+    const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
+    const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
+    return new DurableClient(options.nc, names, kv, journals);
+  }
+
+  /**
+   * Queues an invocation of a workflow and returns without waiting for it.
+   *
+   * @example
+   * const { invocationId } = await client.submit('hello_workflow', { name: 'World' }, { partitionKey: 'user-123' });
+   */
+  async submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions = {}): Promise<Submission> {
+    const handler = typeof workflow === 'string' ? workflow : workflow.name;
+    const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
+    const invocationId = checkInvocationId(options.invocationId ?? randomUUID());
+    const service = options.service ?? (typeof workflow === 'string' ? '' : (workflow.options.service ?? ''));
+    const command = create(CommandSchema, {
+      invocationId,
+      handler,
+      service,
+      args: encodeJson(input),
+      partitionKey,
+      submittedAtMs: BigInt(Date.now()),
+    });
+    try {
+      const ack = await this.#js.publish(`${this.names.commandsSubject}.${partitionKey}`, toBinary(CommandSchema, command), {
+        msgID: invocationId,
+      });
+      return { invocationId, handler, partitionKey, duplicate: ack.duplicate };
+    } catch (err) {
+      throw new ConnectionError(
+        `could not submit to ${this.names.commandsStream} (is a processor running? it creates the stream): ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /**
+   * Waits until the invocation has ended and returns its final state.
+   * @throws TimeoutError when it has not ended in time.
+   */
+  async waitForResult(invocationId: string, options: WaitOptions = {}): Promise<ExecutionState> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const sub = this.#nc.subscribe(resultSubject(this.names, invocationId), { max: 1, timeout: timeoutMs });
+    try {
+      // Listening before looking: an outcome written after the look is announced to us.
+      const current = await this.#states.get(invocationId);
+      if (current && isTerminal(current.state.status)) return current.state;
+      for await (const msg of sub) return decodeState(msg.data, invocationId);
+    } catch (err) {
+      if (!(err instanceof NatsTimeoutError)) throw err;
+    } finally {
+      sub.unsubscribe();
+    }
+    // A last look, in case the announcement was missed while the subscription spread to other servers.
+    const last = await this.#states.get(invocationId);
+    if (last && isTerminal(last.state.status)) return last.state;
+    throw new TimeoutError(`invocation ${invocationId} did not end within ${timeoutMs} ms (status: ${last?.state.status ?? 'not started'})`);
+  }
+
+  /**
+   * Runs a workflow and returns its output.
+   * @throws TerminalError with the reason when the invocation failed or was cancelled.
+   *
+   * @example
+   * const message = await client.invoke(helloWorkflow, { name: 'World' });
+   */
+  async invoke<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions & WaitOptions = {}): Promise<Out> {
+    const { invocationId } = await this.submit(workflow, input, options);
+    const state = await this.waitForResult(invocationId, options);
+    if (state.status !== 'completed') throw new TerminalError(`invocation ${invocationId} ${state.status}: ${state.error}`);
+    return decodeJson<Out>(state.currentState, 'workflow output');
+  }
+
+  /** The state of an invocation, or null. */
+  async getState(invocationId: string): Promise<ExecutionState | null> {
+    return (await this.#states.get(invocationId))?.state ?? null;
+  }
+
+  /**
+   * The whole journal of an invocation, read from the journal stream: also while it runs,
+   * and past the part copied into the final state.
+   * @throws InvocationNotFoundError when it has no state.
+   */
+  async getJournal(invocationId: string): Promise<JournalEntry[]> {
+    if (!(await this.getState(invocationId))) throw new InvocationNotFoundError(invocationId);
+    const { entries } = await this.#journals.read(invocationId);
+    return [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
+  }
+
+  /** Every invocation ID in the state bucket. Reads every key: for tools, not hot paths. */
+  async listInvocationIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const key of await this.#kv.keys()) ids.push(key);
+    return ids.sort();
+  }
+
+  /** Calls `onState` with every state written from now on, until the signal aborts. */
+  async watch(onState: (state: ExecutionState) => void, signal: AbortSignal): Promise<void> {
+    const watcher = await this.#kv.watch({ include: KvWatchInclude.UpdatesOnly });
+    signal.addEventListener('abort', () => watcher.stop(), { once: true });
+    for await (const entry of watcher) {
+      if (entry.operation === 'PUT' && entry.value.length > 0) onState(decodeState(entry.value, entry.key));
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The workflow context: everything a workflow does that is not pure computation goes
+ * through it, so that it is journaled once and replayed identically after a crash.
+ */
+import type { Logger } from '../logger.js';
+import type { RetryPolicy } from './retry-policy.js';
+
+/** Options of {@link Context.call}. */
+export interface CallStepOptions {
+  /** How transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried. @default the workflow's, else retry forever */
+  retry?: Partial<RetryPolicy>;
+  /** Deadline of one attempt, ms. @default 30_000 */
+  timeoutMs?: number;
+}
+
+/** Options of {@link Context.run}. */
+export interface RunStepOptions {
+  /** How failures other than `TerminalError` are retried. @default the workflow's, else retry forever */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** The context a workflow receives. */
+export interface Context {
+  /** The ID of this invocation. */
+  readonly invocationId: string;
+  /** The workflow's name. */
+  readonly handler: string;
+  /** The partition key the invocation was submitted with. */
+  readonly partitionKey: string;
+  /**
+   * A logger that stays silent while the workflow replays journaled steps, so each line
+   * is printed once however often the workflow is replayed.
+   */
+  readonly log: Logger;
+
+  /**
+   * Calls a gRPC method of a service in the registry and journals the response. On replay
+   * the journaled response is returned and the service is not called again. Each attempt
+   * carries the metadata `idempotency-key: <invocationId>:<step>`. Transient failures are
+   * retried with backoff; any other status is journaled and thrown as a `ServiceCallError`.
+   *
+   * @example
+   * const { message } = await ctx.call<{ message: string }>('HelloService', 'SayHello', { name: 'World' });
+   */
+  call<Res = unknown>(service: string, method: string, request: unknown, options?: CallStepOptions): Promise<Res>;
+
+  /**
+   * Runs a side effect once and journals its result (which must be JSON-serialisable).
+   * A thrown `TerminalError` fails the step for good; any other error is retried.
+   *
+   * @example
+   * const charge = await ctx.run('charge card', () => payments.charge(order), { retry: { maxAttempts: 5 } });
+   */
+  run<T>(name: string, fn: () => Promise<T> | T, options?: RunStepOptions): Promise<T>;
+
+  /** The current time in ms since the epoch, journaled: the same on every replay. */
+  now(): Promise<number>;
+  /** A random number in [0, 1), journaled: the same on every replay. */
+  random(): Promise<number>;
+  /** A random UUID, journaled: the same on every replay. */
+  uuid(): Promise<string>;
+}

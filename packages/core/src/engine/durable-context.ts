@@ -1,0 +1,260 @@
+/**
+ * The replay engine: the implementation of {@link Context}.
+ *
+ * Every context operation takes the next step number when it is called, synchronously,
+ * so a deterministic workflow asks for the same steps in the same order on every run. A
+ * step whose number is in the journal is answered from it (after checking the workflow
+ * asked for the same kind of step); any other step runs for real and its outcome is
+ * appended to the journal before the workflow sees it. Appends are fenced: a processor
+ * that lost the invocation learns it on its next append and stops.
+ */
+import { create } from '@bufbuild/protobuf';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as wait } from 'node:timers/promises';
+import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
+import {
+  AttemptsExhaustedError,
+  errorMessage,
+  FencedError,
+  InterruptedError,
+  NonDeterminismError,
+  ServiceCallError,
+  TerminalError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ServiceInvoker } from '../services/service-invoker.js';
+import { decodeJson, encodeJson } from './codec.js';
+import type { CallStepOptions, Context, RunStepOptions } from './context.js';
+import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
+import type { JournalLog } from './stores.js';
+
+/** What a {@link DurableContext} needs. */
+export interface DurableContextOptions {
+  invocationId: string;
+  handler: string;
+  partitionKey: string;
+  journal: JournalLog;
+  services: ServiceInvoker;
+  /** The processor's logger: replayed steps are reported here. */
+  logger: Logger;
+  /** The workflow's default retry policy. */
+  retry?: Partial<RetryPolicy>;
+  /** Aborted when the processor stops: no new step starts after that. */
+  signal?: AbortSignal;
+}
+
+/** The outcome of a live step, before it is journaled. */
+type StepOutcome = { ok: true; value: unknown } | { ok: false; error: TerminalError };
+
+/** A step attempt that failed in a way worth retrying. */
+type AttemptFailure = { retry: true; error: unknown } | { retry: false; error: TerminalError };
+
+/** The context of one run of one invocation. */
+export class DurableContext implements Context {
+  readonly invocationId: string;
+  readonly handler: string;
+  readonly partitionKey: string;
+  readonly log: Logger;
+
+  readonly #options: DurableContextOptions;
+  /** Journaled entries by step number. */
+  readonly #journaled = new Map<number, JournalEntry>();
+  /** Every entry of the journal, loaded and new, in the order written. */
+  readonly #entries: JournalEntry[];
+  /** Steps below this number are in the journal: the workflow replays until it gets there. */
+  readonly #replayEnd: number;
+  #nextStep = 0;
+  #replayed = 0;
+  #appending: Promise<void> = Promise.resolve();
+  #fatal: Error | undefined;
+
+  constructor(options: DurableContextOptions) {
+    this.#options = options;
+    this.invocationId = options.invocationId;
+    this.handler = options.handler;
+    this.partitionKey = options.partitionKey;
+    this.#entries = [...options.journal.entries];
+    let replayEnd = 0;
+    for (const entry of options.journal.entries) {
+      this.#journaled.set(entry.stepNumber, entry);
+      replayEnd = Math.max(replayEnd, entry.stepNumber + 1);
+    }
+    this.#replayEnd = replayEnd;
+    this.log = options.logger.child(
+      { invocation_id: options.invocationId, handler: options.handler },
+      { level: replayEnd > 0 ? 'silent' : options.logger.level },
+    );
+  }
+
+  /** Every journal entry, in the order written. */
+  get entries(): readonly JournalEntry[] {
+    return this.#entries;
+  }
+
+  /** How many steps were answered from the journal. */
+  get replayedSteps(): number {
+    return this.#replayed;
+  }
+
+  /** How many steps the workflow has asked for. */
+  get stepCount(): number {
+    return this.#nextStep;
+  }
+
+  /**
+   * The error that ended this run whatever the workflow did with it (a non-deterministic
+   * replay, a lost fence, a stop), or undefined. The workflow cannot swallow it: every later
+   * step throws it again and the executor checks it once the workflow returns.
+   */
+  get fatal(): Error | undefined {
+    return this.#fatal;
+  }
+
+  call<Res = unknown>(service: string, method: string, request: unknown, options: CallStepOptions = {}): Promise<Res> {
+    const services = this.#options.services;
+    return this.#step<Res>(`${service}.${method}`, request, options.retry, (step) =>
+      services.call(service, method, request, {
+        metadata: { 'idempotency-key': `${this.invocationId}:${step}` },
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      }),
+    );
+  }
+
+  run<T>(name: string, fn: () => Promise<T> | T, options: RunStepOptions = {}): Promise<T> {
+    return this.#step<T>(`RUN:${name}`, undefined, options.retry, async () => fn());
+  }
+
+  now(): Promise<number> {
+    return this.#step<number>('NOW', undefined, undefined, async () => Date.now());
+  }
+
+  random(): Promise<number> {
+    return this.#step<number>('RANDOM', undefined, undefined, async () => Math.random());
+  }
+
+  uuid(): Promise<string> {
+    return this.#step<string>('UUID', undefined, undefined, async () => randomUUID());
+  }
+
+  async #step<T>(
+    stepType: string,
+    request: unknown,
+    retry: Partial<RetryPolicy> | undefined,
+    attempt: (step: number) => Promise<unknown>,
+  ): Promise<T> {
+    if (this.#fatal) throw this.#fatal;
+    const step = this.#nextStep++;
+    if (step + 1 >= this.#replayEnd) this.log.level = this.#options.logger.level;
+
+    const journaled = this.#journaled.get(step);
+    if (journaled) return this.#replay<T>(step, stepType, journaled);
+    if (step < this.#replayEnd) {
+      // A gap in the journal: an earlier run started this step but never finished it.
+      this.#options.logger.debug({ step, step_type: stepType }, `Step ${step} was not finished before; running it`);
+    }
+
+    const policy = mergeRetryPolicy(this.#options.retry, retry);
+    const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt);
+    const entry = create(JournalEntrySchema, {
+      stepNumber: step,
+      stepType,
+      request: encodeJson(request),
+      recordedAtMs: BigInt(Date.now()),
+      attempts,
+    });
+    if (outcome.ok) {
+      entry.response = encodeJson(outcome.value);
+    } else {
+      entry.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
+      entry.errorCode = outcome.error.errorCode;
+    }
+    await this.#append(entry);
+    if (!outcome.ok) throw outcome.error;
+    // What the workflow sees live is what it would see on replay: the value after a JSON round trip.
+    return decodeJson<T>(entry.response, `result of step ${step}`);
+  }
+
+  #replay<T>(step: number, stepType: string, entry: JournalEntry): T {
+    if (entry.stepType !== stepType) {
+      this.#fatal = new NonDeterminismError(step, entry.stepType, stepType);
+      throw this.#fatal;
+    }
+    this.#replayed++;
+    this.#options.logger.info(
+      { invocation_id: this.invocationId, step, step_type: stepType },
+      `Replayed step ${step}: ${stepType} (from journal)`,
+    );
+    if (entry.error !== '') throw journaledError(entry);
+    return decodeJson<T>(entry.response, `journaled result of step ${step}`);
+  }
+
+  async #attempt(
+    step: number,
+    stepType: string,
+    policy: RetryPolicy,
+    attempt: (step: number) => Promise<unknown>,
+  ): Promise<{ outcome: StepOutcome; attempts: number }> {
+    for (let n = 1; ; n++) {
+      this.#checkRunning();
+      let failure: AttemptFailure;
+      try {
+        return { outcome: { ok: true, value: await attempt(step) }, attempts: n };
+      } catch (err) {
+        failure = err instanceof TerminalError ? { retry: false, error: err } : { retry: true, error: err };
+      }
+      if (!failure.retry) return { outcome: { ok: false, error: failure.error }, attempts: n };
+      if (n >= policy.maxAttempts) {
+        return { outcome: { ok: false, error: new AttemptsExhaustedError(stepType, n, failure.error) }, attempts: n };
+      }
+      const backoff = backoffMs(policy, n);
+      this.#options.logger.warn(
+        { invocation_id: this.invocationId, step, step_type: stepType, attempt: n, backoff_ms: backoff, err: failure.error },
+        `Step ${step} ${stepType} failed (attempt ${n}), retrying in ${backoff} ms: ${errorMessage(failure.error)}`,
+      );
+      await this.#backoff(backoff);
+    }
+  }
+
+  async #backoff(ms: number): Promise<void> {
+    try {
+      await wait(ms, undefined, this.#options.signal ? { signal: this.#options.signal } : {});
+    } catch {
+      // Aborted: #checkRunning below turns the stop into the run's fatal error.
+    }
+  }
+
+  #checkRunning(): void {
+    if (this.#options.signal?.aborted) {
+      this.#fatal ??= new InterruptedError();
+      throw this.#fatal;
+    }
+  }
+
+  /** Appends in journal order, one at a time: each append is fenced on the previous one. */
+  #append(entry: JournalEntry): Promise<void> {
+    const appended = this.#appending.then(async () => {
+      if (this.#fatal) throw this.#fatal;
+      try {
+        await this.#options.journal.append(entry);
+        this.#entries.push(entry);
+      } catch (err) {
+        // Fenced: another processor owns the invocation. Anything else (the cluster did not
+        // answer): stop here and let the invocation be taken up again from its journal.
+        this.#fatal ??= err instanceof FencedError ? err : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
+        throw this.#fatal;
+      }
+    });
+    this.#appending = appended.catch(() => undefined);
+    return appended;
+  }
+}
+
+/** The error a journaled failed step throws again on replay. */
+function journaledError(entry: JournalEntry): TerminalError {
+  const call = /^([^:]+)\.([^.:]+)$/.exec(entry.stepType);
+  if (call && entry.errorCode > 0) {
+    return new ServiceCallError(call[1] ?? '', call[2] ?? '', entry.errorCode, entry.error);
+  }
+  return new TerminalError(entry.error, { errorCode: entry.errorCode });
+}
+

@@ -1,0 +1,249 @@
+import { create } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
+import { CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command } from '../gen/durable/durable_pb.js';
+import { RetryableError, ServiceCallError, TerminalError } from '../errors.js';
+import { silentLogger } from '../logger.js';
+import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
+import { decodeJson, encodeJson } from './codec.js';
+import { Executor } from './executor.js';
+import { MemoryJournalStore, MemoryStateStore } from './memory-stores.js';
+import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
+
+/** An invoker that answers from a function and records every call. */
+class FakeServices implements ServiceInvoker {
+  readonly calls: Array<{ target: string; request: unknown; key: string | undefined }> = [];
+  constructor(private readonly answer: (target: string, request: unknown, n: number) => unknown = (_t, r) => r) {}
+
+  async call(service: string, method: string, request: unknown, options?: CallOptions): Promise<unknown> {
+    const target = `${service}.${method}`;
+    this.calls.push({ target, request, key: options?.metadata?.['idempotency-key'] });
+    return this.answer(target, request, this.calls.length);
+  }
+
+  close(): void {}
+}
+
+function command(handler: string, args: unknown = {}, id = `inv-${Math.random().toString(36).slice(2)}`): Command {
+  return create(CommandSchema, { invocationId: id, handler, args: encodeJson(args), partitionKey: 'default' });
+}
+
+function setup(workflows: AnyWorkflow[], services: ServiceInvoker = new FakeServices(), maxAttempts = 3) {
+  const states = new MemoryStateStore();
+  const journals = new MemoryJournalStore();
+  const executor = new Executor({
+    workflows: new WorkflowRegistry(workflows),
+    states,
+    journals,
+    services,
+    logger: silentLogger(),
+    maxAttempts,
+  });
+  return { states, journals, executor };
+}
+
+const greetThree = defineWorkflow<{ names: string[] }, string[]>('greet_three', async (ctx, { names }) => {
+  const out: string[] = [];
+  for (const name of names) {
+    const res = await ctx.call<{ name: string }>('HelloService', 'SayHello', { name });
+    out.push(res.name);
+  }
+  return out;
+});
+
+describe('executor', () => {
+  it('runs a workflow, journals one entry per step and writes the final state with the journal', async () => {
+    const services = new FakeServices();
+    const { states, journals, executor } = setup([greetThree], services);
+    const cmd = command('greet_three', { names: ['a', 'b', 'c'] });
+
+    const outcome = await executor.execute(cmd);
+
+    expect(outcome.kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.status).toBe('completed');
+    expect(decodeJson(stored!.state.currentState)).toEqual(['a', 'b', 'c']);
+    expect(stored!.state.journal.map((e) => e.stepType)).toEqual(['HelloService.SayHello', 'HelloService.SayHello', 'HelloService.SayHello']);
+    expect(stored!.state.journalLength).toBe(3);
+    expect(journals.appends).toBe(3);
+    expect(services.calls.map((c) => c.key)).toEqual([0, 1, 2].map((n) => `${cmd.invocationId}:${n}`));
+  });
+
+  it('replays journaled steps without calling the service again after an interrupted run', async () => {
+    const controller = new AbortController();
+    const services = new FakeServices((_t, request, n) => {
+      if (n === 2) controller.abort();
+      return request;
+    });
+    const { states, executor } = setup([greetThree], services);
+    const cmd = command('greet_three', { names: ['a', 'b', 'c'] });
+
+    const first = await executor.execute(cmd, { signal: controller.signal });
+    expect(first.kind).toBe('interrupted');
+    expect(services.calls).toHaveLength(2);
+
+    const second = await executor.execute(cmd);
+    expect(second.kind).toBe('ended');
+    expect(services.calls.map((c) => (c.request as { name: string }).name)).toEqual(['a', 'b', 'c']);
+    const stored = await states.get(cmd.invocationId);
+    expect(decodeJson(stored!.state.currentState)).toEqual(['a', 'b', 'c']);
+    expect(stored!.state.attempt).toBe(1);
+  });
+
+  it('runs an ended invocation only once', async () => {
+    const services = new FakeServices();
+    const { executor } = setup([greetThree], services);
+    const cmd = command('greet_three', { names: ['a'] });
+    await executor.execute(cmd);
+    const again = await executor.execute(cmd);
+    expect(again.kind).toBe('already-ended');
+    expect(services.calls).toHaveLength(1);
+  });
+
+  it('fails an unknown handler at once with a clear reason', async () => {
+    const { states, executor } = setup([]);
+    const cmd = command('nope');
+    const outcome = await executor.execute(cmd);
+    expect(outcome.kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.status).toBe('failed');
+    expect(stored?.state.error).toBe('handler not found: nope');
+  });
+
+  it('stops a replay that asks for a different step, naming both, and leaves the journal alone', async () => {
+    const { states, journals, executor } = setup([
+      defineWorkflow('changed', async (ctx) => ctx.call('TicketService', 'Reserve', { ticketId: 't' })),
+    ]);
+    const cmd = command('changed');
+    const log = await journals.open(cmd.invocationId);
+    await log.append(create(JournalEntrySchema, { stepNumber: 0, stepType: 'HelloService.SayHello', response: encodeJson({}) }));
+    // A previous run took the invocation up and crashed.
+    await states.create({ ...freshState(cmd), status: 'running', attempt: 1 });
+
+    const outcome = await executor.execute(cmd);
+
+    expect(outcome.kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.status).toBe('failed');
+    expect(stored?.state.error).toContain('HelloService.SayHello');
+    expect(stored?.state.error).toContain('TicketService.Reserve');
+    expect(journals.entries(cmd.invocationId)).toHaveLength(1);
+  });
+
+  it('abandons an invocation whose journal another writer appended to', async () => {
+    const { journals, executor } = setup([
+      defineWorkflow('racy', async (ctx) => {
+        const other = await journals.open(ctx.invocationId);
+        await other.append(create(JournalEntrySchema, { stepNumber: 0, stepType: 'RUN:other' }));
+        return ctx.run('mine', () => 1);
+      }),
+    ]);
+    const outcome = await executor.execute(command('racy'));
+    expect(outcome.kind).toBe('fenced');
+  });
+
+  it('retries transient failures without journaling them, and journals terminal ones as catchable errors', async () => {
+    const services = new FakeServices((target, request, n) => {
+      if (target === 'HelloService.SayHello' && n < 3) throw new RetryableError('UNAVAILABLE');
+      if (target === 'TicketService.Reserve') throw new ServiceCallError('TicketService', 'Reserve', 5, 'no such ticket');
+      return request;
+    });
+    const workflow = defineWorkflow(
+      'mixed',
+      async (ctx) => {
+        const hello = await ctx.call('HelloService', 'SayHello', { name: 'x' });
+        try {
+          await ctx.call('TicketService', 'Reserve', { ticketId: 't' });
+          return 'unreachable';
+        } catch (err) {
+          return { hello, caught: err instanceof ServiceCallError ? err.status : -1 };
+        }
+      },
+      { retry: { initialBackoffMs: 1, maxBackoffMs: 2 } },
+    );
+    const { states, executor } = setup([workflow], services);
+    const cmd = command('mixed');
+
+    await executor.execute(cmd);
+
+    const stored = await states.get(cmd.invocationId);
+    expect(decodeJson(stored!.state.currentState)).toEqual({ hello: { name: 'x' }, caught: 5 });
+    const [first, second] = stored!.state.journal;
+    expect(first?.attempts).toBe(3);
+    expect(first?.error).toBe('');
+    expect(second?.error).toBe('no such ticket');
+    expect(second?.errorCode).toBe(5);
+  });
+
+  it('replays run, now, random and uuid with the values of the first run', async () => {
+    let sideEffects = 0;
+    const controller = new AbortController();
+    const workflow = defineWorkflow('values', async (ctx) => {
+      const values = [await ctx.run('effect', () => ++sideEffects), await ctx.now(), await ctx.random(), await ctx.uuid()];
+      controller.abort();
+      await ctx.run('after', () => 0);
+      return values;
+    });
+    const { states, executor } = setup([workflow]);
+    const cmd = command('values');
+    expect((await executor.execute(cmd, { signal: controller.signal })).kind).toBe('interrupted');
+    await executor.execute(cmd);
+    const stored = await states.get(cmd.invocationId);
+    const values = decodeJson<unknown[]>(stored!.state.currentState);
+    expect(values[0]).toBe(1);
+    expect(sideEffects).toBe(1);
+    expect(stored!.state.journal.slice(0, 4).map((e) => decodeJson(e.response))).toEqual(values);
+  });
+
+  it('fails an invocation with the reason once it used up its attempts', async () => {
+    const { states, executor } = setup([greetThree], new FakeServices(), 2);
+    const cmd = command('greet_three', { names: ['a'] });
+    await states.create({ ...freshState(cmd), status: 'running', attempt: 2 });
+    await executor.execute(cmd);
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.status).toBe('failed');
+    expect(stored?.state.error).toMatch(/gave up after 2 attempts/);
+  });
+
+  it('fails with the thrown error when the workflow throws', async () => {
+    const { states, executor } = setup([
+      defineWorkflow('throws', async () => {
+        throw new TerminalError('bad order');
+      }),
+    ]);
+    const cmd = command('throws');
+    await executor.execute(cmd);
+    expect((await states.get(cmd.invocationId))?.state.error).toBe('bad order');
+  });
+
+  it('keeps at most the inline limit of journal in the final state and says how long it is', async () => {
+    const states = new MemoryStateStore();
+    const executor = new Executor({
+      workflows: new WorkflowRegistry([
+        defineWorkflow('long', async (ctx) => {
+          for (let i = 0; i < 200; i++) await ctx.run('step', () => 'x'.repeat(100));
+        }),
+      ]),
+      states,
+      journals: new MemoryJournalStore(),
+      services: new FakeServices(),
+      logger: silentLogger(),
+      journalInlineBytes: 4_096,
+    });
+    const cmd = command('long');
+    await executor.execute(cmd);
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.journalLength).toBe(200);
+    expect(stored!.state.journal.length).toBeGreaterThan(10);
+    expect(stored!.state.journal.length).toBeLessThan(200);
+  });
+});
+
+function freshState(cmd: Command) {
+  return create(ExecutionStateSchema, {
+    invocationId: cmd.invocationId,
+    handler: cmd.handler,
+    input: cmd.args,
+    partitionKey: cmd.partitionKey,
+    currentStep: -1,
+  });
+}

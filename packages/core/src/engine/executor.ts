@@ -1,0 +1,255 @@
+/**
+ * Runs one invocation from a command: takes ownership of it, replays its journal, runs
+ * the rest of the workflow, and writes its final state. Knows nothing of JetStream: the
+ * processor gives it JetStream stores, local mode memory ones.
+ *
+ * Writes on the way: the state when the invocation is taken up (a create, or a
+ * compare-and-set when it ran before), one journal append per step, and the final state
+ * with the whole journal. Every one is fenced.
+ */
+import { create, toBinary } from '@bufbuild/protobuf';
+import {
+  ExecutionStateSchema,
+  JournalEntrySchema,
+  type Command,
+  type ExecutionState,
+  type JournalEntry,
+} from '../gen/durable/durable_pb.js';
+import {
+  errorMessage,
+  FencedError,
+  HandlerNotFoundError,
+  InterruptedError,
+  TerminalError,
+  toError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ServiceInvoker } from '../services/service-invoker.js';
+import { decodeJson, encodeJson } from './codec.js';
+import { DurableContext } from './durable-context.js';
+import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
+import type { JournalStore, ResultNotifier, StateStore } from './stores.js';
+import type { WorkflowRegistry } from './workflow.js';
+
+/** Options of {@link Executor}. */
+export interface ExecutorOptions {
+  workflows: WorkflowRegistry;
+  states: StateStore;
+  journals: JournalStore;
+  services: ServiceInvoker;
+  logger: Logger;
+  /** Told of every invocation that ends. @default none */
+  notifier?: ResultNotifier;
+  /** Recorded as the owner of the invocations this executor runs. @default 'local' */
+  processorId?: string;
+  /**
+   * Runs an invocation may take without finishing (each crash or lost lease is one) before
+   * it fails with the reason. @default 3
+   */
+  maxAttempts?: number;
+  /** Most bytes of journal copied into the final state; the rest stays in the journal stream. @default 512 KiB */
+  journalInlineBytes?: number;
+}
+
+/** What became of a command. */
+export type ExecutionOutcome =
+  /** The invocation ended (completed, failed or cancelled) and its final state is written. */
+  | { kind: 'ended'; state: ExecutionState }
+  /** The invocation had ended before: nothing was run again. */
+  | { kind: 'already-ended'; state: ExecutionState }
+  /** Another processor owns the invocation: nothing more was written. */
+  | { kind: 'fenced'; reason: string }
+  /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
+  | { kind: 'interrupted'; reason: string };
+
+/** Control of one run. */
+export interface ExecuteOptions {
+  /** Aborted when the processor stops: the run stops at its next step boundary. */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_INLINE_BYTES = 512 * 1024;
+
+/** Runs invocations; one executor serves any number of concurrent invocations. */
+export class Executor {
+  readonly #options: ExecutorOptions;
+  readonly #processorId: string;
+  readonly #maxAttempts: number;
+
+  constructor(options: ExecutorOptions) {
+    this.#options = options;
+    this.#processorId = options.processorId ?? 'local';
+    this.#maxAttempts = options.maxAttempts ?? 3;
+  }
+
+  /** Runs the invocation a command names, as far as it can go now. */
+  async execute(command: Command, options: ExecuteOptions = {}): Promise<ExecutionOutcome> {
+    const { states, journals, workflows, logger } = this.#options;
+    const id = command.invocationId;
+    const found = await states.get(id);
+    if (found && isTerminal(found.state.status)) return { kind: 'already-ended', state: found.state };
+
+    let state = found?.state ?? this.#initialState(command);
+    const workflow = workflows.find(state.handler);
+    if (!workflow) return this.#end(state, found?.revision, 'failed', new HandlerNotFoundError(state.handler));
+
+    let revision: number;
+    try {
+      if (found) {
+        const attempt = found.state.status === 'running' ? found.state.attempt + 1 : 1;
+        if (attempt > this.#maxAttempts) {
+          const reason = new TerminalError(
+            `gave up after ${found.state.attempt} attempts: each run stopped without finishing (processor crash or lost lease)`,
+          );
+          return this.#end(found.state, found.revision, 'failed', reason);
+        }
+        state = { ...found.state, status: transition(found.state.status, 'running'), attempt, owner: this.#processorId, updatedAtMs: now() };
+        revision = await states.update(state, found.revision);
+      } else {
+        revision = await states.create(state);
+      }
+    } catch (err) {
+      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
+      throw err;
+    }
+
+    let input: unknown;
+    try {
+      input = decodeJson(state.input, 'workflow input');
+    } catch (err) {
+      return this.#end(state, revision, 'failed', new TerminalError(errorMessage(err), { cause: err }));
+    }
+
+    const journal = await journals.open(id, { fresh: !found });
+    const ctx = new DurableContext({
+      invocationId: id,
+      handler: state.handler,
+      partitionKey: state.partitionKey,
+      journal,
+      services: this.#options.services,
+      logger,
+      ...(workflow.options.retry ? { retry: workflow.options.retry } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (journal.entries.length > 0) {
+      logger.info(
+        { invocation_id: id, journaled: journal.entries.length },
+        `Resuming ${id} from its journal: ${journal.entries.length} completed steps will be replayed, not re-executed`,
+      );
+    }
+
+    let output: unknown;
+    let thrown: unknown;
+    try {
+      output = await workflow.handler(ctx, input);
+    } catch (err) {
+      thrown = err;
+    }
+
+    const fatal = ctx.fatal;
+    if (fatal instanceof FencedError) return { kind: 'fenced', reason: fatal.message };
+    if (fatal instanceof InterruptedError) {
+      await this.#release(state, revision);
+      return { kind: 'interrupted', reason: fatal.message };
+    }
+    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries) };
+    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
+    return this.#end({ ...withJournal, currentState: encodeJson(output) }, revision, 'completed');
+  }
+
+  /** The state of an invocation nobody has taken up yet. */
+  #initialState(command: Command): ExecutionState {
+    const at = now();
+    return create(ExecutionStateSchema, {
+      invocationId: command.invocationId,
+      handler: command.handler,
+      service: command.service,
+      partitionKey: command.partitionKey,
+      input: command.args,
+      status: 'running',
+      currentStep: -1,
+      attempt: 1,
+      owner: this.#processorId,
+      createdAtMs: command.submittedAtMs > 0n ? command.submittedAtMs : at,
+      updatedAtMs: at,
+      parentInvocationId: command.parentInvocationId,
+      retryOf: command.retryOf,
+    });
+  }
+
+  /** Writes the final state (creating it if the invocation never had one) and announces it. */
+  async #end(
+    state: ExecutionState,
+    revision: number | undefined,
+    status: Extract<InvocationStatus, 'completed' | 'failed' | 'cancelled'>,
+    error?: Error,
+  ): Promise<ExecutionOutcome> {
+    const { states, logger, notifier } = this.#options;
+    const at = now();
+    const final: ExecutionState = {
+      ...state,
+      status: revision === undefined ? status : transition(state.status, status),
+      currentStep: -1,
+      currentStepType: '',
+      owner: '',
+      updatedAtMs: at,
+      endedAtMs: at,
+      error: error?.message ?? '',
+      errorCode: error instanceof TerminalError ? error.errorCode : 0,
+    };
+    try {
+      if (revision === undefined) await states.create(final);
+      else await states.update(final, revision);
+    } catch (err) {
+      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
+      throw err;
+    }
+    if (status === 'completed') {
+      logger.info({ invocation_id: final.invocationId, status }, `Execution completed successfully: ${final.invocationId}`);
+    } else {
+      logger.warn(
+        { invocation_id: final.invocationId, status, error: final.error },
+        `Execution ${status}: ${final.invocationId}: ${final.error}`,
+      );
+    }
+    notifier?.announce(final);
+    return { kind: 'ended', state: final };
+  }
+
+  /**
+   * After a stop, gives the attempt back: a processor that stopped cleanly did not crash,
+   * so the next run should not count against the invocation. Best effort.
+   */
+  async #release(state: ExecutionState, revision: number): Promise<void> {
+    try {
+      await this.#options.states.update({ ...state, attempt: Math.max(0, state.attempt - 1), owner: '' }, revision);
+    } catch (err) {
+      this.#options.logger.debug({ err, invocation_id: state.invocationId }, 'Could not release the invocation');
+    }
+  }
+
+  /** The journal copied into the final state, up to the inline limit, and where all of it is. */
+  #journalFields(id: string, entries: readonly JournalEntry[]): Partial<ExecutionState> {
+    const limit = this.#options.journalInlineBytes ?? DEFAULT_INLINE_BYTES;
+    const sorted = [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
+    const inline: JournalEntry[] = [];
+    let bytes = 0;
+    for (const entry of sorted) {
+      bytes += toBinary(JournalEntrySchema, entry).length + 4;
+      if (bytes > limit) break;
+      inline.push(entry);
+    }
+    const location = this.#options.journals.location(id);
+    return {
+      journal: inline,
+      journalLength: sorted.length,
+      journalStream: location.stream,
+      journalSubject: location.subject,
+    };
+  }
+}
+
+function now(): bigint {
+  return BigInt(Date.now());
+}
+

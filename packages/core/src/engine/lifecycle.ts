@@ -1,0 +1,58 @@
+/**
+ * The invocation lifecycle: its states and the transitions allowed between them, in one
+ * place. Everything that changes an invocation's status goes through {@link transition}.
+ */
+import { ConflictError } from '../errors.js';
+
+/** The status of an invocation, as stored in `ExecutionState.status`. */
+export type InvocationStatus =
+  | 'pending'
+  | 'running'
+  | 'suspended'
+  | 'paused'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+/** Statuses an invocation never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<InvocationStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+const TRANSITIONS: Record<InvocationStatus, readonly InvocationStatus[]> = {
+  pending: ['running', 'paused', 'failed', 'cancelled'],
+  // running → running: a processor takes an invocation up again after a crash.
+  running: ['running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'],
+  suspended: ['running', 'paused', 'failed', 'cancelled'],
+  paused: ['running', 'cancelled', 'failed'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** Every status, in lifecycle order. */
+export const STATUSES: readonly InvocationStatus[] = Object.keys(TRANSITIONS) as InvocationStatus[];
+
+/** True when `status` is a known status string. */
+export function isStatus(status: string): status is InvocationStatus {
+  return Object.hasOwn(TRANSITIONS, status);
+}
+
+/** True when the invocation has ended for good. */
+export function isTerminal(status: string): boolean {
+  return TERMINAL_STATUSES.has(status as InvocationStatus);
+}
+
+/** True when an invocation in `from` may move to `to`. */
+export function canTransition(from: string, to: InvocationStatus): boolean {
+  return isStatus(from) && TRANSITIONS[from].includes(to);
+}
+
+/**
+ * The new status, after checking the move is allowed.
+ * @throws ConflictError when the lifecycle forbids it (e.g. resuming a completed invocation).
+ */
+export function transition(from: string, to: InvocationStatus): InvocationStatus {
+  if (!canTransition(from, to)) {
+    throw new ConflictError(`invocation is ${from || 'unknown'}; it cannot become ${to}`);
+  }
+  return to;
+}

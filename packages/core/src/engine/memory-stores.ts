@@ -1,0 +1,79 @@
+/**
+ * In-memory stores with the same fencing as the JetStream ones: for local mode and the
+ * replay engine's unit tests.
+ */
+import { clone } from '@bufbuild/protobuf';
+import { ExecutionStateSchema, JournalEntrySchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { FencedError } from '../errors.js';
+import type { JournalLog, JournalStore, StateStore, VersionedState } from './stores.js';
+
+/** A StateStore in memory. */
+export class MemoryStateStore implements StateStore {
+  readonly #states = new Map<string, VersionedState>();
+  #revision = 0;
+
+  async get(invocationId: string): Promise<VersionedState | null> {
+    const found = this.#states.get(invocationId);
+    return found ? { state: clone(ExecutionStateSchema, found.state), revision: found.revision } : null;
+  }
+
+  async create(state: ExecutionState): Promise<number> {
+    if (this.#states.has(state.invocationId)) {
+      throw new FencedError(`invocation ${state.invocationId} already has a state`);
+    }
+    return this.#put(state);
+  }
+
+  async update(state: ExecutionState, revision: number): Promise<number> {
+    const current = this.#states.get(state.invocationId);
+    if (!current || current.revision !== revision) {
+      throw new FencedError(`state of ${state.invocationId} changed since revision ${revision}`);
+    }
+    return this.#put(state);
+  }
+
+  /** Every state, for local mode's queries. */
+  all(): ExecutionState[] {
+    return [...this.#states.values()].map((v) => clone(ExecutionStateSchema, v.state));
+  }
+
+  #put(state: ExecutionState): number {
+    const revision = ++this.#revision;
+    this.#states.set(state.invocationId, { state: clone(ExecutionStateSchema, state), revision });
+    return revision;
+  }
+}
+
+/** A JournalStore in memory; `appends` counts durable writes, for tests. */
+export class MemoryJournalStore implements JournalStore {
+  readonly #journals = new Map<string, JournalEntry[]>();
+  appends = 0;
+
+  async open(invocationId: string): Promise<JournalLog> {
+    const stored = this.#journals.get(invocationId) ?? [];
+    const entries = stored.map((e) => clone(JournalEntrySchema, e));
+    let expectedLength = stored.length;
+    return {
+      entries,
+      append: async (entry: JournalEntry) => {
+        const current = this.#journals.get(invocationId) ?? [];
+        if (current.length !== expectedLength) {
+          throw new FencedError(`journal of ${invocationId} has ${current.length} entries, expected ${expectedLength}`);
+        }
+        current.push(clone(JournalEntrySchema, entry));
+        this.#journals.set(invocationId, current);
+        expectedLength = current.length;
+        this.appends++;
+      },
+    };
+  }
+
+  location(invocationId: string): { stream: string; subject: string } {
+    return { stream: 'memory', subject: invocationId };
+  }
+
+  /** The stored entries of an invocation. */
+  entries(invocationId: string): readonly JournalEntry[] {
+    return this.#journals.get(invocationId) ?? [];
+  }
+}

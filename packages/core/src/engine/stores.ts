@@ -1,0 +1,55 @@
+/**
+ * What the engine needs from storage, as interfaces: the processor backs them with
+ * JetStream, local mode and unit tests with memory. Every write is fenced, so a writer
+ * that lost ownership of an invocation learns it on its next write and stops.
+ */
+import type { ExecutionState, JournalEntry } from '../gen/durable/durable_pb.js';
+
+/** An execution state with the revision it was read at, for compare-and-set. */
+export interface VersionedState {
+  state: ExecutionState;
+  revision: number;
+}
+
+/** One ExecutionState per invocation, written only by compare-and-set. */
+export interface StateStore {
+  /** The state of an invocation, or null when it has none. */
+  get(invocationId: string): Promise<VersionedState | null>;
+  /**
+   * Writes the first state of an invocation; returns its revision.
+   * @throws FencedError when the invocation already has a state.
+   */
+  create(state: ExecutionState): Promise<number>;
+  /**
+   * Replaces the state if it is still at `revision`; returns the new revision.
+   * @throws FencedError when someone else wrote it since.
+   */
+  update(state: ExecutionState, revision: number): Promise<number>;
+}
+
+/** The journal of one invocation, read in full and open for fenced appends. */
+export interface JournalLog {
+  /** The entries read when the log was opened, in the order they were written. */
+  readonly entries: readonly JournalEntry[];
+  /**
+   * Appends one entry if nobody else appended since this log's last read or write.
+   * @throws FencedError otherwise.
+   */
+  append(entry: JournalEntry): Promise<void>;
+}
+
+/** Where journals live. */
+export interface JournalStore {
+  /**
+   * Reads the journal of an invocation. With `fresh`, the caller knows it is empty (it has
+   * just created the invocation's state) and nothing is read.
+   */
+  open(invocationId: string, options?: { fresh?: boolean }): Promise<JournalLog>;
+  /** Where the entries of an invocation live, for the state's `journal_stream`/`journal_subject`. */
+  location(invocationId: string): { stream: string; subject: string };
+}
+
+/** Told the final state of every invocation that ends, so waiting clients learn of it. */
+export interface ResultNotifier {
+  announce(state: ExecutionState): void;
+}

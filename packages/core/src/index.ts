@@ -1,0 +1,82 @@
+/**
+ * Durable execution on NATS JetStream.
+ *
+ * Workflows are plain async functions of a {@link Context}; every step they take through
+ * it is journaled, so after a crash a workflow replays its completed steps from the
+ * journal and carries on. A {@link Processor} runs workflows from the COMMANDS stream; a
+ * {@link DurableClient} submits them and waits for their outcome.
+ *
+ * @example
+ * const hello = defineWorkflow<{ name: string }, string>('hello_workflow', async (ctx, { name }) => {
+ *   const { message } = await ctx.call<{ message: string }>('HelloService', 'SayHello', { name });
+ *   return message;
+ * });
+ * const processor = await Processor.start({ nc, workflows: [hello], services: createGrpcInvoker(await loadServiceRegistry()) });
+ * const client = await DurableClient.connect({ nc });
+ * console.log(await client.invoke(hello, { name: 'World' }));
+ */
+export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, natsServers } from './config.js';
+export type { EngineNames } from './config.js';
+export {
+  AttemptsExhaustedError,
+  CancelledError,
+  ConflictError,
+  ConnectionError,
+  DecodeError,
+  DurableError,
+  ErrorCode,
+  FencedError,
+  HandlerNotFoundError,
+  InterruptedError,
+  InvalidArgumentError,
+  InvocationNotFoundError,
+  NonDeterminismError,
+  RetryableError,
+  ServiceCallError,
+  ServiceNotFoundError,
+  TerminalError,
+  TimeoutError,
+  errorMessage,
+  isFenced,
+  isTerminal as isTerminalError,
+  toError,
+} from './errors.js';
+export type { ErrorCodeValue } from './errors.js';
+export { createLogger, silentLogger } from './logger.js';
+export type { Logger, LoggerOptions } from './logger.js';
+
+export type { CallStepOptions, Context, RunStepOptions } from './engine/context.js';
+export { defineWorkflow, WorkflowRegistry } from './engine/workflow.js';
+export type { AnyWorkflow, Workflow, WorkflowHandler, WorkflowOptions } from './engine/workflow.js';
+export { DEFAULT_RETRY_POLICY } from './engine/retry-policy.js';
+export type { RetryPolicy } from './engine/retry-policy.js';
+export { STATUSES, isTerminal, isStatus } from './engine/lifecycle.js';
+export type { InvocationStatus } from './engine/lifecycle.js';
+export { bytesToText, decodeJson, encodeJson } from './engine/codec.js';
+export { Executor } from './engine/executor.js';
+export type { ExecuteOptions, ExecutionOutcome, ExecutorOptions } from './engine/executor.js';
+export { MemoryJournalStore, MemoryStateStore } from './engine/memory-stores.js';
+export type { JournalLog, JournalStore, ResultNotifier, StateStore, VersionedState } from './engine/stores.js';
+
+export { connectNats } from './nats/connection.js';
+export type { ConnectOptions } from './nats/connection.js';
+export { setupEngine } from './nats/setup.js';
+export type { EngineResources, SetupOptions } from './nats/setup.js';
+export { decodeState } from './nats/state-store.js';
+
+export { Processor, decodeCommand } from './processor/processor.js';
+export type { ProcessorOptions, StopOptions } from './processor/processor.js';
+export { DurableClient } from './client/client.js';
+export type { ClientOptions, Submission, SubmitOptions, WaitOptions, WorkflowRef } from './client/client.js';
+
+export type { CallOptions, ServiceInvoker } from './services/service-invoker.js';
+
+export {
+  AwakeableStateSchema,
+  CommandKind,
+  CommandSchema,
+  EntryPhase,
+  ExecutionStateSchema,
+  JournalEntrySchema,
+} from './gen/durable/durable_pb.js';
+export type { AwakeableState, Command, ExecutionState, JournalEntry } from './gen/durable/durable_pb.js';

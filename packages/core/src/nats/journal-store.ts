@@ -1,0 +1,94 @@
+/**
+ * Journals on the JOURNAL stream: invocation `id` appends to `journal.<id>`, one message
+ * per entry, each publish fenced on the subject's last sequence. An append costs one
+ * replicated write whatever the journal's length.
+ */
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
+import type { EngineNames } from '../config.js';
+import { DecodeError, FencedError, TimeoutError } from '../errors.js';
+import type { JournalLog, JournalStore } from '../engine/stores.js';
+import { isWrongLastSequence } from './state-store.js';
+
+/** How long reading one journal may stall before the read is tried again, ms. */
+const READ_STALL_MS = 3_000;
+const READ_TRIES = 5;
+
+/** A JournalStore on a JetStream stream. */
+export class NatsJournalStore implements JournalStore {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly names: EngineNames,
+  ) {}
+
+  location(invocationId: string): { stream: string; subject: string } {
+    return { stream: this.names.journalStream, subject: `${this.names.journalSubject}.${invocationId}` };
+  }
+
+  async open(invocationId: string, options: { fresh?: boolean } = {}): Promise<JournalLog> {
+    const { subject } = this.location(invocationId);
+    const { entries, lastSeq } = options.fresh ? { entries: [], lastSeq: 0 } : await this.read(invocationId);
+    let expected = lastSeq;
+    return {
+      entries,
+      append: async (entry: JournalEntry) => {
+        try {
+          const ack = await this.js.publish(subject, toBinary(JournalEntrySchema, entry), {
+            expect: { lastSubjectSequence: expected },
+          });
+          expected = ack.seq;
+        } catch (err) {
+          if (isWrongLastSequence(err)) {
+            throw new FencedError(`journal of ${invocationId} was appended to by another processor`, { cause: err });
+          }
+          throw err;
+        }
+      },
+    };
+  }
+
+  /** Every entry of a journal, and the stream sequence of the last one (0 when empty). */
+  async read(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
+    const { stream, subject } = this.location(invocationId);
+    const last = await this.jsm.direct.getMessage(stream, { last_by_subj: subject });
+    if (!last) return { entries: [], lastSeq: 0 };
+    for (let tries = 1; ; tries++) {
+      try {
+        return { entries: await this.readUpTo(subject, last.seq), lastSeq: last.seq };
+      } catch (err) {
+        // An ordered consumer now and then lands on a server that does not answer yet.
+        if (tries >= READ_TRIES) throw err;
+      }
+    }
+  }
+
+  async readUpTo(subject: string, lastSeq: number): Promise<JournalEntry[]> {
+    const consumer = await this.js.consumers.get(this.names.journalStream, { filter_subjects: [subject] });
+    const entries: JournalEntry[] = [];
+    let reached = false;
+    const messages = await consumer.consume({ max_messages: 1_000, expires: READ_STALL_MS });
+    const stall = setTimeout(() => messages.stop(new TimeoutError(`reading ${subject} stalled`)), READ_STALL_MS * 2);
+    try {
+      for await (const m of messages) {
+        try {
+          entries.push(fromBinary(JournalEntrySchema, m.data));
+        } catch (err) {
+          throw new DecodeError(`journal entry ${m.seq} of ${subject} is not a durable.JournalEntry`, { cause: err });
+        }
+        stall.refresh();
+        if (m.seq >= lastSeq) {
+          reached = true;
+          break;
+        }
+      }
+    } finally {
+      clearTimeout(stall);
+      messages.stop();
+      await consumer.delete().catch(() => undefined);
+    }
+    if (!reached) throw new TimeoutError(`reading ${subject} ended before sequence ${lastSeq}`);
+    return entries;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Creates the engine's streams, bucket and consumer where missing. Idempotent and safe
+ * when several processors start at once: whoever creates a resource first wins and the
+ * others use it as it is.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { setTimeout as wait } from 'node:timers/promises';
+import { engineNames, type EngineNames } from '../config.js';
+import { ConnectionError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+/** Options of {@link setupEngine}. */
+export interface SetupOptions {
+  /** Prefixes every name, see {@link engineNames}. @default '' */
+  namespace?: string;
+  /** Replicas of every stream and bucket. @default 3 on a cluster, 1 on a single server */
+  replicas?: number;
+  /** Durable consumer the processors share. @default 'processor-1' */
+  consumerName?: string;
+  /** How long a delivered command may stay unacknowledged, seconds. @default 30 */
+  ackWaitSeconds?: number;
+  /** Commands in flight at once (the consumer's max ack pending). @default 100 */
+  maxConcurrent?: number;
+  /** Where the guide's setup lines go. */
+  logger?: Logger;
+}
+
+/** The resources {@link setupEngine} made sure of. */
+export interface EngineResources {
+  names: EngineNames;
+  jsm: JetStreamManager;
+  stateKv: KV;
+  replicas: number;
+  consumerName: string;
+}
+
+const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
+const NS_PER_S = 1e9;
+
+/** Creates whatever of the engine's JetStream resources is missing. */
+export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}): Promise<EngineResources> {
+  const names = engineNames(options.namespace);
+  const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
+  const consumerName = options.consumerName ?? 'processor-1';
+  const log = options.logger;
+  const jsm = await jetstreamManager(nc);
+
+  log?.info('Setting up JetStream streams...');
+  await ensureStream(jsm, {
+    name: names.commandsStream,
+    subjects: [`${names.commandsSubject}.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    // No max age: an unprocessed command is never dropped by the stream.
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    discard: DiscardPolicy.Old,
+  });
+  await ensureStream(jsm, {
+    name: names.journalStream,
+    subjects: [`${names.journalSubject}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    allow_direct: true,
+  });
+  await ensureStream(jsm, {
+    name: names.deadLetterStream,
+    subjects: [`${names.deadLetterSubject}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+  });
+  await ensureConsumer(jsm, names.commandsStream, consumerName, options);
+
+  log?.info('Setting up KV buckets...');
+  const stateKv = await withMetaRetry(`bucket ${names.stateBucket}`, () =>
+    new Kvm(nc).create(names.stateBucket, { history: 10, replicas, storage: StorageType.File }),
+  );
+  return { names, jsm, stateKv, replicas, consumerName };
+}
+
+/** Creates a stream if it does not exist; an existing one is used as it is. */
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  await withMetaRetry(`stream ${config.name}`, async () => {
+    try {
+      await jsm.streams.info(config.name);
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    try {
+      await jsm.streams.add(config);
+    } catch (err) {
+      // Another processor created it between our look and our add.
+      if (!isAlreadyInUse(err)) throw err;
+    }
+  });
+}
+
+/**
+ * Creates the shared durable pull consumer, or brings its ack wait and concurrency to
+ * the given values. No max deliver: the processor counts attempts itself and records a
+ * failure with its reason, where a server-side limit would drop the command silently.
+ */
+async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: SetupOptions): Promise<void> {
+  const ackWait = (options.ackWaitSeconds ?? 30) * NS_PER_S;
+  const maxAckPending = options.maxConcurrent ?? 100;
+  await withMetaRetry(`consumer ${name}`, async () => {
+    try {
+      const info = await jsm.consumers.info(stream, name);
+      if (info.config.ack_wait !== ackWait || info.config.max_ack_pending !== maxAckPending) {
+        await jsm.consumers.update(stream, name, { ack_wait: ackWait, max_ack_pending: maxAckPending });
+      }
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    try {
+      await jsm.consumers.add(stream, {
+        durable_name: name,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: ackWait,
+        max_deliver: -1,
+        max_ack_pending: maxAckPending,
+      });
+    } catch (err) {
+      if (!isAlreadyInUse(err)) throw err;
+    }
+  });
+}
+
+/**
+ * Retries while the cluster has no JetStream meta leader yet (just after it starts, the
+ * first creations fail for up to a few seconds), then gives up with a clear error.
+ */
+async function withMetaRetry<T>(what: string, fn: () => Promise<T>, deadlineMs = 15_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof JetStreamApiError && !isTransientApiError(err)) throw err;
+      if (Date.now() > deadline) throw new ConnectionError(`could not set up ${what}: ${errorMessage(err)}`, { cause: err });
+      await wait(250);
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
+}
+
+function isAlreadyInUse(err: unknown): boolean {
+  // 10058: stream name in use; 10148: consumer already exists; 10013: consumer name in use.
+  return err instanceof JetStreamApiError && [10058, 10148, 10013].includes(err.code);
+}
+
+function isTransientApiError(err: JetStreamApiError): boolean {
+  // 10008: JetStream temporarily unavailable (no meta leader yet); 503s alike.
+  return err.code === 10008 || err.status === 503;
+}
