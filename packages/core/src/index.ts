@@ -80,3 +80,4 @@ export {
   JournalEntrySchema,
 } from './gen/durable/durable_pb.js';
 export type { AwakeableState, Command, ExecutionState, JournalEntry } from './gen/durable/durable_pb.js';
+export { onShutdown, parseNumberFlag } from './cli.js';

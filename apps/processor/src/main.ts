@@ -1,0 +1,69 @@
+/**
+ * The processor app: runs the registered workflows from the COMMANDS stream.
+ *
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 30] [--max-attempts 3]
+ *
+ * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
+ * registry's SERVICE_<NAME>_ADDRESS overrides.
+ */
+import { parseArgs } from 'node:util';
+import {
+  connectNats,
+  createGrpcInvoker,
+  createLogger,
+  errorMessage,
+  loadServiceRegistry,
+  onShutdown,
+  parseNumberFlag,
+  Processor,
+} from '@durable/core';
+import { workflows } from './workflows/index.js';
+
+const logger = createLogger({ name: 'processor' });
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      consumer: { type: 'string', default: process.env.CONSUMER_NAME ?? 'processor-1' },
+      'max-concurrent': { type: 'string' },
+      'ack-wait': { type: 'string' },
+      'max-attempts': { type: 'string' },
+    },
+    strict: true,
+  });
+  const maxConcurrent = parseNumberFlag('--max-concurrent', values['max-concurrent'], 100);
+  const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 30);
+  const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
+
+  logger.info('Starting Durable Execution Processor...');
+  const stopConnecting = new AbortController();
+  let processor: Processor | undefined;
+  let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
+  const services = createGrpcInvoker(loadServiceRegistry());
+  onShutdown(async (signal) => {
+    logger.info(`Received ${signal}, shutting down...`);
+    stopConnecting.abort();
+    await processor?.stop();
+    await nc?.drain();
+    services.close();
+    logger.info('Processor stopped');
+  });
+
+  nc = await connectNats({ name: 'durable-processor', logger, signal: stopConnecting.signal });
+  processor = await Processor.start({
+    nc,
+    workflows,
+    services,
+    logger,
+    consumerName: values.consumer,
+    maxConcurrent,
+    ackWaitSeconds,
+    maxAttempts,
+  });
+  logger.info({ workflows: workflows.map((w) => w.name) }, `Registered workflows: ${workflows.map((w) => w.name).join(', ')}`);
+}
+
+main().catch((err: unknown) => {
+  logger.error(errorMessage(err));
+  process.exit(2);
+});
