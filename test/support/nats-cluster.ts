@@ -1,0 +1,449 @@
+/**
+ * A 3-node JetStream cluster of local `nats-server` processes on loopback: the one helper
+ * behind the test suite (test/support/global-setup.ts) and `scripts/cluster.sh` (the
+ * `make cluster-up` cluster, which mirrors docker-compose.yml).
+ *
+ * Each node gets a directory `<dataDir>/nats-N` holding its generated config, JetStream
+ * store, log and pid file. Readiness is real: every node's `/healthz` answers ok AND every
+ * node knows the JetStream meta leader (`/healthz` alone can pass before one is elected,
+ * when the first stream creation would still fail).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+/** The checkout's root directory. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** How many nodes a cluster has; their server names are `nats-1` .. `nats-3`. */
+export const CLUSTER_SIZE = 3;
+
+/** The cluster name, as in deploy/nats/cluster.conf. */
+export const CLUSTER_NAME = 'durable';
+
+/** Base ports of a cluster: node `i` (0-based) listens on `base + i`. */
+export interface ClusterPorts {
+  /** Client port of the first node. */
+  clientPort: number;
+  /** Cluster (route) port of the first node. */
+  routePort: number;
+  /** Monitoring (HTTP) port of the first node. */
+  monitorPort: number;
+}
+
+/** The `make cluster-up` cluster: the same ports as docker-compose.yml. */
+export const DEV_CLUSTER_PORTS: ClusterPorts = { clientPort: 4222, routePort: 6222, monitorPort: 8222 };
+
+/** The test suite's cluster: clear of a dev cluster running at the same time. */
+export const TEST_CLUSTER_PORTS: ClusterPorts = { clientPort: 14222, routePort: 16222, monitorPort: 18222 };
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions extends ClusterPorts {
+  /** Interface every port binds to. @default '127.0.0.1' */
+  host: string;
+  /** Where the nodes keep config, store, log and pid. @default a fresh temp dir, removed by `stop()` */
+  dataDir?: string;
+  /** Run the servers in their own session so they outlive this process (scripts/cluster.sh). @default false */
+  detached: boolean;
+  /** JetStream `max_memory_store` per node, bytes. @default the server's (75% of RAM) */
+  jetstreamMaxMemory?: number;
+  /** JetStream `max_file_store` per node, bytes. @default the server's (75% of free disk) */
+  jetstreamMaxStore?: number;
+  /** How long to wait for readiness before failing. @default 30_000 */
+  readyTimeoutMs: number;
+}
+
+/** Defaults of {@link ClusterOptions}. */
+export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
+  ...TEST_CLUSTER_PORTS,
+  host: '127.0.0.1',
+  detached: false,
+  readyTimeoutMs: 30_000,
+};
+
+/** A running cluster. Node indexes are 0-based: node `i` is `nats-${i + 1}` at `urls[i]`. */
+export interface NatsCluster {
+  /** Client URL of each node. */
+  urls: string[];
+  /** All client URLs comma-joined, the form `NATS_URL` takes. */
+  url: string;
+  /** Monitoring base URL of each node (`${monitorUrls[i]}/healthz`). */
+  monitorUrls: string[];
+  /** The directory holding every node's files. */
+  dataDir: string;
+  /** Stops every node (SIGTERM, SIGKILL after 10 s); removes the data dir if it was a temp one. */
+  stop(): Promise<void>;
+  /** Stops one node; the others keep running. */
+  stopNode(i: number): Promise<void>;
+  /** Starts a stopped node again with its data, and waits until the cluster is ready. */
+  startNode(i: number): Promise<void>;
+}
+
+/** Thrown when a cluster cannot be started or does not become ready. */
+export class ClusterError extends Error {
+  override name = 'ClusterError';
+}
+
+const STOP_GRACE_MS = 10_000;
+const POLL_INTERVAL_MS = 100;
+
+let binary: string | undefined;
+
+/**
+ * The path of a `nats-server` >= 2.10, from scripts/install-nats-server.sh (run once per
+ * process: it takes `$NATS_SERVER`, the cached copy under .tools/, the PATH, or Debian's).
+ */
+export function natsServerBinary(): string {
+  if (binary === undefined) {
+    const script = join(REPO_ROOT, 'scripts/install-nats-server.sh');
+    // stderr inherited: a first install reports its progress, a failure its reason.
+    const out = execFileSync(script, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    binary = out.trim().split('\n').pop() ?? '';
+    if (binary === '') throw new ClusterError(`${script} printed no path`);
+  }
+  return binary;
+}
+
+/** The name of node `i` (0-based). */
+export function nodeName(i: number): string {
+  return `nats-${i + 1}`;
+}
+
+/** The directory of node `i` under a cluster's data dir. */
+export function nodeDir(dataDir: string, i: number): string {
+  return join(dataDir, nodeName(i));
+}
+
+/** The client URLs of a cluster. */
+export function clientUrls(ports: ClusterPorts, host = '127.0.0.1'): string[] {
+  return nodeIndexes().map((i) => `nats://${host}:${ports.clientPort + i}`);
+}
+
+/** The monitoring base URLs of a cluster. */
+export function monitorUrls(ports: ClusterPorts, host = '127.0.0.1'): string[] {
+  return nodeIndexes().map((i) => `http://${host}:${ports.monitorPort + i}`);
+}
+
+/**
+ * Starts a 3-node cluster and waits until it is ready.
+ * @throws ClusterError when a port is taken, a server exits, or readiness times out.
+ * @example
+ * const cluster = await startCluster({ clientPort: 15222, routePort: 17222, monitorPort: 19222 });
+ * process.env.NATS_URL = cluster.url;
+ * // ...
+ * await cluster.stop();
+ */
+export async function startCluster(options: Partial<ClusterOptions> = {}): Promise<NatsCluster> {
+  const opts: ClusterOptions = { ...DEFAULT_CLUSTER_OPTIONS, ...options };
+  const tempDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'nats-cluster-')) : resolve(opts.dataDir);
+  const server = natsServerBinary();
+  await assertPortsFree(opts);
+
+  const children: (ChildProcess | undefined)[] = nodeIndexes().map(() => undefined);
+  const urls = clientUrls(opts, opts.host);
+  const monitors = monitorUrls(opts, opts.host);
+
+  const startNode = (i: number): void => {
+    const dir = nodeDir(dataDir, i);
+    mkdirSync(dir, { recursive: true });
+    const config = join(dir, 'nats.conf');
+    writeFileSync(config, nodeConfig(opts, dir, i));
+    // The log file is the child's stdout and stderr: nothing to drain, and a crash's own
+    // output (a Go panic) lands beside the server's log lines.
+    const log = openSync(join(dir, 'nats-server.log'), 'a');
+    const child = spawn(server, ['--config', config], { detached: opts.detached, stdio: ['ignore', log, log] });
+    closeSync(log);
+    // A failed spawn also emits 'error'; the throw below reports it, so no crash on that event.
+    child.once('error', () => undefined);
+    if (child.pid === undefined) throw new ClusterError(`${nodeName(i)}: could not spawn ${server}`);
+    writeFileSync(pidFile(dataDir, i), `${child.pid}\n`);
+    children[i] = child;
+    if (opts.detached) child.unref();
+    else ownedChildren.add(child);
+    child.once('exit', () => ownedChildren.delete(child));
+  };
+
+  const stopNode = async (i: number): Promise<void> => {
+    const child = children[i];
+    children[i] = undefined;
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      await stopPid(child.pid);
+    }
+    removePidFile(dataDir, i);
+  };
+
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodeIndexes().map(stopNode));
+    if (tempDir) {
+      rmSync(dataDir, { recursive: true, force: true });
+      ownedTempDirs.delete(dataDir);
+    }
+  };
+
+  if (tempDir) ownedTempDirs.add(dataDir);
+  installExitHandlers();
+  try {
+    nodeIndexes().forEach(startNode);
+    await waitForCluster(monitors, { timeoutMs: opts.readyTimeoutMs, children, dataDir });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    urls,
+    url: urls.join(','),
+    monitorUrls: monitors,
+    dataDir,
+    stop,
+    stopNode,
+    startNode: async (i: number) => {
+      if (children[i] !== undefined) throw new ClusterError(`${nodeName(i)} is already running`);
+      startNode(i);
+      await waitForCluster(monitors, { timeoutMs: opts.readyTimeoutMs, children, dataDir });
+    },
+  };
+}
+
+/** The config of node `i`: same topology as deploy/nats, on loopback with distinct ports. */
+function nodeConfig(opts: ClusterOptions, dir: string, i: number): string {
+  const routes = nodeIndexes().map((n) => `    nats-route://${opts.host}:${opts.routePort + n}`);
+  const limits = [
+    opts.jetstreamMaxMemory === undefined ? '' : `  max_memory_store: ${opts.jetstreamMaxMemory}`,
+    opts.jetstreamMaxStore === undefined ? '' : `  max_file_store: ${opts.jetstreamMaxStore}`,
+  ].filter((line) => line !== '');
+  return [
+    `# Generated by test/support/nats-cluster.ts; rewritten on every start.`,
+    `server_name: ${nodeName(i)}`,
+    `listen: ${opts.host}:${opts.clientPort + i}`,
+    `http: ${opts.host}:${opts.monitorPort + i}`,
+    `jetstream {`,
+    `  store_dir: ${JSON.stringify(dir)}`,
+    `  # sync_interval left at its default (2 min): durability comes from the 3 replicas.`,
+    `  # deploy/nats/cluster.conf has the measured cost of \`sync_interval: always\`.`,
+    `  # sync_interval: always`,
+    ...limits,
+    `}`,
+    `cluster {`,
+    `  name: ${CLUSTER_NAME}`,
+    `  listen: ${opts.host}:${opts.routePort + i}`,
+    // Commas between entries, or the list does not parse as separate routes.
+    `  routes: [\n${routes.join(',\n')}\n  ]`,
+    `}`,
+    ``,
+  ].join('\n');
+}
+
+/** Options of {@link waitForCluster}. */
+export interface WaitOptions {
+  /** @default 30_000 */
+  timeoutMs?: number;
+  /** Processes whose early exit fails the wait at once (with their log). */
+  children?: readonly (ChildProcess | undefined)[];
+  /** Where the children's logs are, for the error message. */
+  dataDir?: string;
+}
+
+/**
+ * Waits until every node's `/healthz` is ok and every node reports a JetStream meta leader
+ * in `/jsz`. Polls, since a server's readiness is not an event we can subscribe to.
+ * @throws ClusterError naming the node that is not ready, and why, after the deadline.
+ */
+export async function waitForCluster(monitors: readonly string[], options: WaitOptions = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const exited = options.children?.findIndex((c) => c !== undefined && (c.exitCode !== null || c.signalCode !== null));
+    if (exited !== undefined && exited >= 0) {
+      const log = options.dataDir ? `\n${logTail(join(nodeDir(options.dataDir, exited), 'nats-server.log'))}` : '';
+      throw new ClusterError(`${nodeName(exited)} exited while starting${log}`);
+    }
+    const problems = (await Promise.all(monitors.map(nodeProblem))).map((p, i) => (p ? `${nodeName(i)} (${monitors[i]}): ${p}` : ''));
+    const notReady = problems.filter((p) => p !== '');
+    if (notReady.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new ClusterError(`NATS cluster not ready after ${timeoutMs / 1000} s:\n  ${notReady.join('\n  ')}`);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+/** Why a node is not ready, or '' when it is. */
+export async function nodeProblem(monitorUrl: string): Promise<string> {
+  try {
+    const health = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    if (!health.ok) return `/healthz answered ${health.status}: ${(await health.text()).trim()}`;
+    const jsz = await fetch(`${monitorUrl}/jsz`, { signal: AbortSignal.timeout(2_000) });
+    if (!jsz.ok) return `/jsz answered ${jsz.status}`;
+    const leader = metaLeader(await jsz.json());
+    return leader ? '' : 'no JetStream meta leader yet';
+  } catch (err) {
+    return `not answering (${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)})`;
+  }
+}
+
+/** `meta_cluster.leader` of a `/jsz` answer, if any. */
+function metaLeader(jsz: unknown): string | undefined {
+  if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return undefined;
+  const meta = jsz.meta_cluster;
+  if (typeof meta !== 'object' || meta === null || !('leader' in meta)) return undefined;
+  return typeof meta.leader === 'string' && meta.leader !== '' ? meta.leader : undefined;
+}
+
+/** A node started with `detached`, as found from its pid file. */
+export interface RunningNode {
+  name: string;
+  pid: number;
+}
+
+/** The nodes under `dataDir` whose pid file names a live nats-server process. */
+export function runningNodes(dataDir: string): RunningNode[] {
+  return nodeIndexes().flatMap((i) => {
+    const pid = readPid(dataDir, i);
+    return pid !== undefined && isNatsServer(pid) ? [{ name: nodeName(i), pid }] : [];
+  });
+}
+
+/**
+ * Stops the nodes a detached cluster left under `dataDir` (SIGTERM, SIGKILL after 10 s)
+ * and removes their pid files. Returns the nodes it stopped.
+ */
+export async function stopDetachedCluster(dataDir: string): Promise<RunningNode[]> {
+  const running = runningNodes(dataDir);
+  await Promise.all(running.map((node) => stopPid(node.pid)));
+  nodeIndexes().forEach((i) => removePidFile(dataDir, i));
+  return running;
+}
+
+/** SIGTERM, then SIGKILL if the process is still alive after the grace period. */
+async function stopPid(pid: number): Promise<void> {
+  if (!signal(pid, 'SIGTERM')) return;
+  // Not always our child (scripts/cluster.sh down runs in a later process), so no exit
+  // event to wait on: poll until the pid is gone.
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (isAlive(pid)) {
+    if (Date.now() >= deadline) {
+      signal(pid, 'SIGKILL');
+      break;
+    }
+    await sleep(50);
+  }
+  while (isAlive(pid)) await sleep(20);
+}
+
+/** Sends a signal (0: only checks the pid exists); false when there is no such process. */
+function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True while the process exists and is not a zombie. */
+function isAlive(pid: number): boolean {
+  if (!signal(pid, 0)) return false;
+  try {
+    // A child that exited but is not reaped yet still answers kill(0); /proc tells (Linux).
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Guards against a stale pid file whose pid now belongs to another program. */
+function isNatsServer(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server');
+  } catch {
+    return true; // no /proc (macOS): trust the pid file
+  }
+}
+
+function pidFile(dataDir: string, i: number): string {
+  return join(nodeDir(dataDir, i), 'nats-server.pid');
+}
+
+function readPid(dataDir: string, i: number): number | undefined {
+  const file = pidFile(dataDir, i);
+  if (!existsSync(file)) return undefined;
+  const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function removePidFile(dataDir: string, i: number): void {
+  try {
+    unlinkSync(pidFile(dataDir, i));
+  } catch {
+    // already gone
+  }
+}
+
+function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+/** Fails early and clearly when something (a dev cluster, a leftover server) holds a port. */
+async function assertPortsFree(opts: ClusterOptions): Promise<void> {
+  const ports = nodeIndexes().flatMap((i) => [opts.clientPort + i, opts.routePort + i, opts.monitorPort + i]);
+  for (const port of ports) {
+    const free = await new Promise<boolean>((done) => {
+      const probe = createServer();
+      probe.once('error', () => done(false));
+      probe.listen(port, opts.host, () => probe.close(() => done(true)));
+    });
+    if (!free) {
+      throw new ClusterError(`port ${port} on ${opts.host} is already in use (another NATS server, or one left from an earlier run?)`);
+    }
+  }
+}
+
+function nodeIndexes(): number[] {
+  return Array.from({ length: CLUSTER_SIZE }, (_, i) => i);
+}
+
+// Non-detached servers must not outlive this process, however it ends.
+const ownedChildren = new Set<ChildProcess>();
+const ownedTempDirs = new Set<string>();
+let exitHandlersInstalled = false;
+
+function installExitHandlers(): void {
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  process.on('exit', killOwned);
+  // A test worker whose runner died loses its IPC channel but may linger: its servers go.
+  if (process.connected) process.once('disconnect', killOwned);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      killOwned();
+      process.off(sig, onSignal);
+      // Keep the default behaviour (exit by that signal) unless someone else handles it.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+function killOwned(): void {
+  for (const child of ownedChildren) child.kill('SIGKILL');
+  ownedChildren.clear();
+  for (const dir of ownedTempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a killed server may still be closing files; a stray temp dir is harmless
+    }
+  }
+  ownedTempDirs.clear();
+}
