@@ -1,0 +1,152 @@
+/**
+ * HelloService (`hello.HelloService` of proto/hello/hello.proto): a plain gRPC server
+ * that greets by name. The usage guide's first workflow calls it; any gRPC client can too.
+ */
+import {
+  type Metadata,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  status as Status,
+} from '@grpc/grpc-js';
+import { type Logger, createLogger, loadProtoServices } from '@durable/core';
+
+/** The greeting HelloService answers with. */
+export function greeting(name: string): string {
+  return `Hello, ${name}! Welcome to Durable Execution on NATS JetStream.`;
+}
+
+/** Options of {@link startHelloService}. */
+export interface HelloServiceOptions {
+  /** Port to listen on; 0 picks a free one (see {@link RunningHelloService.port}). @default 9090 */
+  port?: number;
+  /** Interface to listen on. @default '0.0.0.0' (all IPv4 interfaces) */
+  host?: string;
+  /** Where request lines go. @default createLogger({ name: 'hello-service' }) */
+  logger?: Logger;
+  /** Wait this long before answering, to play a slow service. @default 0 */
+  delayMs?: number;
+  /** The proto directory. @default found as the service registry finds it */
+  protoDir?: string;
+}
+
+/** One SayHello request as the service received it. */
+export interface ReceivedHello {
+  name: string;
+  /** The `idempotency-key` metadata, when the caller sent one. */
+  idempotencyKey?: string;
+}
+
+/** A started HelloService. */
+export interface RunningHelloService {
+  /** The port it listens on (the real one when started with port 0). */
+  port: number;
+  /** How many requests arrived per name. */
+  calls: Map<string, number>;
+  /** Every request, in arrival order. */
+  received: ReceivedHello[];
+  /**
+   * Stops accepting calls and waits for those in flight. Calls still waiting out
+   * `delayMs` are answered UNAVAILABLE at once, so callers retry elsewhere or later.
+   */
+  stop(): Promise<void>;
+}
+
+type HelloRequest = { name?: string };
+type HelloResponse = { message: string };
+
+/**
+ * Starts HelloService. Empty names are answered INVALID_ARGUMENT `name is required`.
+ *
+ * @example
+ * const service = await startHelloService({ port: 0, host: '127.0.0.1' });
+ * // ... call it on 127.0.0.1:${service.port}
+ * await service.stop();
+ */
+export async function startHelloService(options: HelloServiceOptions = {}): Promise<RunningHelloService> {
+  const logger = options.logger ?? createLogger({ name: 'hello-service' });
+  const delayMs = options.delayMs ?? 0;
+  const protos = loadProtoServices(options.protoDir !== undefined ? { protoDir: options.protoDir } : {});
+  const calls = new Map<string, number>();
+  const received: ReceivedHello[] = [];
+  const stopping = new AbortController();
+
+  const sayHello = (call: ServerUnaryCall<HelloRequest, HelloResponse>, callback: sendUnaryData<HelloResponse>): void => {
+    const name = call.request.name ?? '';
+    const idempotencyKey = firstValue(call.metadata, 'idempotency-key');
+    received.push(idempotencyKey === undefined ? { name } : { name, idempotencyKey });
+    calls.set(name, (calls.get(name) ?? 0) + 1);
+    // `request.name`, not `name`: the logger's own `name` field says which process logged.
+    logger.info({ rpc: 'SayHello', request: { name }, idempotency_key: idempotencyKey }, `Received SayHello request: name=${name}`);
+    if (name === '') {
+      callback({ code: Status.INVALID_ARGUMENT, details: 'name is required' });
+      return;
+    }
+    afterDelay(delayMs, stopping.signal).then(
+      () => callback(null, { message: greeting(name) }),
+      () => callback({ code: Status.UNAVAILABLE, details: 'HelloService is shutting down' }),
+    );
+  };
+
+  const server = new Server();
+  server.addService(protos.service('hello.HelloService').definition, { SayHello: sayHello });
+  const port = await bind(server, `${formatHost(options.host ?? '0.0.0.0')}:${options.port ?? 9090}`);
+  return {
+    port,
+    calls,
+    received,
+    stop: async () => {
+      stopping.abort();
+      await shutdown(server);
+    },
+  };
+}
+
+/** Resolves after `ms`, or rejects at once when `signal` aborts. */
+function afterDelay(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function firstValue(metadata: Metadata, key: string): string | undefined {
+  const [value] = metadata.get(key);
+  return value === undefined ? undefined : value.toString();
+}
+
+function bind(server: Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/** Graceful shutdown, forced after a few seconds so a stuck call cannot hold the process. */
+function shutdown(server: Server, graceMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    force.unref();
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
+/** IPv6 literals need brackets in a `host:port` address. */
+function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
