@@ -81,3 +81,9 @@ export {
 } from './gen/durable/durable_pb.js';
 export type { AwakeableState, Command, ExecutionState, JournalEntry } from './gen/durable/durable_pb.js';
 export { onShutdown, parseNumberFlag } from './cli.js';
+export { createGrpcInvoker, isTransientStatus, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CHANNEL_OPTIONS } from './services/grpc-invoker.js';
+export type { GrpcInvokerOptions } from './services/grpc-invoker.js';
+export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_FILE } from './services/service-registry.js';
+export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions } from './services/service-registry.js';
+export { findProtoDir, loadProtoServices, ProtoServices, PROTO_LOADER_OPTIONS } from './services/proto-services.js';
+export type { ProtoDirOptions, ProtoMethod, ProtoService } from './services/proto-services.js';

@@ -17,6 +17,7 @@ import {
   errorMessage,
   FencedError,
   InterruptedError,
+  InvalidArgumentError,
   NonDeterminismError,
   ServiceCallError,
   TerminalError,
@@ -200,7 +201,12 @@ export class DurableContext implements Context {
       try {
         return { outcome: { ok: true, value: await attempt(step) }, attempts: n };
       } catch (err) {
-        failure = err instanceof TerminalError ? { retry: false, error: err } : { retry: true, error: err };
+        failure = err instanceof TerminalError
+          ? { retry: false, error: err }
+          : err instanceof InvalidArgumentError
+            ? // A request that does not fit its message type never will: fail the step at once.
+              { retry: false, error: new TerminalError(err.message, { cause: err }) }
+            : { retry: true, error: err };
       }
       if (!failure.retry) return { outcome: { ok: false, error: failure.error }, attempts: n };
       if (n >= policy.maxAttempts) {
