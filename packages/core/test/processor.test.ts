@@ -1,0 +1,187 @@
+/**
+ * The processor and client against the real 3-node test cluster and a real HelloService.
+ * Each file uses its own namespace, so its streams and bucket are its own.
+ */
+import { create, toBinary } from '@bufbuild/protobuf';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startHelloService, type RunningHelloService } from '../../../apps/hello-service/src/hello-service.js';
+import {
+  CommandSchema,
+  connectNats,
+  createGrpcInvoker,
+  decodeJson,
+  defineWorkflow,
+  DurableClient,
+  engineNames,
+  FencedError,
+  JournalEntrySchema,
+  loadServiceRegistry,
+  Processor,
+  silentLogger,
+  type ServiceInvoker,
+} from '../src/index.js';
+import { NatsJournalStore } from '../src/nats/journal-store.js';
+
+const namespace = 'proctest';
+const names = engineNames(namespace);
+
+/** Start and end times of runs, in the order they happened, to check ordering. */
+const events: string[] = [];
+
+const hello = defineWorkflow<{ name: string }, string>('hello', async (ctx, { name }) => {
+  const res = await ctx.call<{ message: string }>('HelloService', 'SayHello', { name });
+  return res.message;
+});
+
+const ordered = defineWorkflow<{ key: string; n: number }, number>('ordered', async (ctx, { key, n }) => {
+  events.push(`start ${key}:${n}`);
+  await ctx.call('HelloService', 'SayHello', { name: `${key}-${n}` });
+  events.push(`end ${key}:${n}`);
+  return n;
+});
+
+const longRun = defineWorkflow<{ steps: number }, number>('long_run', async (ctx, { steps }) => {
+  let sum = 0;
+  for (let i = 0; i < steps; i++) sum += await ctx.run('add', () => i);
+  return sum;
+});
+
+let nc: NatsConnection;
+let service: RunningHelloService;
+let services: ServiceInvoker;
+let processor: Processor;
+let client: DurableClient;
+
+beforeAll(async () => {
+  nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
+  service = await startHelloService({ port: 0, host: '127.0.0.1', logger: silentLogger(), delayMs: 20 });
+  services = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: `127.0.0.1:${service.port}` } }));
+  processor = await Processor.start({
+    nc,
+    namespace,
+    workflows: [hello, ordered, longRun],
+    services,
+    logger: silentLogger(),
+    maxConcurrent: 16,
+    ackWaitSeconds: 5,
+  });
+  client = await DurableClient.connect({ nc, namespace });
+});
+
+afterAll(async () => {
+  await processor?.stop();
+  services?.close();
+  await service?.stop();
+  await nc?.close();
+});
+
+describe('processor', () => {
+  it('runs a workflow end to end and keeps its journal in the final state', async () => {
+    const message = await client.invoke(hello, { name: 'Integration' });
+    expect(message).toBe('Hello, Integration! Welcome to Durable Execution on NATS JetStream.');
+  });
+
+  it('writes one journal message per step and the whole journal into the final state', async () => {
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.streams.info(names.journalStream)).state.messages;
+    const { invocationId } = await client.submit(longRun, { steps: 25 });
+    const state = await client.waitForResult(invocationId);
+    const after = (await jsm.streams.info(names.journalStream)).state.messages;
+    expect(state.status).toBe('completed');
+    expect(after - before).toBe(25);
+    expect(state.journal).toHaveLength(25);
+    expect(state.journalLength).toBe(25);
+    expect(decodeJson(state.currentState)).toBe(300);
+  });
+
+  it('completes a workflow of 10,000 steps', async () => {
+    const { invocationId } = await client.submit(longRun, { steps: 10_000 });
+    const state = await client.waitForResult(invocationId, { timeoutMs: 170_000 });
+    expect(state.status).toBe('completed');
+    expect(state.journalLength).toBe(10_000);
+    expect(decodeJson(state.currentState)).toBe((10_000 * 9_999) / 2);
+    expect(state.journal.length).toBeLessThanOrEqual(10_000);
+    expect(state.journalSubject).toBe(`${names.journalSubject}.${invocationId}`);
+  }, 180_000);
+
+  it('runs the same invocation ID once however often it is submitted', async () => {
+    const name = `dup-${Date.now()}`;
+    const id = `dup-${Math.random().toString(36).slice(2)}`;
+    const first = await client.submit(hello, { name }, { invocationId: id });
+    const second = await client.submit(hello, { name }, { invocationId: id });
+    expect(first.duplicate).toBe(false);
+    expect(second.duplicate).toBe(true);
+    await client.waitForResult(id);
+    // Past the stream's duplicate window the state catches it: force that path with a new message ID.
+    const js = jetstream(nc);
+    const again = create(CommandSchema, { invocationId: id, handler: 'hello', args: new TextEncoder().encode(JSON.stringify({ name })), partitionKey: 'default' });
+    await js.publish(`${names.commandsSubject}.default`, toBinary(CommandSchema, again), { msgID: `${id}-again` });
+    const marker = await client.invoke(hello, { name: `${name}-marker` });
+    expect(marker).toContain('marker');
+    expect(service.calls.get(name)).toBe(1);
+  });
+
+  it('fails an unknown handler at once with the reason', async () => {
+    const { invocationId } = await client.submit('no_such_workflow', {});
+    const state = await client.waitForResult(invocationId, { timeoutMs: 10_000 });
+    expect(state.status).toBe('failed');
+    expect(state.error).toBe('handler not found: no_such_workflow');
+  });
+
+  it('starts the invocations of one key in submission order and runs other keys alongside', async () => {
+    events.length = 0;
+    const submitted = [];
+    for (let n = 0; n < 4; n++) {
+      for (const key of ['a', 'b']) submitted.push(await client.submit(ordered, { key, n }, { partitionKey: `order-${key}` }));
+    }
+    await Promise.all(submitted.map((s) => client.waitForResult(s.invocationId)));
+    for (const key of ['a', 'b']) {
+      const mine = events.filter((e) => e.includes(` ${key}:`));
+      expect(mine).toEqual([0, 1, 2, 3].flatMap((n) => [`start ${key}:${n}`, `end ${key}:${n}`]));
+    }
+    // Keys overlap: some start of one key comes between a start and end of the other.
+    const firstEndA = events.indexOf('end a:0');
+    expect(events.slice(0, firstEndA).some((e) => e.startsWith('start b:'))).toBe(true);
+  });
+
+  it('moves a command that does not decode to the dead-letter stream, with the reason', async () => {
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
+    const js = jetstream(nc);
+    await js.publish(`${names.commandsSubject}.garbage`, new Uint8Array([0xff, 0xff, 0xff, 0x01]));
+    const deadline = Date.now() + 10_000;
+    let last = before;
+    const sub = nc.subscribe(`${names.deadLetterSubject}.>`, { max: 1 });
+    // The dead letter may already be there; otherwise the subscription sees it arrive.
+    last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
+    if (last === before) {
+      const timer = setTimeout(() => sub.unsubscribe(), deadline - Date.now());
+      for await (const _ of sub) break;
+      clearTimeout(timer);
+      last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
+    }
+    expect(last).toBe(before + 1);
+    const dead = await jsm.streams.getMessage(names.deadLetterStream, { seq: last });
+    expect(dead?.header.get('Durable-Reason')).toMatch(/not a durable.Command|no handler/);
+    expect(dead?.header.get('Durable-Original-Subject')).toBe(`${names.commandsSubject}.garbage`);
+  });
+});
+
+describe('journal fencing', () => {
+  it('lets only one of two writers append after the same entry', async () => {
+    const js = jetstream(nc);
+    const store = new NatsJournalStore(js, await jetstreamManager(nc), names);
+    const id = `fence-${Math.random().toString(36).slice(2)}`;
+    const first = await store.open(id, { fresh: true });
+    await first.append(create(JournalEntrySchema, { stepNumber: 0, stepType: 'RUN:a' }));
+    const a = await store.open(id);
+    const b = await store.open(id);
+    expect(a.entries).toHaveLength(1);
+    await a.append(create(JournalEntrySchema, { stepNumber: 1, stepType: 'RUN:a' }));
+    await expect(b.append(create(JournalEntrySchema, { stepNumber: 1, stepType: 'RUN:b' }))).rejects.toBeInstanceOf(FencedError);
+    await expect(first.append(create(JournalEntrySchema, { stepNumber: 1, stepType: 'RUN:c' }))).rejects.toBeInstanceOf(FencedError);
+    expect((await store.read(id)).entries.map((e) => e.stepType)).toEqual(['RUN:a', 'RUN:a']);
+  });
+});
