@@ -3,14 +3,12 @@
  * that greets by name. The usage guide's first workflow calls it; any gRPC client can too.
  */
 import {
-  type Metadata,
   Server,
-  ServerCredentials,
   type ServerUnaryCall,
   type sendUnaryData,
   status as Status,
 } from '@grpc/grpc-js';
-import { type Logger, createLogger, loadProtoServices } from '@durable/core';
+import { type Logger, createLogger, listenInsecure, loadProtoServices, metadataValue, shutdownServer } from '@durable/core';
 
 /** The greeting HelloService answers with. */
 export function greeting(name: string): string {
@@ -74,7 +72,7 @@ export async function startHelloService(options: HelloServiceOptions = {}): Prom
 
   const sayHello = (call: ServerUnaryCall<HelloRequest, HelloResponse>, callback: sendUnaryData<HelloResponse>): void => {
     const name = call.request.name ?? '';
-    const idempotencyKey = firstValue(call.metadata, 'idempotency-key');
+    const idempotencyKey = metadataValue(call.metadata, 'idempotency-key');
     received.push(idempotencyKey === undefined ? { name } : { name, idempotencyKey });
     calls.set(name, (calls.get(name) ?? 0) + 1);
     // `request.name`, not `name`: the logger's own `name` field says which process logged.
@@ -91,14 +89,14 @@ export async function startHelloService(options: HelloServiceOptions = {}): Prom
 
   const server = new Server();
   server.addService(protos.service('hello.HelloService').definition, { SayHello: sayHello });
-  const port = await bind(server, `${formatHost(options.host ?? '0.0.0.0')}:${options.port ?? 9090}`);
+  const port = await listenInsecure(server, options.host ?? '0.0.0.0', options.port ?? 9090);
   return {
     port,
     calls,
     received,
     stop: async () => {
       stopping.abort();
-      await shutdown(server);
+      await shutdownServer(server);
     },
   };
 }
@@ -118,35 +116,4 @@ function afterDelay(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-function firstValue(metadata: Metadata, key: string): string | undefined {
-  const [value] = metadata.get(key);
-  return value === undefined ? undefined : value.toString();
-}
-
-function bind(server: Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-  });
-}
-
-/** Graceful shutdown, forced after a few seconds so a stuck call cannot hold the process. */
-function shutdown(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    force.unref();
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
-}
-
-/** IPv6 literals need brackets in a `host:port` address. */
-function formatHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

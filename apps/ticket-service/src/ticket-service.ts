@@ -8,14 +8,12 @@
  * is remembered and given again.
  */
 import {
-  type Metadata,
   Server,
-  ServerCredentials,
   type ServerUnaryCall,
   type sendUnaryData,
   status as Status,
 } from '@grpc/grpc-js';
-import { type Logger, createLogger, loadProtoServices } from '@durable/core';
+import { type Logger, createLogger, listenInsecure, loadProtoServices, metadataValue, shutdownServer } from '@durable/core';
 
 /** Options of {@link startTicketService}. */
 export interface TicketServiceOptions {
@@ -79,7 +77,7 @@ export async function startTicketService(options: TicketServiceOptions = {}): Pr
     apply: (ticketId: string) => Res,
   ): void => {
     const ticketId = call.request.ticketId ?? '';
-    const idempotencyKey = firstValue(call.metadata, 'idempotency-key');
+    const idempotencyKey = metadataValue(call.metadata, 'idempotency-key');
     received.push(idempotencyKey === undefined ? { method, ticketId } : { method, ticketId, idempotencyKey });
     logger.info(
       { rpc: method, ticket_id: ticketId, idempotency_key: idempotencyKey },
@@ -112,37 +110,6 @@ export async function startTicketService(options: TicketServiceOptions = {}): Pr
     Release: (call: ServerUnaryCall<TicketRequest, ReleaseResponse>, callback: sendUnaryData<ReleaseResponse>) =>
       handle('Release', call, callback, (id) => ({ success: reserved.delete(id) })),
   });
-  const port = await bind(server, `${formatHost(options.host ?? '0.0.0.0')}:${options.port ?? 9091}`);
-  return { port, reserved, received, stop: () => shutdown(server) };
-}
-
-function firstValue(metadata: Metadata, key: string): string | undefined {
-  const [value] = metadata.get(key);
-  return value === undefined ? undefined : value.toString();
-}
-
-function bind(server: Server, address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-  });
-}
-
-/** Graceful shutdown, forced after a few seconds so a stuck call cannot hold the process. */
-function shutdown(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    force.unref();
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
-}
-
-/** IPv6 literals need brackets in a `host:port` address. */
-function formatHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const port = await listenInsecure(server, options.host ?? '0.0.0.0', options.port ?? 9091);
+  return { port, reserved, received, stop: () => shutdownServer(server) };
 }

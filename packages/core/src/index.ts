@@ -87,3 +87,4 @@ export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_F
 export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions } from './services/service-registry.js';
 export { findProtoDir, loadProtoServices, ProtoServices, PROTO_LOADER_OPTIONS } from './services/proto-services.js';
 export type { ProtoDirOptions, ProtoMethod, ProtoService } from './services/proto-services.js';
+export { listenInsecure, metadataValue, shutdownServer } from './services/grpc-server.js';
