@@ -33,6 +33,9 @@ export interface EngineNames {
   deadLetterSubject: string;
   /** Core NATS subject prefix on which the outcome of invocation `id` is announced. */
   resultSubject: string;
+  /** Work-queue stream of durable timers, and its subject prefix. */
+  timersStream: string;
+  timersSubject: string;
 }
 
 /**
@@ -55,6 +58,8 @@ export function engineNames(namespace = ''): EngineNames {
     deadLetterStream: `${upper}DEAD_LETTERS`,
     deadLetterSubject: `${lower}dead.commands`,
     resultSubject: `${lower}durable.result`,
+    timersStream: `${upper}TIMERS`,
+    timersSubject: `${lower}timers`,
   };
 }
 

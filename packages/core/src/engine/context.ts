@@ -59,4 +59,14 @@ export interface Context {
   random(): Promise<number>;
   /** A random UUID, journaled: the same on every replay. */
   uuid(): Promise<string>;
+
+  /**
+   * Sleeps durably. A long sleep suspends the invocation: the processor keeps nothing of it
+   * in memory, a timer outside the processor wakes it when due (also after restarts), and
+   * the workflow continues from its journal.
+   *
+   * @example
+   * await ctx.sleep(3 * 24 * 60 * 60 * 1000); // three days
+   */
+  sleep(ms: number): Promise<void>;
 }

@@ -11,7 +11,7 @@
 import { create } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
-import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { EntryPhase, JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
   errorMessage,
@@ -27,7 +27,7 @@ import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import type { CallStepOptions, Context, RunStepOptions } from './context.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import type { JournalLog } from './stores.js';
+import type { JournalLog, TimerScheduler } from './stores.js';
 
 /** What a {@link DurableContext} needs. */
 export interface DurableContextOptions {
@@ -42,6 +42,10 @@ export interface DurableContextOptions {
   retry?: Partial<RetryPolicy>;
   /** Aborted when the processor stops: no new step starts after that. */
   signal?: AbortSignal;
+  /** Durable timers; without them every sleep waits in memory. */
+  timers?: TimerScheduler;
+  /** Sleeps due within this many ms wait in memory instead of suspending. @default 1_000 */
+  inMemorySleepMs?: number;
 }
 
 /** The outcome of a live step, before it is journaled. */
@@ -68,6 +72,14 @@ export class DurableContext implements Context {
   #replayed = 0;
   #appending: Promise<void> = Promise.resolve();
   #fatal: Error | undefined;
+  /** Live steps running now: a suspension waits until none is, so no outcome is lost. */
+  #liveSteps = 0;
+  #suspendRequested = false;
+  #resolveSuspension: () => void = () => undefined;
+  /** Settles once the workflow waits only on things outside this run (timers). */
+  readonly suspension: Promise<void> = new Promise((resolve) => {
+    this.#resolveSuspension = resolve;
+  });
 
   constructor(options: DurableContextOptions) {
     this.#options = options;
@@ -143,10 +155,7 @@ export class DurableContext implements Context {
     retry: Partial<RetryPolicy> | undefined,
     attempt: (step: number) => Promise<unknown>,
   ): Promise<T> {
-    if (this.#fatal) throw this.#fatal;
-    const step = this.#nextStep++;
-    if (step + 1 >= this.#replayEnd) this.log.level = this.#options.logger.level;
-
+    const step = this.#takeStep();
     const journaled = this.#journaled.get(step);
     if (journaled) return this.#replay<T>(step, stepType, journaled);
     if (step < this.#replayEnd) {
@@ -155,31 +164,97 @@ export class DurableContext implements Context {
     }
 
     const policy = mergeRetryPolicy(this.#options.retry, retry);
-    const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt);
-    const entry = create(JournalEntrySchema, {
-      stepNumber: step,
-      stepType,
-      request: encodeJson(request),
-      recordedAtMs: BigInt(Date.now()),
-      attempts,
+    const entry = await this.#live(async () => {
+      const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt);
+      const done = create(JournalEntrySchema, {
+        stepNumber: step,
+        stepType,
+        request: encodeJson(request),
+        recordedAtMs: BigInt(Date.now()),
+        attempts,
+      });
+      if (outcome.ok) {
+        done.response = encodeJson(outcome.value);
+      } else {
+        done.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
+        done.errorCode = outcome.error.errorCode;
+      }
+      await this.#append(done);
+      if (!outcome.ok) throw outcome.error;
+      return done;
     });
-    if (outcome.ok) {
-      entry.response = encodeJson(outcome.value);
-    } else {
-      entry.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
-      entry.errorCode = outcome.error.errorCode;
-    }
-    await this.#append(entry);
-    if (!outcome.ok) throw outcome.error;
     // What the workflow sees live is what it would see on replay: the value after a JSON round trip.
     return decodeJson<T>(entry.response, `result of step ${step}`);
   }
 
-  #replay<T>(step: number, stepType: string, entry: JournalEntry): T {
+  async sleep(ms: number): Promise<void> {
+    if (!Number.isFinite(ms) || ms < 0) throw new InvalidArgumentError('sleep duration', `${ms} is not a number of ms >= 0`);
+    const step = this.#takeStep();
+    const journaled = this.#journaled.get(step);
+    let wakeAtMs: number;
+    if (journaled && journaled.phase === EntryPhase.COMPLETED) {
+      this.#replay<void>(step, 'SLEEP', journaled);
+      return;
+    }
+    if (journaled) {
+      this.#checkType(step, 'SLEEP', journaled);
+      wakeAtMs = decodeJson<{ wakeAtMs: number }>(journaled.request, `sleep of step ${step}`).wakeAtMs;
+    } else {
+      this.#checkRunning();
+      wakeAtMs = Date.now() + ms;
+      await this.#live(() => this.#append(sleepEntry(step, wakeAtMs, EntryPhase.STARTED)));
+    }
+    const timers = this.#options.timers;
+    if (timers && wakeAtMs - Date.now() > (this.#options.inMemorySleepMs ?? 1_000)) {
+      await timers.schedule({ invocationId: this.invocationId, handler: this.handler, partitionKey: this.partitionKey, step, wakeAtMs });
+      return this.#suspend();
+    }
+    await this.#live(async () => {
+      await this.#backoff(wakeAtMs - Date.now());
+      this.#checkRunning();
+      await this.#append(sleepEntry(step, wakeAtMs, EntryPhase.COMPLETED));
+    });
+  }
+
+  /** Takes the next step number; once past the journal, the workflow's log speaks again. */
+  #takeStep(): number {
+    if (this.#fatal) throw this.#fatal;
+    const step = this.#nextStep++;
+    if (step + 1 >= this.#replayEnd) this.log.level = this.#options.logger.level;
+    return step;
+  }
+
+  /** Runs live work of a step, counted so that a suspension waits for it. */
+  async #live<T>(work: () => Promise<T>): Promise<T> {
+    this.#liveSteps++;
+    try {
+      return await work();
+    } finally {
+      this.#liveSteps--;
+      this.#maybeSuspend();
+    }
+  }
+
+  /** Parks the workflow: the returned promise never settles, and the run ends suspended. */
+  #suspend(): Promise<never> {
+    this.#suspendRequested = true;
+    this.#maybeSuspend();
+    return new Promise<never>(() => undefined);
+  }
+
+  #maybeSuspend(): void {
+    if (this.#suspendRequested && this.#liveSteps === 0) this.#resolveSuspension();
+  }
+
+  #checkType(step: number, stepType: string, entry: JournalEntry): void {
     if (entry.stepType !== stepType) {
       this.#fatal = new NonDeterminismError(step, entry.stepType, stepType);
       throw this.#fatal;
     }
+  }
+
+  #replay<T>(step: number, stepType: string, entry: JournalEntry): T {
+    this.#checkType(step, stepType, entry);
     this.#replayed++;
     this.#options.logger.info(
       { invocation_id: this.invocationId, step, step_type: stepType },
@@ -253,6 +328,18 @@ export class DurableContext implements Context {
     this.#appending = appended.catch(() => undefined);
     return appended;
   }
+}
+
+/** A sleep's journal entry: STARTED records when it is due, COMPLETED that it passed. */
+function sleepEntry(step: number, wakeAtMs: number, phase: EntryPhase): JournalEntry {
+  return create(JournalEntrySchema, {
+    stepNumber: step,
+    stepType: 'SLEEP',
+    request: encodeJson({ wakeAtMs }),
+    phase,
+    recordedAtMs: BigInt(Date.now()),
+    attempts: 1,
+  });
 }
 
 /** The error a journaled failed step throws again on replay. */

@@ -8,6 +8,15 @@ import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
 import { MemoryJournalStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
+import type { TimerRequest, TimerScheduler } from './stores.js';
+
+/** Records timers instead of keeping them. */
+class RecordedTimers implements TimerScheduler {
+  readonly timers: TimerRequest[] = [];
+  async schedule(timer: TimerRequest): Promise<void> {
+    this.timers.push(timer);
+  }
+}
 
 /** An invoker that answers from a function and records every call. */
 class FakeServices implements ServiceInvoker {
@@ -247,3 +256,63 @@ function freshState(cmd: Command) {
     currentStep: -1,
   });
 }
+
+describe('durable sleep', () => {
+  const napper = defineWorkflow<{ ms: number }, string>('napper', async (ctx, { ms }) => {
+    const before = await ctx.run('before', () => 'b');
+    await ctx.sleep(ms);
+    const after = await ctx.run('after', () => 'a');
+    return before + after;
+  });
+
+  function sleepSetup() {
+    const states = new MemoryStateStore();
+    const journals = new MemoryJournalStore();
+    const timers = new RecordedTimers();
+    const executor = new Executor({
+      workflows: new WorkflowRegistry([napper]),
+      states,
+      journals,
+      services: new FakeServices(),
+      logger: silentLogger(),
+      timers,
+    });
+    return { states, journals, timers, executor };
+  }
+
+  it('suspends on a long sleep with a timer scheduled, and finishes once resumed after it is due', async () => {
+    const { states, journals, timers, executor } = sleepSetup();
+    const cmd = command('napper', { ms: 60_000 });
+
+    const first = await executor.execute(cmd);
+
+    expect(first.kind).toBe('suspended');
+    expect((await states.get(cmd.invocationId))?.state.status).toBe('suspended');
+    expect(timers.timers).toHaveLength(1);
+    expect(timers.timers[0]?.step).toBe(1);
+    expect(timers.timers[0]!.wakeAtMs).toBeGreaterThan(Date.now() + 50_000);
+
+    // Resumed too early (a duplicate wake-up): it suspends again and writes no entry.
+    const early = await executor.execute(cmd);
+    expect(early.kind).toBe('suspended');
+    expect(journals.entries(cmd.invocationId)).toHaveLength(2);
+
+    // Make the timer due by rewriting the journaled wake time, then resume.
+    const log = journals.entries(cmd.invocationId) as Array<{ request: Uint8Array }>;
+    log[1]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
+    const resumed = await executor.execute(cmd);
+    expect(resumed.kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(stored?.state.status).toBe('completed');
+    expect(decodeJson(stored!.state.currentState)).toBe('ba');
+    expect(stored!.state.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+  });
+
+  it('waits in memory for a short sleep', async () => {
+    const { states, timers, executor } = sleepSetup();
+    const cmd = command('napper', { ms: 20 });
+    expect((await executor.execute(cmd)).kind).toBe('ended');
+    expect(timers.timers).toHaveLength(0);
+    expect((await states.get(cmd.invocationId))?.state.status).toBe('completed');
+  });
+});

@@ -28,7 +28,7 @@ import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { DurableContext } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
-import type { JournalStore, ResultNotifier, StateStore } from './stores.js';
+import type { JournalStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
 import type { WorkflowRegistry } from './workflow.js';
 
 /** Options of {@link Executor}. */
@@ -38,6 +38,8 @@ export interface ExecutorOptions {
   journals: JournalStore;
   services: ServiceInvoker;
   logger: Logger;
+  /** Durable timers for long sleeps. @default none: sleeps wait in memory */
+  timers?: TimerScheduler;
   /** Told of every invocation that ends. @default none */
   notifier?: ResultNotifier;
   /** Recorded as the owner of the invocations this executor runs. @default 'local' */
@@ -57,6 +59,8 @@ export type ExecutionOutcome =
   | { kind: 'ended'; state: ExecutionState }
   /** The invocation had ended before: nothing was run again. */
   | { kind: 'already-ended'; state: ExecutionState }
+  /** The workflow waits on a timer: its state says so and nothing of it stays in memory. */
+  | { kind: 'suspended'; state: ExecutionState }
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
@@ -130,6 +134,7 @@ export class Executor {
       logger,
       ...(workflow.options.retry ? { retry: workflow.options.retry } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(this.#options.timers ? { timers: this.#options.timers } : {}),
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -140,8 +145,12 @@ export class Executor {
 
     let output: unknown;
     let thrown: unknown;
+    let suspended = false;
     try {
-      output = await workflow.handler(ctx, input);
+      const run = workflow.handler(ctx, input).then((value) => ({ value }));
+      const result = await Promise.race([run, ctx.suspension.then(() => undefined)]);
+      if (result) output = result.value;
+      else suspended = true;
     } catch (err) {
       thrown = err;
     }
@@ -152,6 +161,7 @@ export class Executor {
       await this.#release(state, revision);
       return { kind: 'interrupted', reason: fatal.message };
     }
+    if (suspended) return this.#suspend(state, revision, ctx.stepCount);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries) };
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
     return this.#end({ ...withJournal, currentState: encodeJson(output) }, revision, 'completed');
@@ -214,6 +224,27 @@ export class Executor {
     }
     notifier?.announce(final);
     return { kind: 'ended', state: final };
+  }
+
+  /** Records that the invocation waits; whatever wakes it sends a resume command. */
+  async #suspend(state: ExecutionState, revision: number, steps: number): Promise<ExecutionOutcome> {
+    const waiting: ExecutionState = {
+      ...state,
+      status: transition(state.status, 'suspended'),
+      owner: '',
+      attempt: 0,
+      currentStep: steps - 1,
+      currentStepType: 'SLEEP',
+      updatedAtMs: now(),
+    };
+    try {
+      await this.#options.states.update(waiting, revision);
+    } catch (err) {
+      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
+      throw err;
+    }
+    this.#options.logger.info({ invocation_id: state.invocationId }, `Suspended ${state.invocationId}: waiting on a durable timer`);
+    return { kind: 'suspended', state: waiting };
   }
 
   /**

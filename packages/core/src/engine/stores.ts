@@ -53,3 +53,20 @@ export interface JournalStore {
 export interface ResultNotifier {
   announce(state: ExecutionState): void;
 }
+
+/** A durable timer: wakes a suspended invocation once its sleep is due. */
+export interface TimerRequest {
+  invocationId: string;
+  handler: string;
+  partitionKey: string;
+  /** The step the timer completes. */
+  step: number;
+  /** Unix ms. */
+  wakeAtMs: number;
+}
+
+/** Keeps durable timers outside the processor's memory. */
+export interface TimerScheduler {
+  /** Records a timer; scheduling the same invocation and step twice keeps one. */
+  schedule(timer: TimerRequest): Promise<void>;
+}

@@ -47,6 +47,11 @@ export interface EngineResources {
 }
 
 const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
+
+/** The durable consumer the processors share for timers. */
+export const TIMERS_CONSUMER = 'timers';
+/** Most timers pending at once across the deployment. */
+export const MAX_TIMERS = 1_000_000;
 const NS_PER_S = 1e9;
 
 /** Creates whatever of the engine's JetStream resources is missing. */
@@ -83,7 +88,18 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     storage: StorageType.File,
     num_replicas: replicas,
   });
+  await ensureStream(jsm, {
+    name: names.timersStream,
+    subjects: [`${names.timersSubject}.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: DUPLICATE_WINDOW_NS,
+  });
   await ensureConsumer(jsm, names.commandsStream, consumerName, options);
+  // Every pending timer is one unacknowledged message waiting for its redelivery at the
+  // due time, so the limit of pending acks is the limit of concurrent sleepers.
+  await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxConcurrent: MAX_TIMERS });
 
   log?.info('Setting up KV buckets...');
   const stateKv = await withMetaRetry(`bucket ${names.stateBucket}`, () =>

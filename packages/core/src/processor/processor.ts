@@ -23,6 +23,7 @@ import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
 import { setupEngine } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
+import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { PartitionQueue } from './partition-queue.js';
 
@@ -74,6 +75,7 @@ export class Processor {
   readonly #running = new Map<string, Promise<void>>();
   readonly #stopping = new AbortController();
   #messages: ConsumerMessages | undefined;
+  #timers: TimerService | undefined;
   #loop: Promise<void> = Promise.resolve();
 
   private constructor(options: ProcessorOptions, names: EngineNames, executor: Executor, logger: Logger) {
@@ -108,10 +110,13 @@ export class Processor {
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
+      timers: new NatsTimerScheduler(js, resources.names),
       processorId: options.processorId ?? `${hostname()}-${process.pid}`,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });
     const processor = new Processor(options, resources.names, executor, logger);
+    processor.#timers = new TimerService(js, resources.names, logger);
+    await processor.#timers.start();
     await processor.#consume();
     logger.info({ consumer: processor.consumerName }, `Processor started, consuming from ${processor.consumerName}`);
     return processor;
@@ -130,6 +135,7 @@ export class Processor {
     if (this.#stopping.signal.aborted) return this.#loop;
     this.#stopping.abort();
     this.#messages?.stop();
+    await this.#timers?.stop();
     for (const msg of this.#queue.drainWaiting()) msg.nak();
     const grace = wait(options.graceMs ?? 10_000, 'timeout' as const);
     const settled = Promise.allSettled([...this.#running.values()]).then(() => 'done' as const);
@@ -206,6 +212,9 @@ export class Processor {
         return;
       case 'already-ended':
         this.#logger.info({ invocation_id: command.invocationId }, `Invocation ${command.invocationId} already ${outcome.state.status}; not run again`);
+        msg.ack();
+        return;
+      case 'suspended':
         msg.ack();
         return;
       case 'fenced':

@@ -1,0 +1,121 @@
+/**
+ * Durable timers on the real cluster: a sleeping invocation is suspended (no processor
+ * holds it), and wakes within a second of its due time, also across a processor restart.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import {
+  connectNats,
+  decodeJson,
+  defineWorkflow,
+  DurableClient,
+  EntryPhase,
+  Processor,
+  silentLogger,
+  type ExecutionState,
+  type ServiceInvoker,
+} from '../src/index.js';
+
+const namespace = 'timertest';
+
+const sleeper = defineWorkflow<{ ms: number }, { wakeAtMs: number; wokeAtMs: number }>('sleeper', async (ctx, { ms }) => {
+  const start = await ctx.now();
+  await ctx.sleep(ms);
+  return { wakeAtMs: start + ms, wokeAtMs: await ctx.now() };
+});
+
+/** The workflow calls no service. */
+const noServices: ServiceInvoker = {
+  call: async () => {
+    throw new Error('no services here');
+  },
+  close: () => undefined,
+};
+
+let nc: NatsConnection;
+let client: DurableClient;
+
+/** A processor on a connection of its own, as in its own process; stopping it closes the connection. */
+async function startProcessor(): Promise<{ processor: Processor; stop: () => Promise<void> }> {
+  const own = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
+  const processor = await Processor.start({ nc: own, namespace, workflows: [sleeper], services: noServices, logger: silentLogger(), ackWaitSeconds: 5 });
+  return {
+    processor,
+    stop: async () => {
+      await processor.stop();
+      await own.close();
+    },
+  };
+}
+
+/** Resolves with the first state of the invocation that has the given status. */
+async function stateReaching(id: string, status: string, timeoutMs = 10_000): Promise<ExecutionState> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), timeoutMs);
+  try {
+    return await new Promise<ExecutionState>((resolve, reject) => {
+      client
+        .watch((state) => {
+          if (state.invocationId === id && state.status === status) resolve(state);
+        }, stop.signal)
+        .then(() => reject(new Error(`${id} did not become ${status} within ${timeoutMs} ms`)), reject);
+      void client.getState(id).then((state) => {
+        if (state?.status === status) resolve(state);
+      });
+    });
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+}
+
+beforeAll(async () => {
+  nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
+  const bootstrap = await startProcessor();
+  client = await DurableClient.connect({ nc, namespace });
+  await bootstrap.stop();
+});
+
+afterAll(async () => {
+  await nc?.close();
+});
+
+describe('durable sleep', () => {
+  it('suspends a sleeping invocation, holding nothing, and wakes it within a second of its due time', async () => {
+    const { processor, stop } = await startProcessor();
+    try {
+      const { invocationId } = await client.submit(sleeper, { ms: 2_500 });
+      const suspended = await stateReaching(invocationId, 'suspended');
+      expect(suspended.owner).toBe('');
+      expect(processor.running).toBe(0);
+
+      const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
+      expect(final.status).toBe('completed');
+      const { wakeAtMs, wokeAtMs } = decodeJson<{ wakeAtMs: number; wokeAtMs: number }>(final.currentState);
+      expect(wokeAtMs).toBeGreaterThanOrEqual(wakeAtMs);
+      expect(wokeAtMs - wakeAtMs).toBeLessThan(1_000);
+      const sleeps = final.journal.filter((e) => e.stepType === 'SLEEP').map((e) => e.phase);
+      expect(sleeps).toEqual([EntryPhase.STARTED, EntryPhase.COMPLETED]);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('keeps the timer while no processor runs and fires it once one is up again', async () => {
+    const { stop: first } = await startProcessor();
+    const { invocationId } = await client.submit(sleeper, { ms: 2_000 });
+    await stateReaching(invocationId, 'suspended');
+    await first();
+
+    const { stop: second } = await startProcessor();
+    try {
+      const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
+      expect(final.status).toBe('completed');
+      const { wakeAtMs, wokeAtMs } = decodeJson<{ wakeAtMs: number; wokeAtMs: number }>(final.currentState);
+      expect(wokeAtMs - wakeAtMs).toBeLessThan(1_000);
+    } finally {
+      await second();
+    }
+  });
+});
