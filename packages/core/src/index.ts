@@ -88,3 +88,6 @@ export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions } from './ser
 export { findProtoDir, loadProtoServices, ProtoServices, PROTO_LOADER_OPTIONS } from './services/proto-services.js';
 export type { ProtoDirOptions, ProtoMethod, ProtoService } from './services/proto-services.js';
 export { listenInsecure, metadataValue, shutdownServer } from './services/grpc-server.js';
+export { LocalRuntime } from './local/local-runtime.js';
+export type { LocalRunOptions, LocalRuntimeOptions } from './local/local-runtime.js';
+export type { TimerRequest, TimerScheduler } from './engine/stores.js';

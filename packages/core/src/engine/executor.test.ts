@@ -298,8 +298,7 @@ describe('durable sleep', () => {
     expect(journals.entries(cmd.invocationId)).toHaveLength(2);
 
     // Make the timer due by rewriting the journaled wake time, then resume.
-    const log = journals.entries(cmd.invocationId) as Array<{ request: Uint8Array }>;
-    log[1]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
+    journals.entries(cmd.invocationId)[1]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
     const resumed = await executor.execute(cmd);
     expect(resumed.kind).toBe('ended');
     const stored = await states.get(cmd.invocationId);
