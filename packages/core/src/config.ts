@@ -36,6 +36,8 @@ export interface EngineNames {
   /** Work-queue stream of durable timers, and its subject prefix. */
   timersStream: string;
   timersSubject: string;
+  /** Key-value bucket of awakeables, by awakeable ID. */
+  awakeablesBucket: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export function engineNames(namespace = ''): EngineNames {
     resultSubject: `${lower}durable.result`,
     timersStream: `${upper}TIMERS`,
     timersSubject: `${lower}timers`,
+    awakeablesBucket: `${upper}AWAKEABLES`,
   };
 }
 

@@ -21,6 +21,7 @@ export const ErrorCode = {
   Conflict: 'CONFLICT',
   Cancelled: 'CANCELLED',
   Interrupted: 'INTERRUPTED',
+  AwakeableNotFound: 'AWAKEABLE_NOT_FOUND',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -149,6 +150,16 @@ export class InvocationNotFoundError extends DurableError {
   constructor(invocationId: string) {
     super(ErrorCode.InvocationNotFound, `invocation not found: ${invocationId}`);
     this.invocationId = invocationId;
+  }
+}
+
+/** No awakeable has that ID. */
+export class AwakeableNotFoundError extends DurableError {
+  readonly awakeableId: string;
+
+  constructor(awakeableId: string) {
+    super(ErrorCode.AwakeableNotFound, `awakeable not found: ${awakeableId}`);
+    this.awakeableId = awakeableId;
   }
 }
 

@@ -91,3 +91,6 @@ export { listenInsecure, metadataValue, shutdownServer } from './services/grpc-s
 export { LocalRuntime } from './local/local-runtime.js';
 export type { LocalRunOptions, LocalRuntimeOptions } from './local/local-runtime.js';
 export type { TimerRequest, TimerScheduler } from './engine/stores.js';
+export { AwakeableNotFoundError } from './errors.js';
+export type { Awakeable } from './engine/context.js';
+export type { AwakeableOutcome, AwakeableStore } from './engine/stores.js';

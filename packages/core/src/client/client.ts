@@ -10,8 +10,11 @@ import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
-import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
-import { ConnectionError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { AwakeableNotFoundError, ConnectionError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import { awakeableInvocation } from '../engine/durable-context.js';
+import type { AwakeableOutcome } from '../engine/stores.js';
+import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal } from '../engine/lifecycle.js';
 import type { Workflow } from '../engine/workflow.js';
@@ -63,14 +66,16 @@ export class DurableClient {
   readonly #kv: KV;
   readonly #states: NatsStateStore;
   readonly #journals: NatsJournalStore;
+  readonly #awakeables: NatsAwakeableStore;
 
-  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore) {
+  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV) {
     this.#nc = nc;
     this.names = names;
     this.#js = jetstream(nc);
     this.#kv = kv;
     this.#states = new NatsStateStore(kv);
     this.#journals = journals;
+    this.#awakeables = new NatsAwakeableStore(awakeables);
   }
 
   /**
@@ -81,7 +86,8 @@ export class DurableClient {
     const names = engineNames(options.namespace);
     const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
     const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
-    return new DurableClient(options.nc, names, kv, journals);
+    const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });
+    return new DurableClient(options.nc, names, kv, journals, awakeables);
   }
 
   /**
@@ -151,6 +157,41 @@ export class DurableClient {
     const state = await this.waitForResult(invocationId, options);
     if (state.status !== 'completed') throw new TerminalError(`invocation ${invocationId} ${state.status}: ${state.error}`);
     return decodeJson<Out>(state.currentState, 'workflow output');
+  }
+
+  /**
+   * Resolves an awakeable with a value; the invocation waiting on it continues.
+   * @throws AwakeableNotFoundError for an unknown ID.
+   * @throws ConflictError when it was resolved or rejected before (the first outcome stands).
+   */
+  async resolveAwakeable(awakeableId: string, value: unknown): Promise<void> {
+    await this.#settle(awakeableId, { ok: true, value: encodeJson(value) });
+  }
+
+  /**
+   * Rejects an awakeable: the workflow's await throws a TerminalError with the reason.
+   * @throws AwakeableNotFoundError for an unknown ID.
+   * @throws ConflictError when it was resolved or rejected before.
+   */
+  async rejectAwakeable(awakeableId: string, reason: string): Promise<void> {
+    await this.#settle(awakeableId, { ok: false, error: reason || 'rejected' });
+  }
+
+  async #settle(awakeableId: string, outcome: AwakeableOutcome): Promise<void> {
+    if (awakeableInvocation(awakeableId) === undefined) throw new AwakeableNotFoundError(awakeableId);
+    const invocationId = await this.#awakeables.settle(awakeableId, outcome);
+    const state = await this.getState(invocationId);
+    if (!state || isTerminal(state.status)) return;
+    const resume = create(CommandSchema, {
+      invocationId,
+      handler: state.handler,
+      partitionKey: state.partitionKey,
+      kind: CommandKind.RESUME,
+      submittedAtMs: BigInt(Date.now()),
+    });
+    await this.#js.publish(`${this.names.commandsSubject}.${state.partitionKey}`, toBinary(CommandSchema, resume), {
+      msgID: `${awakeableId}:settled`,
+    });
   }
 
   /** The state of an invocation, or null. */

@@ -19,6 +19,12 @@ export interface RunStepOptions {
   retry?: Partial<RetryPolicy>;
 }
 
+/** See {@link Context.awakeable}. */
+export interface Awakeable<T> {
+  readonly id: string;
+  readonly promise: Promise<T>;
+}
+
 /** The context a workflow receives. */
 export interface Context {
   /** The ID of this invocation. */
@@ -69,4 +75,17 @@ export interface Context {
    * await ctx.sleep(3 * 24 * 60 * 60 * 1000); // three days
    */
   sleep(ms: number): Promise<void>;
+
+  /**
+   * An awakeable: an ID to hand to someone outside, and a promise that settles when they
+   * resolve or reject it by that ID (client, HTTP API or another workflow). Awaiting it
+   * suspends the invocation until then; a resolution that comes first is kept, not lost.
+   * A rejection throws a `TerminalError` with the reason.
+   *
+   * @example
+   * const approval = ctx.awakeable<{ approved: boolean }>();
+   * await ctx.run('ask for approval', () => mailer.send(manager, approval.id));
+   * const { approved } = await approval.promise;
+   */
+  awakeable<T = unknown>(): Awakeable<T>;
 }

@@ -25,9 +25,9 @@ import {
 import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
-import type { CallStepOptions, Context, RunStepOptions } from './context.js';
+import type { Awakeable, CallStepOptions, Context, RunStepOptions } from './context.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import type { JournalLog, TimerScheduler } from './stores.js';
+import type { AwakeableStore, JournalLog, TimerScheduler } from './stores.js';
 
 /** What a {@link DurableContext} needs. */
 export interface DurableContextOptions {
@@ -42,6 +42,8 @@ export interface DurableContextOptions {
   retry?: Partial<RetryPolicy>;
   /** Aborted when the processor stops: no new step starts after that. */
   signal?: AbortSignal;
+  /** Where awakeables are kept; without it, `awakeable()` fails. */
+  awakeables?: AwakeableStore;
   /** Durable timers; without them every sleep waits in memory. */
   timers?: TimerScheduler;
   /** Sleeps due within this many ms wait in memory instead of suspending. @default 1_000 */
@@ -216,6 +218,43 @@ export class DurableContext implements Context {
     });
   }
 
+  awakeable<T = unknown>(): Awakeable<T> {
+    const step = this.#takeStep();
+    const id = awakeableId(this.invocationId, step);
+    const promise = this.#awaitAwakeable<T>(step, `AWAKEABLE:${id}`, id);
+    // A workflow may never await it; its rejection must not crash the process then.
+    promise.catch(() => undefined);
+    return { id, promise };
+  }
+
+  async #awaitAwakeable<T>(step: number, stepType: string, id: string): Promise<T> {
+    const store = this.#options.awakeables;
+    if (!store) throw new TerminalError('awakeables need a processor: this context has no awakeable store');
+    const journaled = this.#journaled.get(step);
+    if (journaled && journaled.phase === EntryPhase.COMPLETED) return this.#replay<T>(step, stepType, journaled);
+    if (journaled) {
+      this.#checkType(step, stepType, journaled);
+    } else {
+      this.#checkRunning();
+      await this.#live(async () => {
+        await store.create(id, this.invocationId);
+        await this.#append(create(JournalEntrySchema, { stepNumber: step, stepType, phase: EntryPhase.STARTED, recordedAtMs: BigInt(Date.now()), attempts: 1 }));
+      });
+    }
+    const entry = await this.#live(async () => {
+      const outcome = await store.outcome(id);
+      if (!outcome) return undefined;
+      const done = create(JournalEntrySchema, { stepNumber: step, stepType, recordedAtMs: BigInt(Date.now()), attempts: 1 });
+      if (outcome.ok) done.response = outcome.value;
+      else done.error = outcome.error;
+      await this.#append(done);
+      return done;
+    });
+    if (!entry) return this.#suspend();
+    if (entry.error !== '') throw new TerminalError(entry.error);
+    return decodeJson<T>(entry.response, `result of awakeable ${id}`);
+  }
+
   /** Takes the next step number; once past the journal, the workflow's log speaks again. */
   #takeStep(): number {
     if (this.#fatal) throw this.#fatal;
@@ -328,6 +367,16 @@ export class DurableContext implements Context {
     this.#appending = appended.catch(() => undefined);
     return appended;
   }
+}
+
+/** The ID of the awakeable made at `step` of an invocation: it names its invocation, so finding it is O(1). */
+export function awakeableId(invocationId: string, step: number): string {
+  return `awk_${step}_${invocationId}`;
+}
+
+/** The invocation an awakeable ID belongs to, or undefined when it is not an awakeable ID. */
+export function awakeableInvocation(id: string): string | undefined {
+  return /^awk_\d+_([A-Za-z0-9_=-]{1,128})$/.exec(id)?.[1];
 }
 
 /** A sleep's journal entry: STARTED records when it is due, COMPLETED that it passed. */

@@ -28,7 +28,7 @@ import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { DurableContext } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
-import type { JournalStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
+import type { AwakeableStore, JournalStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
 import type { WorkflowRegistry } from './workflow.js';
 
 /** Options of {@link Executor}. */
@@ -38,6 +38,8 @@ export interface ExecutorOptions {
   journals: JournalStore;
   services: ServiceInvoker;
   logger: Logger;
+  /** Where awakeables are kept. @default none: `ctx.awakeable()` fails */
+  awakeables?: AwakeableStore;
   /** Durable timers for long sleeps. @default none: sleeps wait in memory */
   timers?: TimerScheduler;
   /** Told of every invocation that ends. @default none */
@@ -135,6 +137,7 @@ export class Executor {
       ...(workflow.options.retry ? { retry: workflow.options.retry } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(this.#options.timers ? { timers: this.#options.timers } : {}),
+      ...(this.#options.awakeables ? { awakeables: this.#options.awakeables } : {}),
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -234,7 +237,7 @@ export class Executor {
       owner: '',
       attempt: 0,
       currentStep: steps - 1,
-      currentStepType: 'SLEEP',
+      currentStepType: '',
       updatedAtMs: now(),
     };
     try {
@@ -243,7 +246,7 @@ export class Executor {
       if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
       throw err;
     }
-    this.#options.logger.info({ invocation_id: state.invocationId }, `Suspended ${state.invocationId}: waiting on a durable timer`);
+    this.#options.logger.info({ invocation_id: state.invocationId }, `Suspended ${state.invocationId}: waiting on a timer or an awakeable`);
     return { kind: 'suspended', state: waiting };
   }
 

@@ -70,3 +70,17 @@ export interface TimerScheduler {
   /** Records a timer; scheduling the same invocation and step twice keeps one. */
   schedule(timer: TimerRequest): Promise<void>;
 }
+
+/** How an awakeable was settled. */
+export type AwakeableOutcome = { ok: true; value: Uint8Array } | { ok: false; error: string };
+
+/**
+ * Awakeables by ID, one record each: O(1) to find, and settled at most once, so a second
+ * resolution is a conflict and the first value stands.
+ */
+export interface AwakeableStore {
+  /** Records a new awaited awakeable; creating one that exists is a no-op. */
+  create(awakeableId: string, invocationId: string): Promise<void>;
+  /** The outcome when settled, null while pending. */
+  outcome(awakeableId: string): Promise<AwakeableOutcome | null>;
+}

@@ -42,6 +42,7 @@ export interface EngineResources {
   names: EngineNames;
   jsm: JetStreamManager;
   stateKv: KV;
+  awakeablesKv: KV;
   replicas: number;
   consumerName: string;
 }
@@ -105,7 +106,10 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const stateKv = await withMetaRetry(`bucket ${names.stateBucket}`, () =>
     new Kvm(nc).create(names.stateBucket, { history: 10, replicas, storage: StorageType.File }),
   );
-  return { names, jsm, stateKv, replicas, consumerName };
+  const awakeablesKv = await withMetaRetry(`bucket ${names.awakeablesBucket}`, () =>
+    new Kvm(nc).create(names.awakeablesBucket, { history: 1, replicas, storage: StorageType.File }),
+  );
+  return { names, jsm, stateKv, awakeablesKv, replicas, consumerName };
 }
 
 /** Creates a stream if it does not exist; an existing one is used as it is. */

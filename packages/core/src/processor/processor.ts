@@ -23,6 +23,7 @@ import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
 import { setupEngine } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
+import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { PartitionQueue } from './partition-queue.js';
@@ -111,6 +112,7 @@ export class Processor {
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
       timers: new NatsTimerScheduler(js, resources.names),
+      awakeables: new NatsAwakeableStore(resources.awakeablesKv),
       processorId: options.processorId ?? `${hostname()}-${process.pid}`,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });

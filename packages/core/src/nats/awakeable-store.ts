@@ -1,0 +1,65 @@
+/**
+ * Awakeables in the AWAKEABLES bucket: key = awakeable ID, value = a protobuf
+ * `durable.AwakeableState`. The workflow creates the record when it makes the awakeable;
+ * a resolution is a compare-and-set from pending to settled, so it happens once.
+ */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { KV } from '@nats-io/kv';
+import { AwakeableStateSchema, type AwakeableState } from '../gen/durable/durable_pb.js';
+import { AwakeableNotFoundError, ConflictError, DecodeError } from '../errors.js';
+import type { AwakeableOutcome, AwakeableStore } from '../engine/stores.js';
+import { isWrongLastSequence } from './state-store.js';
+
+/** An AwakeableStore on a JetStream key-value bucket. */
+export class NatsAwakeableStore implements AwakeableStore {
+  constructor(private readonly kv: KV) {}
+
+  async create(awakeableId: string, invocationId: string): Promise<void> {
+    const record = create(AwakeableStateSchema, { awakeableId, invocationId, createdAt: BigInt(Math.floor(Date.now() / 1000)) });
+    try {
+      await this.kv.create(awakeableId, toBinary(AwakeableStateSchema, record));
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+  }
+
+  async outcome(awakeableId: string): Promise<AwakeableOutcome | null> {
+    const found = await this.get(awakeableId);
+    if (!found?.state.resolved) return null;
+    return found.state.error !== '' ? { ok: false, error: found.state.error } : { ok: true, value: found.state.result };
+  }
+
+  /**
+   * Settles an awakeable; returns the invocation waiting on it.
+   * @throws AwakeableNotFoundError when there is none of that ID.
+   * @throws ConflictError when it was settled before (the first outcome stands).
+   */
+  async settle(awakeableId: string, outcome: AwakeableOutcome): Promise<string> {
+    const found = await this.get(awakeableId);
+    if (!found) throw new AwakeableNotFoundError(awakeableId);
+    if (found.state.resolved) throw new ConflictError(`awakeable ${awakeableId} is already ${found.state.error ? 'rejected' : 'resolved'}`);
+    const settled: AwakeableState = {
+      ...found.state,
+      resolved: true,
+      result: outcome.ok ? outcome.value : new Uint8Array(),
+      error: outcome.ok ? '' : outcome.error,
+    };
+    try {
+      await this.kv.update(awakeableId, toBinary(AwakeableStateSchema, settled), found.revision);
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw new ConflictError(`awakeable ${awakeableId} is already resolved`);
+      throw err;
+    }
+    return found.state.invocationId;
+  }
+
+  private async get(awakeableId: string): Promise<{ state: AwakeableState; revision: number } | null> {
+    const entry = await this.kv.get(awakeableId);
+    if (!entry || entry.operation !== 'PUT') return null;
+    try {
+      return { state: fromBinary(AwakeableStateSchema, entry.value), revision: entry.revision };
+    } catch (err) {
+      throw new DecodeError(`awakeable ${awakeableId} is not a durable.AwakeableState`, { cause: err });
+    }
+  }
+}

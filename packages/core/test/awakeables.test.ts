@@ -1,0 +1,112 @@
+/**
+ * Awakeables on the real cluster: resolved and rejected from the client by ID, kept when
+ * resolved before the workflow awaits them, settled at most once.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  AwakeableNotFoundError,
+  ConflictError,
+  connectNats,
+  decodeJson,
+  defineWorkflow,
+  DurableClient,
+  Processor,
+  silentLogger,
+  TerminalError,
+  type ExecutionState,
+  type ServiceInvoker,
+} from '../src/index.js';
+
+const namespace = 'awaketest';
+
+const approval = defineWorkflow<{ sleepFirstMs?: number }, string>('approval', async (ctx, { sleepFirstMs }) => {
+  const decision = ctx.awakeable<{ approved: boolean }>();
+  if (sleepFirstMs) await ctx.sleep(sleepFirstMs);
+  try {
+    const { approved } = await decision.promise;
+    return approved ? 'approved' : 'declined';
+  } catch (err) {
+    return err instanceof TerminalError ? `rejected: ${err.message}` : 'unexpected';
+  }
+});
+
+const noServices: ServiceInvoker = {
+  call: async () => {
+    throw new Error('no services here');
+  },
+  close: () => undefined,
+};
+
+let nc: NatsConnection;
+let processorNc: NatsConnection;
+let processor: Processor;
+let client: DurableClient;
+
+/** Resolves once the invocation's state has the status. */
+async function reaching(id: string, status: string): Promise<ExecutionState> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 10_000);
+  try {
+    return await new Promise<ExecutionState>((resolve, reject) => {
+      client
+        .watch((s) => s.invocationId === id && s.status === status && resolve(s), stop.signal)
+        .then(() => reject(new Error(`${id} did not become ${status}`)), reject);
+      void client.getState(id).then((s) => s?.status === status && resolve(s));
+    });
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+}
+
+beforeAll(async () => {
+  const servers = inject('natsUrl').split(',');
+  nc = await connectNats({ servers, maxAttempts: 3 });
+  processorNc = await connectNats({ servers, maxAttempts: 3 });
+  processor = await Processor.start({ nc: processorNc, namespace, workflows: [approval], services: noServices, logger: silentLogger() });
+  client = await DurableClient.connect({ nc, namespace });
+});
+
+afterAll(async () => {
+  await processor?.stop();
+  await processorNc?.close();
+  await nc?.close();
+});
+
+describe('awakeables', () => {
+  it('suspends until resolved by ID, then continues with the value; a second resolution conflicts', async () => {
+    const { invocationId } = await client.submit(approval, {});
+    await reaching(invocationId, 'suspended');
+    const id = `awk_0_${invocationId}`;
+
+    await client.resolveAwakeable(id, { approved: true });
+    await expect(client.resolveAwakeable(id, { approved: false })).rejects.toBeInstanceOf(ConflictError);
+
+    const final = await client.waitForResult(invocationId);
+    expect(final.status).toBe('completed');
+    expect(decodeJson(final.currentState)).toBe('approved');
+    expect(final.journal.filter((e) => e.stepType === `AWAKEABLE:${id}`)).toHaveLength(2);
+  });
+
+  it('keeps a resolution that arrives before the workflow awaits', async () => {
+    const { invocationId } = await client.submit(approval, { sleepFirstMs: 1_500 });
+    await reaching(invocationId, 'suspended');
+    await client.resolveAwakeable(`awk_0_${invocationId}`, { approved: false });
+    const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
+    expect(decodeJson(final.currentState)).toBe('declined');
+  });
+
+  it('throws the rejection reason in the workflow', async () => {
+    const { invocationId } = await client.submit(approval, {});
+    await reaching(invocationId, 'suspended');
+    await client.rejectAwakeable(`awk_0_${invocationId}`, 'over budget');
+    const final = await client.waitForResult(invocationId);
+    expect(decodeJson(final.currentState)).toBe('rejected: over budget');
+  });
+
+  it('answers not-found for an unknown or malformed ID', async () => {
+    await expect(client.resolveAwakeable('awk_0_no-such-invocation', 1)).rejects.toBeInstanceOf(AwakeableNotFoundError);
+    await expect(client.resolveAwakeable('not an id', 1)).rejects.toBeInstanceOf(AwakeableNotFoundError);
+  });
+});
