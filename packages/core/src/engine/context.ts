@@ -88,4 +88,15 @@ export interface Context {
    * const { approved } = await approval.promise;
    */
   awakeable<T = unknown>(): Awakeable<T>;
+
+  /**
+   * The value this invocation stored under `key`, or undefined. State is scoped to the
+   * invocation and rebuilt from the journal on replay; it ends up in the final state's
+   * `workflow_state`.
+   */
+  get<T = unknown>(key: string): T | undefined;
+  /** Stores a JSON value under `key` (one journal entry). */
+  set(key: string, value: unknown): Promise<void>;
+  /** Removes `key` (one journal entry). */
+  clear(key: string): Promise<void>;
 }

@@ -74,6 +74,8 @@ export class DurableContext implements Context {
   #replayed = 0;
   #appending: Promise<void> = Promise.resolve();
   #fatal: Error | undefined;
+  /** Invocation-scoped state, as JSON bytes; rebuilt by replaying the set and clear steps. */
+  readonly #state = new Map<string, Uint8Array>();
   /** Live steps running now: a suspension waits until none is, so no outcome is lost. */
   #liveSteps = 0;
   #suspendRequested = false;
@@ -216,6 +218,27 @@ export class DurableContext implements Context {
       this.#checkRunning();
       await this.#append(sleepEntry(step, wakeAtMs, EntryPhase.COMPLETED));
     });
+  }
+
+  get<T = unknown>(key: string): T | undefined {
+    const value = this.#state.get(key);
+    return value === undefined ? undefined : decodeJson<T>(value, `state ${key}`);
+  }
+
+  async set(key: string, value: unknown): Promise<void> {
+    const bytes = encodeJson(value);
+    await this.#step<void>(`SET:${key}`, value, undefined, async () => undefined);
+    this.#state.set(key, bytes);
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.#step<void>(`CLEAR:${key}`, undefined, undefined, async () => undefined);
+    this.#state.delete(key);
+  }
+
+  /** The invocation-scoped state, for the final ExecutionState. */
+  get workflowState(): Record<string, Uint8Array> {
+    return Object.fromEntries(this.#state);
   }
 
   awakeable<T = unknown>(): Awakeable<T> {

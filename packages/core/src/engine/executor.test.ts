@@ -315,3 +315,25 @@ describe('durable sleep', () => {
     expect((await states.get(cmd.invocationId))?.state.status).toBe('completed');
   });
 });
+
+describe('invocation state', () => {
+  it('keeps set values across replays and writes them into the final state', async () => {
+    const controller = new AbortController();
+    const cart = defineWorkflow('cart', async (ctx) => {
+      await ctx.set('items', ['a']);
+      await ctx.set('note', 'temporary');
+      controller.abort();
+      await ctx.clear('note');
+      await ctx.set('items', [...(ctx.get<string[]>('items') ?? []), 'b']);
+      return { items: ctx.get<string[]>('items'), note: ctx.get('note') ?? null };
+    });
+    const { states, executor } = setup([cart]);
+    const cmd = command('cart');
+    expect((await executor.execute(cmd, { signal: controller.signal })).kind).toBe('interrupted');
+    expect((await executor.execute(cmd)).kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(decodeJson(stored!.state.currentState)).toEqual({ items: ['a', 'b'], note: null });
+    expect(decodeJson(stored!.state.workflowState.items!)).toEqual(['a', 'b']);
+    expect(stored!.state.workflowState.note).toBeUndefined();
+  });
+});

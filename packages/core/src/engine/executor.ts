@@ -165,7 +165,7 @@ export class Executor {
       return { kind: 'interrupted', reason: fatal.message };
     }
     if (suspended) return this.#suspend(state, revision, ctx.stepCount);
-    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries) };
+    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState };
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
     return this.#end({ ...withJournal, currentState: encodeJson(output) }, revision, 'completed');
   }
