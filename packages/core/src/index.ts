@@ -94,3 +94,4 @@ export type { TimerRequest, TimerScheduler } from './engine/stores.js';
 export { AwakeableNotFoundError } from './errors.js';
 export type { Awakeable } from './engine/context.js';
 export type { AwakeableOutcome, AwakeableStore } from './engine/stores.js';
+export { MemoryAwakeableStore } from './engine/memory-stores.js';

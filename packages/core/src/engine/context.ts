@@ -90,6 +90,18 @@ export interface Context {
   awakeable<T = unknown>(): Awakeable<T>;
 
   /**
+   * The first of several durable promises to settle, the same one on every replay (the
+   * winner is journaled; a plain `Promise.race` could pick another one on replay).
+   * `Promise.all` needs no help: it waits for every promise whatever their order.
+   *
+   * @example
+   * const approval = ctx.awakeable<boolean>();
+   * const timeout = ctx.sleep(24 * 60 * 60 * 1000).then(() => false);
+   * const approved = await ctx.race([approval.promise, timeout]);
+   */
+  race<T>(promises: ReadonlyArray<Promise<T>>): Promise<T>;
+
+  /**
    * The value this invocation stored under `key`, or undefined. State is scoped to the
    * invocation and rebuilt from the journal on replay; it ends up in the final state's
    * `workflow_state`.

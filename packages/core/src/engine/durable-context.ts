@@ -278,6 +278,24 @@ export class DurableContext implements Context {
     return decodeJson<T>(entry.response, `result of awakeable ${id}`);
   }
 
+  async race<T>(promises: ReadonlyArray<Promise<T>>): Promise<T> {
+    if (promises.length === 0) throw new InvalidArgumentError('race', 'needs at least one promise');
+    const step = this.#takeStep();
+    const journaled = this.#journaled.get(step);
+    let winner: number;
+    if (journaled) {
+      winner = this.#replay<{ winner: number }>(step, 'RACE', journaled).winner;
+    } else {
+      winner = await Promise.race(promises.map((p, i) => p.then(() => i, () => i)));
+      await this.#live(() =>
+        this.#append(create(JournalEntrySchema, { stepNumber: step, stepType: 'RACE', response: encodeJson({ winner }), recordedAtMs: BigInt(Date.now()), attempts: 1 })),
+      );
+    }
+    const won = promises[winner];
+    if (!won) throw new NonDeterminismError(step, `RACE of ${winner + 1}+ promises`, `RACE of ${promises.length}`);
+    return won;
+  }
+
   /** Takes the next step number; once past the journal, the workflow's log speaks again. */
   #takeStep(): number {
     if (this.#fatal) throw this.#fatal;
@@ -304,8 +322,18 @@ export class DurableContext implements Context {
     return new Promise<never>(() => undefined);
   }
 
+  /**
+   * Suspends once the workflow is blocked: no live step runs and, after every pending
+   * callback has run, it took no new step. A workflow that moved on (a race another
+   * promise won) is not suspended; the abandoned wait's wake-up later finds nothing to do.
+   */
   #maybeSuspend(): void {
-    if (this.#suspendRequested && this.#liveSteps === 0) this.#resolveSuspension();
+    if (!this.#suspendRequested || this.#liveSteps > 0) return;
+    const stepsBefore = this.#nextStep;
+    setImmediate(() => {
+      if (this.#liveSteps === 0 && this.#nextStep === stepsBefore) this.#resolveSuspension();
+      else if (this.#liveSteps === 0) this.#maybeSuspend();
+    });
   }
 
   #checkType(step: number, stepType: string, entry: JournalEntry): void {

@@ -6,7 +6,7 @@ import { silentLogger } from '../logger.js';
 import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
-import { MemoryJournalStore, MemoryStateStore } from './memory-stores.js';
+import { MemoryAwakeableStore, MemoryJournalStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
 import type { TimerRequest, TimerScheduler } from './stores.js';
 
@@ -335,5 +335,36 @@ describe('invocation state', () => {
     expect(decodeJson(stored!.state.currentState)).toEqual({ items: ['a', 'b'], note: null });
     expect(decodeJson(stored!.state.workflowState.items!)).toEqual(['a', 'b']);
     expect(stored!.state.workflowState.note).toBeUndefined();
+  });
+});
+
+describe('race', () => {
+  it('journals the winner of an awakeable raced against a sleep and replays it', async () => {
+    const awakeables = new MemoryAwakeableStore();
+    const racer = defineWorkflow('racer', async (ctx) => {
+      const approval = ctx.awakeable<string>();
+      const timeout = ctx.sleep(60_000).then(() => 'timed out');
+      const winner = await ctx.race([approval.promise, timeout]);
+      return `${winner} after ${await ctx.run('next', () => 'more')}`;
+    });
+    const states = new MemoryStateStore();
+    const journals = new MemoryJournalStore();
+    const executor = new Executor({
+      workflows: new WorkflowRegistry([racer]),
+      states,
+      journals,
+      services: new FakeServices(),
+      logger: silentLogger(),
+      timers: new RecordedTimers(),
+      awakeables,
+    });
+    const cmd = command('racer');
+    expect((await executor.execute(cmd)).kind).toBe('suspended');
+    awakeables.settle(`awk_0_${cmd.invocationId}`, { ok: true, value: encodeJson('approved') });
+    expect((await executor.execute(cmd)).kind).toBe('ended');
+    const stored = await states.get(cmd.invocationId);
+    expect(decodeJson(stored!.state.currentState)).toBe('approved after more');
+    const race = stored!.state.journal.find((e) => e.stepType === 'RACE');
+    expect(decodeJson(race!.response)).toEqual({ winner: 0 });
   });
 });

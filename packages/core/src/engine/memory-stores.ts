@@ -4,8 +4,8 @@
  */
 import { clone } from '@bufbuild/protobuf';
 import { ExecutionStateSchema, JournalEntrySchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
-import { FencedError } from '../errors.js';
-import type { JournalLog, JournalStore, StateStore, VersionedState } from './stores.js';
+import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
+import type { AwakeableOutcome, AwakeableStore, JournalLog, JournalStore, StateStore, VersionedState } from './stores.js';
 
 /** A StateStore in memory. */
 export class MemoryStateStore implements StateStore {
@@ -75,5 +75,30 @@ export class MemoryJournalStore implements JournalStore {
   /** The stored entries of an invocation. */
   entries(invocationId: string): readonly JournalEntry[] {
     return this.#journals.get(invocationId) ?? [];
+  }
+}
+
+/** An AwakeableStore in memory. */
+export class MemoryAwakeableStore implements AwakeableStore {
+  readonly #records = new Map<string, { invocationId: string; outcome: AwakeableOutcome | null }>();
+
+  async create(awakeableId: string, invocationId: string): Promise<void> {
+    if (!this.#records.has(awakeableId)) this.#records.set(awakeableId, { invocationId, outcome: null });
+  }
+
+  async outcome(awakeableId: string): Promise<AwakeableOutcome | null> {
+    return this.#records.get(awakeableId)?.outcome ?? null;
+  }
+
+  /**
+   * Settles an awakeable once; returns its invocation.
+   * @throws AwakeableNotFoundError, ConflictError
+   */
+  settle(awakeableId: string, outcome: AwakeableOutcome): string {
+    const record = this.#records.get(awakeableId);
+    if (!record) throw new AwakeableNotFoundError(awakeableId);
+    if (record.outcome) throw new ConflictError(`awakeable ${awakeableId} is already settled`);
+    record.outcome = outcome;
+    return record.invocationId;
   }
 }
