@@ -10,13 +10,13 @@ import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
-import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
-import { AwakeableNotFoundError, ConnectionError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import { CommandKind, CommandSchema, ExecutionStateSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
 import type { AwakeableOutcome } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
-import { isTerminal } from '../engine/lifecycle.js';
+import { isTerminal, transition } from '../engine/lifecycle.js';
 import type { Workflow } from '../engine/workflow.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { resultSubject } from '../nats/result-channel.js';
@@ -192,6 +192,35 @@ export class DurableClient {
     await this.#js.publish(`${this.names.commandsSubject}.${state.partitionKey}`, toBinary(CommandSchema, resume), {
       msgID: `${awakeableId}:settled`,
     });
+  }
+
+  /**
+   * Cancels an invocation. A suspended or paused one ends `cancelled` at once; a running one
+   * stops at its next step boundary (its state is marked first, so even a processor that
+   * crashes meanwhile ends it cancelled on its next run).
+   * @throws InvocationNotFoundError for an unknown ID.
+   * @throws ConflictError when it has already ended.
+   */
+  async cancel(invocationId: string): Promise<void> {
+    for (;;) {
+      const found = await this.#states.get(invocationId);
+      if (!found) throw new InvocationNotFoundError(invocationId);
+      if (isTerminal(found.state.status)) throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
+      const running = found.state.status === 'running';
+      const at = BigInt(Date.now());
+      const next: ExecutionState = running
+        ? { ...found.state, cancelRequested: true, updatedAtMs: at }
+        : { ...found.state, cancelRequested: true, status: transition(found.state.status, 'cancelled'), error: 'invocation cancelled', owner: '', updatedAtMs: at, endedAtMs: at, currentStep: -1 };
+      try {
+        await this.#states.update(next, found.revision);
+      } catch (err) {
+        if (err instanceof FencedError) continue; // It changed under us: look again.
+        throw err;
+      }
+      if (running) this.#nc.publish(`${this.names.cancelSubject}.${invocationId}`);
+      else this.#nc.publish(resultSubject(this.names, invocationId), toBinary(ExecutionStateSchema, next));
+      return;
+    }
   }
 
   /** The state of an invocation, or null. */

@@ -14,6 +14,7 @@ import { setTimeout as wait } from 'node:timers/promises';
 import { EntryPhase, JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
+  CancelledError,
   errorMessage,
   FencedError,
   InterruptedError,
@@ -395,8 +396,9 @@ export class DurableContext implements Context {
   }
 
   #checkRunning(): void {
-    if (this.#options.signal?.aborted) {
-      this.#fatal ??= new InterruptedError();
+    const signal = this.#options.signal;
+    if (signal?.aborted) {
+      this.#fatal ??= signal.reason instanceof CancelledError ? signal.reason : new InterruptedError();
       throw this.#fatal;
     }
   }

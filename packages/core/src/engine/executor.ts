@@ -16,6 +16,7 @@ import {
   type JournalEntry,
 } from '../gen/durable/durable_pb.js';
 import {
+  CancelledError,
   errorMessage,
   FencedError,
   HandlerNotFoundError,
@@ -99,6 +100,10 @@ export class Executor {
     const workflow = workflows.find(state.handler);
     if (!workflow) return this.#end(state, found?.revision, 'failed', new HandlerNotFoundError(state.handler));
 
+    if (found?.state.cancelRequested) {
+      return this.#end(found.state, found.revision, 'cancelled', new CancelledError());
+    }
+
     let revision: number;
     try {
       if (found) {
@@ -166,6 +171,12 @@ export class Executor {
     }
     if (suspended) return this.#suspend(state, revision, ctx.stepCount);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState };
+    if (fatal instanceof CancelledError) {
+      // The canceller marked the state, so take its revision; the invocation is still ours.
+      const current = await states.get(id);
+      if (!current || current.state.owner !== state.owner) return { kind: 'fenced', reason: 'state changed while cancelling' };
+      return this.#end({ ...withJournal, cancelRequested: true }, current.revision, 'cancelled', fatal);
+    }
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
     return this.#end({ ...withJournal, currentState: encodeJson(output) }, revision, 'completed');
   }

@@ -10,12 +10,12 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { headers } from '@nats-io/nats-core';
 import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, type EngineNames } from '../config.js';
 import { CommandSchema, type Command } from '../gen/durable/durable_pb.js';
-import { DecodeError, errorMessage } from '../errors.js';
+import { CancelledError, DecodeError, errorMessage } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
 import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -77,6 +77,9 @@ export class Processor {
   readonly #stopping = new AbortController();
   #messages: ConsumerMessages | undefined;
   #timers: TimerService | undefined;
+  /** Per running invocation, aborts its run with a CancelledError. */
+  readonly #cancels = new Map<string, AbortController>();
+  #cancelRequests: Subscription | undefined;
   #loop: Promise<void> = Promise.resolve();
 
   private constructor(options: ProcessorOptions, names: EngineNames, executor: Executor, logger: Logger) {
@@ -119,6 +122,7 @@ export class Processor {
     const processor = new Processor(options, resources.names, executor, logger);
     processor.#timers = new TimerService(js, resources.names, logger);
     await processor.#timers.start();
+    processor.#listenForCancels();
     await processor.#consume();
     logger.info({ consumer: processor.consumerName }, `Processor started, consuming from ${processor.consumerName}`);
     return processor;
@@ -137,6 +141,7 @@ export class Processor {
     if (this.#stopping.signal.aborted) return this.#loop;
     this.#stopping.abort();
     this.#messages?.stop();
+    this.#cancelRequests?.unsubscribe();
     await this.#timers?.stop();
     for (const msg of this.#queue.drainWaiting()) msg.nak();
     const grace = wait(options.graceMs ?? 10_000, 'timeout' as const);
@@ -145,6 +150,16 @@ export class Processor {
       this.#logger.warn(`${this.#running.size} invocations did not reach a step boundary in time; they will be redelivered`);
     }
     await this.#loop;
+  }
+
+  /** A cancel request for an invocation running here stops it at its next step boundary. */
+  #listenForCancels(): void {
+    this.#cancelRequests = this.#options.nc.subscribe(`${this.#names.cancelSubject}.*`, {
+      callback: (_err, msg) => {
+        const id = msg.subject.slice(this.#names.cancelSubject.length + 1);
+        this.#cancels.get(id)?.abort(new CancelledError());
+      },
+    });
   }
 
   async #consume(): Promise<void> {
@@ -202,11 +217,14 @@ export class Processor {
       `Processing command: invocation_id=${command.invocationId} handler=${command.handler} service=${command.service}`,
     );
     const heartbeat = setInterval(() => msg.working(), Math.max(1_000, this.#ackWaitMs / 3));
+    const cancel = new AbortController();
+    this.#cancels.set(command.invocationId, cancel);
     let outcome: ExecutionOutcome;
     try {
-      outcome = await this.#executor.execute(command, { signal: this.#stopping.signal });
+      outcome = await this.#executor.execute(command, { signal: AbortSignal.any([this.#stopping.signal, cancel.signal]) });
     } finally {
       clearInterval(heartbeat);
+      this.#cancels.delete(command.invocationId);
     }
     switch (outcome.kind) {
       case 'ended':
