@@ -1,7 +1,7 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 30] [--max-attempts 3]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 30] [--max-attempts 3] [--http-port 8080]
  *
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
  * registry's SERVICE_<NAME>_ADDRESS overrides.
@@ -15,7 +15,10 @@ import {
   loadServiceRegistry,
   onShutdown,
   parseNumberFlag,
+  DurableClient,
   Processor,
+  startHttpApi,
+  type RunningHttpApi,
 } from '@durable/core';
 import { workflows } from './workflows/index.js';
 
@@ -28,21 +31,25 @@ async function main(): Promise<void> {
       'max-concurrent': { type: 'string' },
       'ack-wait': { type: 'string' },
       'max-attempts': { type: 'string' },
+      'http-port': { type: 'string' },
     },
     strict: true,
   });
   const maxConcurrent = parseNumberFlag('--max-concurrent', values['max-concurrent'], 100);
   const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 30);
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
+  const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
 
   logger.info('Starting Durable Execution Processor...');
   const stopConnecting = new AbortController();
   let processor: Processor | undefined;
+  let http: RunningHttpApi | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
   const services = createGrpcInvoker(loadServiceRegistry());
   onShutdown(async (signal) => {
     logger.info(`Received ${signal}, shutting down...`);
     stopConnecting.abort();
+    await http?.close();
     await processor?.stop();
     await nc?.drain();
     services.close();
@@ -60,7 +67,17 @@ async function main(): Promise<void> {
     ackWaitSeconds,
     maxAttempts,
   });
-  logger.info({ workflows: workflows.map((w) => w.name) }, `Registered workflows: ${workflows.map((w) => w.name).join(', ')}`);
+  const names = workflows.map((w) => w.name);
+  logger.info({ workflows: names }, `Registered workflows: ${names.join(', ')}`);
+  if (httpPort > 0) {
+    try {
+      http = await startHttpApi({ client: await DurableClient.connect({ nc }), logger, workflows: names, port: httpPort });
+      logger.info(`HTTP API listening on :${http.port} (OpenAPI at /openapi.json)`);
+    } catch (err) {
+      // Commands keep being processed; only the HTTP API is missing.
+      logger.error(`HTTP API could not listen on :${httpPort}: ${errorMessage(err)}`);
+    }
+  }
 }
 
 main().catch((err: unknown) => {

@@ -95,3 +95,5 @@ export { AwakeableNotFoundError } from './errors.js';
 export type { Awakeable } from './engine/context.js';
 export type { AwakeableOutcome, AwakeableStore } from './engine/stores.js';
 export { MemoryAwakeableStore } from './engine/memory-stores.js';
+export { createHttpApi, startHttpApi } from './http/http-api.js';
+export type { HttpApiOptions, RunningHttpApi } from './http/http-api.js';

@@ -1,0 +1,153 @@
+/**
+ * The HTTP API the processor serves (`--http-port`, default 8080): invoke workflows, read
+ * their state, cancel them, and resolve or reject awakeables, with JSON in and out.
+ * `/openapi.json` describes every route.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono, type Context as HonoContext } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { DurableClient } from '../client/client.js';
+import {
+  AwakeableNotFoundError,
+  ConflictError,
+  DurableError,
+  errorMessage,
+  HandlerNotFoundError,
+  InvalidArgumentError,
+  InvocationNotFoundError,
+  TimeoutError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import { OPENAPI } from './openapi.js';
+import { stateToJson } from './state-json.js';
+
+/** Options of {@link createHttpApi}. */
+export interface HttpApiOptions {
+  client: DurableClient;
+  logger?: Logger;
+  /** Names of the workflows that can be invoked; others get a 404. @default any name */
+  workflows?: readonly string[];
+}
+
+/** The routes, as a Hono app (serve it with {@link startHttpApi}, or test it with `app.request`). */
+export function createHttpApi(options: HttpApiOptions): Hono {
+  const { client, logger } = options;
+  const app = new Hono();
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/openapi.json', (c) => c.json(OPENAPI));
+
+  app.post('/api/workflows/:name/invoke', async (c) => {
+    const name = c.req.param('name');
+    if (options.workflows && !options.workflows.includes(name)) throw new HandlerNotFoundError(name);
+    const input = await jsonBody(c, true);
+    const wait = c.req.query('wait');
+    const partitionKey = c.req.query('partition_key');
+    const idempotencyKey = c.req.header('Idempotency-Key');
+    const submission = await client.submit(name, input, {
+      ...(partitionKey !== undefined ? { partitionKey } : {}),
+      ...(idempotencyKey ? { invocationId: idempotencyKey } : {}),
+    });
+    if (wait !== 'true' && wait !== '1') {
+      return c.json({ invocation_id: submission.invocationId, duplicate: submission.duplicate }, 202);
+    }
+    const timeoutMs = Number(c.req.query('timeout_ms') ?? 30_000);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError('timeout_ms', 'must be a positive number of ms');
+    const state = await client.waitForResult(submission.invocationId, { timeoutMs });
+    return c.json(stateToJson(state), 200);
+  });
+
+  app.get('/api/workflows/:id', async (c) => {
+    const id = c.req.param('id');
+    const state = await client.getState(id);
+    if (!state) throw new InvocationNotFoundError(id);
+    return c.json(stateToJson(state));
+  });
+
+  app.post('/api/workflows/:id/cancel', async (c) => {
+    await client.cancel(c.req.param('id'));
+    return c.json({ invocation_id: c.req.param('id'), cancel: 'requested' }, 202);
+  });
+
+  app.post('/api/awakeables/:id/resolve', async (c) => {
+    const body = await jsonBody(c, false);
+    if (!isObject(body) || !('result' in body)) throw new InvalidArgumentError('result', 'the body must be {"result": <json>}');
+    // The original API sent the result as a JSON string; accept that and plain JSON alike.
+    const result = typeof body.result === 'string' ? parseMaybeJson(body.result) : body.result;
+    await client.resolveAwakeable(c.req.param('id'), result);
+    return c.json({ awakeable_id: c.req.param('id'), resolved: true });
+  });
+
+  app.post('/api/awakeables/:id/reject', async (c) => {
+    const body = await jsonBody(c, false);
+    if (!isObject(body) || typeof body.error !== 'string' || body.error === '') {
+      throw new InvalidArgumentError('error', 'the body must be {"error": "<reason>"}');
+    }
+    await client.rejectAwakeable(c.req.param('id'), body.error);
+    return c.json({ awakeable_id: c.req.param('id'), rejected: true });
+  });
+
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    const status = statusOf(err);
+    if (status >= 500) logger?.error({ err }, `HTTP ${c.req.method} ${c.req.path} failed: ${errorMessage(err)}`);
+    return c.json(
+      { error: errorMessage(err), ...(err instanceof DurableError ? { code: err.code } : {}), ...(err instanceof InvalidArgumentError ? { field: err.field } : {}) },
+      status,
+    );
+  });
+  return app;
+}
+
+/** A running HTTP API. */
+export interface RunningHttpApi {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves the API on a port (0 picks a free one). */
+export function startHttpApi(options: HttpApiOptions & { port: number; host?: string }): Promise<RunningHttpApi> {
+  const app = createHttpApi(options);
+  return new Promise((resolve, reject) => {
+    const server: ServerType = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? '0.0.0.0' }, (info) => {
+      resolve({
+        port: info.port,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+    server.once('error', reject);
+  });
+}
+
+async function jsonBody(c: HonoContext, optional: boolean): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') {
+    if (optional) return {};
+    throw new InvalidArgumentError('body', 'a JSON body is required');
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError('body', 'is not valid JSON');
+  }
+}
+
+function parseMaybeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function statusOf(err: Error): ContentfulStatusCode {
+  if (err instanceof InvalidArgumentError) return 400;
+  if (err instanceof InvocationNotFoundError || err instanceof AwakeableNotFoundError || err instanceof HandlerNotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof TimeoutError) return 504;
+  return 500;
+}

@@ -1,0 +1,76 @@
+/**
+ * The OpenAPI description served at `/openapi.json`.
+ */
+
+const error = {
+  type: 'object',
+  properties: { error: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } },
+  required: ['error'],
+};
+const state = {
+  type: 'object',
+  properties: {
+    invocation_id: { type: 'string' },
+    handler: { type: 'string' },
+    status: { type: 'string', enum: ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'] },
+    partition_key: { type: 'string' },
+    input: {},
+    output: {},
+    error: { type: 'string' },
+    journal_length: { type: 'integer' },
+    journal: { type: 'array', items: { type: 'object' } },
+  },
+};
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [String(code), { description: String(code), content: { 'application/json': { schema: error } } }]));
+const json = (schema: object, description: string) => ({ description, content: { 'application/json': { schema } } });
+const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+
+/** OpenAPI 3.1 description of the HTTP API. */
+export const OPENAPI = {
+  openapi: '3.1.0',
+  info: { title: 'Durable execution engine', version: '0.1.0' },
+  paths: {
+    '/health': { get: { summary: 'Liveness', responses: { '200': json({ type: 'object' }, 'ok') } } },
+    '/api/workflows/{name}/invoke': {
+      post: {
+        summary: 'Invoke a workflow; the JSON body is its input',
+        parameters: [
+          idParam('name'),
+          { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'wait for the result' },
+          { name: 'timeout_ms', in: 'query', schema: { type: 'integer', default: 30000 } },
+          { name: 'partition_key', in: 'query', schema: { type: 'string', default: 'default' } },
+          { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'becomes the invocation ID: the same key runs once' },
+        ],
+        requestBody: { content: { 'application/json': { schema: {} } } },
+        responses: {
+          '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, duplicate: { type: 'boolean' } } }, 'submitted'),
+          '200': json(state, 'the final state, with wait=true'),
+          ...errors(400, 404, 504),
+        },
+      },
+    },
+    '/api/workflows/{id}': {
+      get: { summary: 'The state of one invocation', parameters: [idParam('id')], responses: { '200': json(state, 'state'), ...errors(404) } },
+    },
+    '/api/workflows/{id}/cancel': {
+      post: { summary: 'Cancel an invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'cancel requested'), ...errors(404, 409) } },
+    },
+    '/api/awakeables/{id}/resolve': {
+      post: {
+        summary: 'Resolve an awakeable',
+        parameters: [idParam('id')],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { result: {} }, required: ['result'] } } } },
+        responses: { '200': json({ type: 'object' }, 'resolved'), ...errors(400, 404, 409) },
+      },
+    },
+    '/api/awakeables/{id}/reject': {
+      post: {
+        summary: 'Reject an awakeable',
+        parameters: [idParam('id')],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } } } },
+        responses: { '200': json({ type: 'object' }, 'rejected'), ...errors(400, 404, 409) },
+      },
+    },
+  },
+} as const;
