@@ -36,8 +36,8 @@ export interface EngineNames {
   /** Work-queue stream of durable timers, and its subject prefix. */
   timersStream: string;
   timersSubject: string;
-  /** Core NATS subject prefix on which cancellation of invocation `id` is requested. */
-  cancelSubject: string;
+  /** Core NATS subject prefix on which cancel or pause of invocation `id` is requested (payload `cancel` or `pause`). */
+  controlSubject: string;
   /** Key-value bucket of awakeables, by awakeable ID. */
   awakeablesBucket: string;
 }
@@ -64,7 +64,7 @@ export function engineNames(namespace = ''): EngineNames {
     resultSubject: `${lower}durable.result`,
     timersStream: `${upper}TIMERS`,
     timersSubject: `${lower}timers`,
-    cancelSubject: `${lower}durable.cancel`,
+    controlSubject: `${lower}durable.control`,
     awakeablesBucket: `${upper}AWAKEABLES`,
   };
 }

@@ -22,6 +22,7 @@ export const ErrorCode = {
   Cancelled: 'CANCELLED',
   Interrupted: 'INTERRUPTED',
   AwakeableNotFound: 'AWAKEABLE_NOT_FOUND',
+  Paused: 'PAUSED',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -211,6 +212,13 @@ export class ConflictError extends DurableError {
 export class InterruptedError extends DurableError {
   constructor(message = 'processor is stopping') {
     super(ErrorCode.Interrupted, message);
+  }
+}
+
+/** The invocation was paused: it stops at a step boundary and waits for a resume. */
+export class PausedError extends DurableError {
+  constructor(message = 'invocation paused') {
+    super(ErrorCode.Paused, message);
   }
 }
 

@@ -14,7 +14,6 @@ import {
   Processor,
   silentLogger,
   TerminalError,
-  type ExecutionState,
   type ServiceInvoker,
 } from '../src/index.js';
 
@@ -43,22 +42,6 @@ let processorNc: NatsConnection;
 let processor: Processor;
 let client: DurableClient;
 
-/** Resolves once the invocation's state has the status. */
-async function reaching(id: string, status: string): Promise<ExecutionState> {
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), 10_000);
-  try {
-    return await new Promise<ExecutionState>((resolve, reject) => {
-      client
-        .watch((s) => s.invocationId === id && s.status === status && resolve(s), stop.signal)
-        .then(() => reject(new Error(`${id} did not become ${status}`)), reject);
-      void client.getState(id).then((s) => s?.status === status && resolve(s));
-    });
-  } finally {
-    clearTimeout(timer);
-    stop.abort();
-  }
-}
 
 beforeAll(async () => {
   const servers = inject('natsUrl').split(',');
@@ -77,7 +60,7 @@ afterAll(async () => {
 describe('awakeables', () => {
   it('suspends until resolved by ID, then continues with the value; a second resolution conflicts', async () => {
     const { invocationId } = await client.submit(approval, {});
-    await reaching(invocationId, 'suspended');
+    await client.waitForStatus(invocationId, 'suspended');
     const id = `awk_0_${invocationId}`;
 
     await client.resolveAwakeable(id, { approved: true });
@@ -91,7 +74,7 @@ describe('awakeables', () => {
 
   it('keeps a resolution that arrives before the workflow awaits', async () => {
     const { invocationId } = await client.submit(approval, { sleepFirstMs: 1_500 });
-    await reaching(invocationId, 'suspended');
+    await client.waitForStatus(invocationId, 'suspended');
     await client.resolveAwakeable(`awk_0_${invocationId}`, { approved: false });
     const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
     expect(decodeJson(final.currentState)).toBe('declined');
@@ -99,7 +82,7 @@ describe('awakeables', () => {
 
   it('throws the rejection reason in the workflow', async () => {
     const { invocationId } = await client.submit(approval, {});
-    await reaching(invocationId, 'suspended');
+    await client.waitForStatus(invocationId, 'suspended');
     await client.rejectAwakeable(`awk_0_${invocationId}`, 'over budget');
     const final = await client.waitForResult(invocationId);
     expect(decodeJson(final.currentState)).toBe('rejected: over budget');

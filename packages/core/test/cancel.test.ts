@@ -39,20 +39,6 @@ let processorNc: NatsConnection;
 let processor: Processor;
 let client: DurableClient;
 
-/** Resolves once the invocation has the status (watched, not polled). */
-async function statusOf(id: string, status: string): Promise<void> {
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), 10_000);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      client.watch((s) => s.invocationId === id && s.status === status && resolve(), stop.signal).then(() => reject(new Error(`${id} never ${status}`)), reject);
-      void client.getState(id).then((s) => s?.status === status && resolve());
-    });
-  } finally {
-    clearTimeout(timer);
-    stop.abort();
-  }
-}
 
 beforeAll(async () => {
   const servers = inject('natsUrl').split(',');
@@ -71,7 +57,7 @@ afterAll(async () => {
 describe('cancel', () => {
   it('ends a suspended invocation at once', async () => {
     const { invocationId } = await client.submit(waiter, {});
-    await statusOf(invocationId, 'suspended');
+    await client.waitForStatus(invocationId, 'suspended');
     const result = client.waitForResult(invocationId);
     await client.cancel(invocationId);
     const final = await result;
@@ -81,12 +67,39 @@ describe('cancel', () => {
 
   it('stops a running invocation at its next step boundary', async () => {
     const { invocationId } = await client.submit(plodder, { steps: 100 });
-    await statusOf(invocationId, 'running');
+    await client.waitForStatus(invocationId, 'running');
     await client.cancel(invocationId);
     const final = await client.waitForResult(invocationId, { timeoutMs: 10_000 });
     expect(final.status).toBe('cancelled');
     expect(final.error).toBe('invocation cancelled');
     expect(final.journalLength).toBeLessThan(200);
+  });
+
+  it('pauses a running invocation at a step boundary and resumes the same invocation from its journal', async () => {
+    const { invocationId } = await client.submit(plodder, { steps: 8 });
+    await client.waitForStatus(invocationId, 'running');
+    await client.pause(invocationId);
+    await client.waitForStatus(invocationId, 'paused');
+    const paused = await client.getState(invocationId);
+    expect(processor.running).toBe(0);
+    await client.resume(invocationId);
+    const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
+    expect(final.status).toBe('completed');
+    expect(final.invocationId).toBe(paused?.invocationId);
+    expect(final.journal.filter((e) => e.stepType === 'RUN:tick')).toHaveLength(8);
+  });
+
+  it('keeps a paused invocation still when what it waits for arrives, until resumed', async () => {
+    const { invocationId } = await client.submit(waiter, {});
+    await client.waitForStatus(invocationId, 'suspended');
+    await client.pause(invocationId);
+    await client.waitForStatus(invocationId, 'paused');
+    await client.resolveAwakeable(`awk_0_${invocationId}`, 'go');
+    await expect(client.resume('no-such-invocation')).rejects.toBeInstanceOf(InvocationNotFoundError);
+    await client.resume(invocationId);
+    const final = await client.waitForResult(invocationId);
+    expect(final.status).toBe('completed');
+    await expect(client.resume(invocationId)).rejects.toBeInstanceOf(ConflictError);
   });
 
   it('refuses an unknown invocation', async () => {

@@ -13,7 +13,6 @@ import {
   EntryPhase,
   Processor,
   silentLogger,
-  type ExecutionState,
   type ServiceInvoker,
 } from '../src/index.js';
 
@@ -49,26 +48,6 @@ async function startProcessor(): Promise<{ processor: Processor; stop: () => Pro
   };
 }
 
-/** Resolves with the first state of the invocation that has the given status. */
-async function stateReaching(id: string, status: string, timeoutMs = 10_000): Promise<ExecutionState> {
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), timeoutMs);
-  try {
-    return await new Promise<ExecutionState>((resolve, reject) => {
-      client
-        .watch((state) => {
-          if (state.invocationId === id && state.status === status) resolve(state);
-        }, stop.signal)
-        .then(() => reject(new Error(`${id} did not become ${status} within ${timeoutMs} ms`)), reject);
-      void client.getState(id).then((state) => {
-        if (state?.status === status) resolve(state);
-      });
-    });
-  } finally {
-    clearTimeout(timer);
-    stop.abort();
-  }
-}
 
 beforeAll(async () => {
   nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
@@ -86,7 +65,7 @@ describe('durable sleep', () => {
     const { processor, stop } = await startProcessor();
     try {
       const { invocationId } = await client.submit(sleeper, { ms: 2_500 });
-      const suspended = await stateReaching(invocationId, 'suspended');
+      const suspended = await client.waitForStatus(invocationId, 'suspended');
       expect(suspended.owner).toBe('');
       expect(processor.running).toBe(0);
 
@@ -105,7 +84,7 @@ describe('durable sleep', () => {
   it('keeps the timer while no processor runs and fires it once one is up again', async () => {
     const { stop: first } = await startProcessor();
     const { invocationId } = await client.submit(sleeper, { ms: 2_000 });
-    await stateReaching(invocationId, 'suspended');
+    await client.waitForStatus(invocationId, 'suspended');
     await first();
 
     const { stop: second } = await startProcessor();

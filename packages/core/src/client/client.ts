@@ -217,9 +217,72 @@ export class DurableClient {
         if (err instanceof FencedError) continue; // It changed under us: look again.
         throw err;
       }
-      if (running) this.#nc.publish(`${this.names.cancelSubject}.${invocationId}`);
+      if (running) this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, 'cancel');
       else this.#nc.publish(resultSubject(this.names, invocationId), toBinary(ExecutionStateSchema, next));
       return;
+    }
+  }
+
+  /**
+   * Pauses an invocation: a running one stops at its next step boundary, a suspended one
+   * stays put even when its timer fires. A paused invocation holds no consumer slot.
+   * @throws InvocationNotFoundError, ConflictError (already ended)
+   */
+  async pause(invocationId: string): Promise<void> {
+    await this.#change(invocationId, (state) => {
+      if (state.status === 'paused') return null;
+      if (state.status === 'running') return { ...state, pauseRequested: true };
+      return { ...state, status: transition(state.status, 'paused') };
+    }, 'pause');
+  }
+
+  /**
+   * Resumes a paused invocation: the same invocation ID continues from its journal.
+   * @throws InvocationNotFoundError, ConflictError (not paused)
+   */
+  async resume(invocationId: string): Promise<void> {
+    const resumed = await this.#change(invocationId, (state) => {
+      if (state.status === 'running' && state.pauseRequested) return { ...state, pauseRequested: false };
+      if (state.status !== 'paused') throw new ConflictError(`invocation ${invocationId} is ${state.status}, not paused`);
+      return { ...state, status: transition(state.status, 'suspended') };
+    });
+    if (resumed?.status !== 'suspended') return;
+    const command = create(CommandSchema, {
+      invocationId,
+      handler: resumed.handler,
+      partitionKey: resumed.partitionKey,
+      kind: CommandKind.RESUME,
+      submittedAtMs: BigInt(Date.now()),
+    });
+    await this.#js.publish(`${this.names.commandsSubject}.${resumed.partitionKey}`, toBinary(CommandSchema, command), {
+      msgID: `${invocationId}:resume:${resumed.updatedAtMs}`,
+    });
+  }
+
+  /**
+   * Changes a state by compare-and-set, looking again when it changed under us. `change`
+   * returns the new state, or null for nothing to do. Returns what was written.
+   */
+  async #change(
+    invocationId: string,
+    change: (state: ExecutionState) => ExecutionState | null,
+    signal?: 'pause',
+  ): Promise<ExecutionState | null> {
+    for (;;) {
+      const found = await this.#states.get(invocationId);
+      if (!found) throw new InvocationNotFoundError(invocationId);
+      if (isTerminal(found.state.status)) throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
+      const next = change(found.state);
+      if (!next) return null;
+      next.updatedAtMs = BigInt(Date.now());
+      try {
+        await this.#states.update(next, found.revision);
+      } catch (err) {
+        if (err instanceof FencedError) continue;
+        throw err;
+      }
+      if (signal && next.status === 'running') this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, signal);
+      return next;
     }
   }
 
@@ -244,6 +307,29 @@ export class DurableClient {
     const ids: string[] = [];
     for await (const key of await this.#kv.keys()) ids.push(key);
     return ids.sort();
+  }
+
+  /**
+   * Waits until the invocation's state has one of the statuses; returns that state.
+   * Push-based: watches the invocation's key, starting from its current value.
+   * @throws TimeoutError when it does not get there in time.
+   */
+  async waitForStatus(invocationId: string, statuses: string | readonly string[], options: WaitOptions = {}): Promise<ExecutionState> {
+    const wanted = typeof statuses === 'string' ? [statuses] : statuses;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const watcher = await this.#kv.watch({ key: invocationId });
+    const timer = setTimeout(() => watcher.stop(), timeoutMs);
+    try {
+      for await (const entry of watcher) {
+        if (entry.operation !== 'PUT' || entry.value.length === 0) continue;
+        const state = decodeState(entry.value, invocationId);
+        if (wanted.includes(state.status)) return state;
+      }
+    } finally {
+      clearTimeout(timer);
+      watcher.stop();
+    }
+    throw new TimeoutError(`invocation ${invocationId} did not become ${wanted.join(' or ')} within ${timeoutMs} ms`);
   }
 
   /** Calls `onState` with every state written from now on, until the signal aborts. */

@@ -20,6 +20,7 @@ import {
   InterruptedError,
   InvalidArgumentError,
   NonDeterminismError,
+  PausedError,
   ServiceCallError,
   TerminalError,
 } from '../errors.js';
@@ -398,7 +399,8 @@ export class DurableContext implements Context {
   #checkRunning(): void {
     const signal = this.#options.signal;
     if (signal?.aborted) {
-      this.#fatal ??= signal.reason instanceof CancelledError ? signal.reason : new InterruptedError();
+      const reason: unknown = signal.reason;
+      this.#fatal ??= reason instanceof CancelledError || reason instanceof PausedError ? reason : new InterruptedError();
       throw this.#fatal;
     }
   }

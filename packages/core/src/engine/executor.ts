@@ -18,6 +18,7 @@ import {
 import {
   CancelledError,
   errorMessage,
+  PausedError,
   FencedError,
   HandlerNotFoundError,
   InterruptedError,
@@ -64,6 +65,8 @@ export type ExecutionOutcome =
   | { kind: 'already-ended'; state: ExecutionState }
   /** The workflow waits on a timer: its state says so and nothing of it stays in memory. */
   | { kind: 'suspended'; state: ExecutionState }
+  /** The invocation is paused: nothing runs until it is resumed. */
+  | { kind: 'paused'; state: ExecutionState }
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
@@ -103,6 +106,8 @@ export class Executor {
     if (found?.state.cancelRequested) {
       return this.#end(found.state, found.revision, 'cancelled', new CancelledError());
     }
+    if (found?.state.status === 'paused') return { kind: 'paused', state: found.state };
+    if (found?.state.pauseRequested) return this.#pause(found.state, found.revision);
 
     let revision: number;
     try {
@@ -171,10 +176,11 @@ export class Executor {
     }
     if (suspended) return this.#suspend(state, revision, ctx.stepCount);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState };
-    if (fatal instanceof CancelledError) {
-      // The canceller marked the state, so take its revision; the invocation is still ours.
+    if (fatal instanceof CancelledError || fatal instanceof PausedError) {
+      // The requester marked the state, so take its revision; the invocation is still ours.
       const current = await states.get(id);
-      if (!current || current.state.owner !== state.owner) return { kind: 'fenced', reason: 'state changed while cancelling' };
+      if (!current || current.state.owner !== state.owner) return { kind: 'fenced', reason: 'state changed while stopping' };
+      if (fatal instanceof PausedError) return this.#pause({ ...state, pauseRequested: true }, current.revision);
       return this.#end({ ...withJournal, cancelRequested: true }, current.revision, 'cancelled', fatal);
     }
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
@@ -238,6 +244,19 @@ export class Executor {
     }
     notifier?.announce(final);
     return { kind: 'ended', state: final };
+  }
+
+  /** Parks the invocation until a resume; it holds no consumer slot meanwhile. */
+  async #pause(state: ExecutionState, revision: number): Promise<ExecutionOutcome> {
+    const paused: ExecutionState = { ...state, status: transition(state.status, 'paused'), pauseRequested: false, owner: '', attempt: 0, updatedAtMs: now() };
+    try {
+      await this.#options.states.update(paused, revision);
+    } catch (err) {
+      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
+      throw err;
+    }
+    this.#options.logger.info({ invocation_id: state.invocationId }, `Paused ${state.invocationId}`);
+    return { kind: 'paused', state: paused };
   }
 
   /** Records that the invocation waits; whatever wakes it sends a resume command. */

@@ -22,7 +22,8 @@ const TRANSITIONS: Record<InvocationStatus, readonly InvocationStatus[]> = {
   // running → running: a processor takes an invocation up again after a crash.
   running: ['running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'],
   suspended: ['running', 'paused', 'failed', 'cancelled'],
-  paused: ['running', 'cancelled', 'failed'],
+  // paused → suspended: resumed, waiting for a processor to take it up again.
+  paused: ['running', 'suspended', 'cancelled', 'failed'],
   completed: [],
   failed: [],
   cancelled: [],

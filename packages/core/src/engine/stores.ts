@@ -67,7 +67,7 @@ export interface TimerRequest {
 
 /** Keeps durable timers outside the processor's memory. */
 export interface TimerScheduler {
-  /** Records a timer; scheduling the same invocation and step twice keeps one. */
+  /** Records a timer. A duplicate is harmless: waking an invocation early just suspends it again. */
   schedule(timer: TimerRequest): Promise<void>;
 }
 

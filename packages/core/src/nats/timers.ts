@@ -35,8 +35,9 @@ export class NatsTimerScheduler implements TimerScheduler {
     const h = headers();
     h.set(WAKE_AT, String(timer.wakeAtMs));
     await this.js.publish(`${this.names.timersSubject}.${timer.invocationId}`, toBinary(CommandSchema, command), {
+      // No message ID: a duplicate timer only wakes the invocation once more for nothing,
+      // while deduplication could swallow the timer of a sleep resumed after a pause.
       headers: h,
-      msgID: `${timer.invocationId}:timer:${timer.step}`,
     });
   }
 }

@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, type EngineNames } from '../config.js';
 import { CommandSchema, type Command } from '../gen/durable/durable_pb.js';
-import { CancelledError, DecodeError, errorMessage } from '../errors.js';
+import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
 import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -152,12 +152,12 @@ export class Processor {
     await this.#loop;
   }
 
-  /** A cancel request for an invocation running here stops it at its next step boundary. */
+  /** A cancel or pause request for an invocation running here stops it at its next step boundary. */
   #listenForCancels(): void {
-    this.#cancelRequests = this.#options.nc.subscribe(`${this.#names.cancelSubject}.*`, {
+    this.#cancelRequests = this.#options.nc.subscribe(`${this.#names.controlSubject}.*`, {
       callback: (_err, msg) => {
-        const id = msg.subject.slice(this.#names.cancelSubject.length + 1);
-        this.#cancels.get(id)?.abort(new CancelledError());
+        const id = msg.subject.slice(this.#names.controlSubject.length + 1);
+        this.#cancels.get(id)?.abort(msg.string() === 'pause' ? new PausedError() : new CancelledError());
       },
     });
   }
@@ -235,6 +235,7 @@ export class Processor {
         msg.ack();
         return;
       case 'suspended':
+      case 'paused':
         msg.ack();
         return;
       case 'fenced':
