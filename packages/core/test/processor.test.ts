@@ -130,6 +130,16 @@ describe('processor', () => {
     expect(state.error).toBe('handler not found: no_such_workflow');
   });
 
+  it('retries a failed invocation with the same input under a new ID linked to the old one', async () => {
+    const { invocationId } = await client.submit('no_such_workflow', { n: 7 });
+    await client.waitForResult(invocationId, { timeoutMs: 10_000 });
+    const retry = await client.retry(invocationId);
+    expect(retry.invocationId).not.toBe(invocationId);
+    const state = await client.waitForResult(retry.invocationId, { timeoutMs: 10_000 });
+    expect(state.retryOf).toBe(invocationId);
+    expect(decodeJson(state.input)).toEqual({ n: 7 });
+  });
+
   it('starts the invocations of one key in submission order and runs other keys alongside', async () => {
     events.length = 0;
     const submitted = [];

@@ -38,6 +38,8 @@ export interface SubmitOptions {
   partitionKey?: string;
   /** The service recorded on the command, shown in the processor's log. @default the workflow's, else '' */
   service?: string;
+  /** The failed invocation this one retries; recorded in its state. */
+  retryOf?: string;
 }
 
 /** Options of {@link DurableClient.waitForResult}. */
@@ -108,6 +110,7 @@ export class DurableClient {
       args: encodeJson(input),
       partitionKey,
       submittedAtMs: BigInt(Date.now()),
+      retryOf: options.retryOf ?? '',
     });
     try {
       const ack = await this.#js.publish(`${this.names.commandsSubject}.${partitionKey}`, toBinary(CommandSchema, command), {
@@ -221,6 +224,25 @@ export class DurableClient {
       else this.#nc.publish(resultSubject(this.names, invocationId), toBinary(ExecutionStateSchema, next));
       return;
     }
+  }
+
+  /**
+   * Retries a failed or cancelled invocation: the same workflow and input under a new
+   * invocation ID, whose state links to the old one (`retry_of`). Returns the new submission.
+   * @throws InvocationNotFoundError, ConflictError (it has not failed)
+   */
+  async retry(invocationId: string, options: Pick<SubmitOptions, 'invocationId'> = {}): Promise<Submission> {
+    const state = await this.getState(invocationId);
+    if (!state) throw new InvocationNotFoundError(invocationId);
+    if (state.status !== 'failed' && state.status !== 'cancelled') {
+      throw new ConflictError(`invocation ${invocationId} is ${state.status}; only failed or cancelled ones are retried`);
+    }
+    return this.submit(state.handler, decodeJson(state.input, 'workflow input'), {
+      ...options,
+      partitionKey: state.partitionKey,
+      service: state.service,
+      retryOf: invocationId,
+    });
   }
 
   /**
