@@ -4,7 +4,7 @@
  * outcome written at any moment is seen at once, without polling.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
-import { TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
+import { NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -13,7 +13,7 @@ import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } f
 import { CommandKind, CommandSchema, ExecutionStateSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
-import type { AwakeableOutcome } from '../engine/stores.js';
+import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
@@ -134,7 +134,7 @@ export class DurableClient {
     const sub = this.#nc.subscribe(resultSubject(this.names, invocationId), { max: 1, timeout: timeoutMs });
     try {
       // Listening before looking: an outcome written after the look is announced to us.
-      const current = await this.#states.get(invocationId);
+      const current = await this.#lookSoft(invocationId);
       if (current && isTerminal(current.state.status)) return current.state;
       for await (const msg of sub) return decodeState(msg.data, invocationId);
     } catch (err) {
@@ -143,9 +143,22 @@ export class DurableClient {
       sub.unsubscribe();
     }
     // A last look, in case the announcement was missed while the subscription spread to other servers.
-    const last = await this.#states.get(invocationId);
+    const last = await this.#lookSoft(invocationId);
     if (last && isTerminal(last.state.status)) return last.state;
     throw new TimeoutError(`invocation ${invocationId} did not end within ${timeoutMs} ms (status: ${last?.state.status ?? 'not started'})`);
+  }
+
+  /**
+   * The state, or null also while the bucket does not answer yet: a client may start
+   * before the first processor has created it, and the announcement still reaches us.
+   */
+  async #lookSoft(invocationId: string): Promise<VersionedState | null> {
+    try {
+      return await this.#states.get(invocationId);
+    } catch (err) {
+      if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) return null;
+      throw err;
+    }
   }
 
   /**

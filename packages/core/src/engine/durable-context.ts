@@ -298,11 +298,12 @@ export class DurableContext implements Context {
     return won;
   }
 
-  /** Takes the next step number; once past the journal, the workflow's log speaks again. */
+  /** Takes the next step number; from the first step past the journal on, the workflow's log speaks again. */
   #takeStep(): number {
     if (this.#fatal) throw this.#fatal;
     const step = this.#nextStep++;
-    if (step + 1 >= this.#replayEnd) this.log.level = this.#options.logger.level;
+    // Lines up to the first step past the journal were printed by an earlier run.
+    if (step >= this.#replayEnd) this.log.level = this.#options.logger.level;
     return step;
   }
 
