@@ -53,7 +53,7 @@ async function publish(nc: Connection, subject: string, data: string, deadlineMs
     } catch (err) {
       last = err instanceof Error ? err.message : String(err);
     }
-    await sleep(100);
+    await sleep(100); // backoff between retries of a failing call, bounded by the deadline
   }
   throw new Error(`publish to ${subject} not acknowledged within ${deadlineMs} ms: ${last}`);
 }
@@ -69,7 +69,7 @@ async function streamInfoWhen(nc: Connection, stream: string, ok: (info: StreamI
     } catch {
       // the node we are connected to may be reconnecting; try again
     }
-    await sleep(100);
+    await sleep(100); // backoff between retries of a failing call, bounded by the deadline
   }
   throw new Error(`stream ${stream} did not reach the expected state: ${JSON.stringify(info)}`);
 }

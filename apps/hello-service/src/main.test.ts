@@ -51,7 +51,7 @@ function watchLines(proc: ChildProcess) {
         throw new Error(`no line matching ${pattern} ${why}; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`);
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
+        const timer = setTimeout(resolve, left); // the deadline; a new line wakes us first
         waiters.push(() => {
           clearTimeout(timer);
           resolve();

@@ -167,7 +167,7 @@ describe('processor', () => {
     // The dead letter may already be there; otherwise the subscription sees it arrive.
     last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
     if (last === before) {
-      const timer = setTimeout(() => sub.unsubscribe(), deadline - Date.now());
+      const timer = setTimeout(() => sub.unsubscribe(), deadline - Date.now()); // the deadline, not a wait
       for await (const _ of sub) break;
       clearTimeout(timer);
       last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
