@@ -164,16 +164,17 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, name: strin
 }
 
 /**
- * Retries while the cluster has no JetStream meta leader yet (just after it starts, the
- * first creations fail for up to a few seconds), then gives up with a clear error.
+ * Retries until the deadline, then gives up with a clear error. Just after a cluster
+ * starts, and on a loaded machine, JetStream answers "not enabled", "no suitable peers for
+ * placement" or nothing at all for a few seconds before its meta leader settles; these
+ * look like configuration errors but pass, so every error is retried.
  */
-async function withMetaRetry<T>(what: string, fn: () => Promise<T>, deadlineMs = 15_000): Promise<T> {
+async function withMetaRetry<T>(what: string, fn: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof JetStreamApiError && !isTransientApiError(err)) throw err;
       if (Date.now() > deadline) throw new ConnectionError(`could not set up ${what}: ${errorMessage(err)}`, { cause: err });
       await wait(250);
     }
@@ -187,9 +188,4 @@ function isNotFound(err: unknown): boolean {
 function isAlreadyInUse(err: unknown): boolean {
   // 10058: stream name in use; 10148: consumer already exists; 10013: consumer name in use.
   return err instanceof JetStreamApiError && [10058, 10148, 10013].includes(err.code);
-}
-
-function isTransientApiError(err: JetStreamApiError): boolean {
-  // 10008: JetStream temporarily unavailable (no meta leader yet); 503s alike.
-  return err.code === 10008 || err.status === 503;
 }
