@@ -14,8 +14,8 @@ import {
   Processor,
   silentLogger,
   TerminalError,
-  type ServiceInvoker,
 } from '../src/index.js';
+import { noServices } from './helpers.js';
 
 const namespace = 'awaketest';
 
@@ -30,12 +30,6 @@ const approval = defineWorkflow<{ sleepFirstMs?: number }, string>('approval', a
   }
 });
 
-const noServices: ServiceInvoker = {
-  call: async () => {
-    throw new Error('no services here');
-  },
-  close: () => undefined,
-};
 
 let nc: NatsConnection;
 let processorNc: NatsConnection;

@@ -12,8 +12,8 @@ import {
   InvocationNotFoundError,
   Processor,
   silentLogger,
-  type ServiceInvoker,
 } from '../src/index.js';
+import { noServices, settles } from './helpers.js';
 
 const namespace = 'canceltest';
 
@@ -27,12 +27,7 @@ const plodder = defineWorkflow<{ steps: number }, number>('plodder', async (ctx,
   return steps;
 });
 
-const noServices: ServiceInvoker = {
-  call: async () => {
-    throw new Error('no services here');
-  },
-  close: () => undefined,
-};
+
 
 let nc: NatsConnection;
 let processorNc: NatsConnection;
@@ -81,7 +76,8 @@ describe('cancel', () => {
     await client.pause(invocationId);
     await client.waitForStatus(invocationId, 'paused');
     const paused = await client.getState(invocationId);
-    expect(processor.running).toBe(0);
+    // The run ends (and its command is acknowledged) just after the state is written.
+      expect(await settles(() => processor.running === 0)).toBe(true);
     await client.resume(invocationId);
     const final = await client.waitForResult(invocationId, { timeoutMs: 15_000 });
     expect(final.status).toBe('completed');

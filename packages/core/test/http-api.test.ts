@@ -11,20 +11,14 @@ import {
   silentLogger,
   startHttpApi,
   type RunningHttpApi,
-  type ServiceInvoker,
 } from '../src/index.js';
+import { noServices } from './helpers.js';
 
 const namespace = 'httptest';
 
 const echo = defineWorkflow<{ text: string }, string>('echo', async (ctx, { text }) => ctx.run('echo', () => text.toUpperCase()));
 const approval = defineWorkflow('approval', async (ctx) => ctx.awakeable<{ ok: boolean }>().promise);
 
-const noServices: ServiceInvoker = {
-  call: async () => {
-    throw new Error('no services here');
-  },
-  close: () => undefined,
-};
 
 let nc: NatsConnection;
 let processor: Processor;
