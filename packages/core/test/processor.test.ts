@@ -160,12 +160,12 @@ describe('processor', () => {
     const jsm = await jetstreamManager(nc);
     const before = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
     const js = jetstream(nc);
+    // Listening before publishing: the dead letter cannot slip past.
+    const sub = nc.subscribe(`${names.deadLetterSubject}.>`, { max: 1 });
+    await nc.flush();
     await js.publish(`${names.commandsSubject}.garbage`, new Uint8Array([0xff, 0xff, 0xff, 0x01]));
     const deadline = Date.now() + 10_000;
-    let last = before;
-    const sub = nc.subscribe(`${names.deadLetterSubject}.>`, { max: 1 });
-    // The dead letter may already be there; otherwise the subscription sees it arrive.
-    last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
+    let last = (await jsm.streams.info(names.deadLetterStream)).state.last_seq;
     if (last === before) {
       const timer = setTimeout(() => sub.unsubscribe(), deadline - Date.now()); // the deadline, not a wait
       for await (const _ of sub) break;
