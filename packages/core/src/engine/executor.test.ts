@@ -105,6 +105,9 @@ describe('executor', () => {
     await executor.execute(cmd);
     const again = await executor.execute(cmd);
     expect(again.kind).toBe('already-ended');
+    // Also when it looks like a first delivery (a resubmission past the duplicate window).
+    const resubmitted = await executor.execute(cmd, { firstDelivery: true });
+    expect(resubmitted.kind).toBe('already-ended');
     expect(services.calls).toHaveLength(1);
   });
 

@@ -14,7 +14,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, type EngineNames } from '../config.js';
-import { CommandSchema, type Command } from '../gen/durable/durable_pb.js';
+import { CommandKind, CommandSchema, type Command } from '../gen/durable/durable_pb.js';
 import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
 import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
@@ -221,7 +221,10 @@ export class Processor {
     this.#cancels.set(command.invocationId, cancel);
     let outcome: ExecutionOutcome;
     try {
-      outcome = await this.#executor.execute(command, { signal: AbortSignal.any([this.#stopping.signal, cancel.signal]) });
+      outcome = await this.#executor.execute(command, {
+        signal: AbortSignal.any([this.#stopping.signal, cancel.signal]),
+        firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
+      });
     } finally {
       clearInterval(heartbeat);
       this.#cancels.delete(command.invocationId);
