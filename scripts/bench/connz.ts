@@ -1,0 +1,55 @@
+/**
+ * NATS messages sent and received by named connections, from the servers' `/connz`
+ * monitoring: how many round trips to the cluster one invocation costs each process.
+ */
+
+/** Messages a connection sent to the servers (`in_msgs`) and received from them (`out_msgs`). */
+export interface MessageCounts {
+  sent: number;
+  received: number;
+}
+
+interface Connz {
+  connections?: { name?: string; in_msgs?: number; out_msgs?: number }[];
+}
+
+/** Counts of every connection named in `names`, summed over the servers; a name not found is absent. */
+export async function messageCounts(monitors: readonly string[], names: readonly string[]): Promise<Map<string, MessageCounts>> {
+  const counts = new Map<string, MessageCounts>();
+  const answers = await Promise.all(
+    monitors.map(async (m) => (await (await fetch(`${m}/connz?limit=4096`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz),
+  );
+  for (const answer of answers) {
+    for (const conn of answer.connections ?? []) {
+      if (conn.name === undefined || !names.includes(conn.name)) continue;
+      const c = counts.get(conn.name) ?? { sent: 0, received: 0 };
+      c.sent += conn.in_msgs ?? 0;
+      c.received += conn.out_msgs ?? 0;
+      counts.set(conn.name, c);
+    }
+  }
+  return counts;
+}
+
+/** Which node (index into `monitors`) holds each connection named in `names`. */
+export async function connectionNodes(monitors: readonly string[], names: readonly string[]): Promise<Map<string, number>> {
+  const nodes = new Map<string, number>();
+  await Promise.all(
+    monitors.map(async (m, i) => {
+      const answer = (await (await fetch(`${m}/connz?limit=4096`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz;
+      for (const conn of answer.connections ?? []) if (conn.name !== undefined && names.includes(conn.name)) nodes.set(conn.name, i);
+    }),
+  );
+  return nodes;
+}
+
+/** Per-connection difference, divided by `per`. */
+export function messagesBetween(before: Map<string, MessageCounts>, after: Map<string, MessageCounts>, per: number): Map<string, MessageCounts> {
+  const out = new Map<string, MessageCounts>();
+  for (const [name, end] of after) {
+    const start = before.get(name);
+    if (!start) continue;
+    out.set(name, { sent: (end.sent - start.sent) / per, received: (end.received - start.received) / per });
+  }
+  return out;
+}

@@ -1,0 +1,257 @@
+/**
+ * Our figures: hello_workflow and custom_workflow run by a processor in another process,
+ * submitted and awaited by a DurableClient in this one; durable writes counted from the
+ * streams' last sequences before and after.
+ */
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { decodeState, DurableClient, type EngineNames, type ExecutionState } from '../../packages/core/src/index.js';
+import { type MessageCounts, messagesBetween } from './connz.js';
+import { type CpuSnapshot, cpuBetween } from './cpu.js';
+import { type Latency, latency, mean, median, nowMs, pipelined } from './stats.js';
+
+const WAIT_MS = 120_000;
+
+/** Last sequences of the engine's streams: every durable write takes one. */
+export interface WriteCounts {
+  commands: number;
+  state: number;
+  journal: number;
+}
+
+export async function writeCounts(jsm: JetStreamManager, names: EngineNames): Promise<WriteCounts> {
+  const [commands, state, journal] = await Promise.all(
+    [names.commandsStream, `KV_${names.stateBucket}`, names.journalStream].map(async (s) => (await jsm.streams.info(s)).state.last_seq),
+  );
+  return { commands: commands as number, state: state as number, journal: journal as number };
+}
+
+export function writesBetween(before: WriteCounts, after: WriteCounts): WriteCounts {
+  return { commands: after.commands - before.commands, state: after.state - before.state, journal: after.journal - before.journal };
+}
+
+export function totalWrites(w: WriteCounts): number {
+  return w.commands + w.state + w.journal;
+}
+
+/** What is read before and after a measured run: CPU of the processes, NATS messages of the connections. */
+export interface Probe {
+  cpu: CpuSnapshot;
+  messages: Map<string, MessageCounts>;
+}
+
+/** Submits and waits; throws unless the invocation completed. */
+async function runOne(client: DurableClient, handler: string, input: unknown, partitionKey: string): Promise<{ state: ExecutionState; ackedAt: number; submitMs: number }> {
+  const t0 = nowMs();
+  const { invocationId } = await client.submit(handler, input, { partitionKey });
+  const ackedAt = Date.now();
+  const submitMs = nowMs() - t0;
+  const state = await client.waitForResult(invocationId, { timeoutMs: WAIT_MS });
+  if (state.status !== 'completed') throw new Error(`${handler} ${invocationId} ended ${state.status}: ${state.error}`);
+  return { state, ackedAt, submitMs };
+}
+
+/** One phase of an invocation: mean and median over the runs, ms. */
+export interface Phase {
+  mean: number;
+  median: number;
+}
+
+/** Where one-at-a-time hello_workflow time goes. */
+export interface Breakdown {
+  /** Client publish of the command until its ack. */
+  submit: Phase;
+  /** Ack until the processor has the command and has read the (absent) state: delivery + one KV get. */
+  pickup: Phase;
+  /** Until the step's outcome is known: the state create, then the gRPC call. */
+  createAndCall: Phase;
+  /** Until the invocation ended: the journal append, then building the final state. */
+  append: Phase;
+  /** Until the client has the result: the final state write, the announcement, its delivery. */
+  finish: Phase;
+  /** How many invocations the means are over. */
+  count: number;
+}
+
+export interface LatencyFigures {
+  latency: Latency;
+  breakdown: Breakdown;
+  /** CPU ms of each process group over the measured runs. */
+  cpu: Map<string, number | undefined>;
+  /** NATS messages per invocation of each named connection. */
+  messages: Map<string, MessageCounts>;
+  seconds: number;
+}
+
+/** hello_workflow one at a time: `warmup` unmeasured, then `n` measured. */
+export async function helloLatency(
+  nc: NatsConnection,
+  client: DurableClient,
+  probe: () => Promise<Probe>,
+  warmup: number,
+  n: number,
+): Promise<LatencyFigures> {
+  for (let i = 0; i < warmup; i++) await runOne(client, 'hello_workflow', { name: 'bench' }, 'latency');
+  const samples: number[] = [];
+  const runs: { state: ExecutionState; ackedAt: number; submitMs: number; resultAt: number }[] = [];
+  const before = await probe();
+  const started = nowMs();
+  for (let i = 0; i < n; i++) {
+    const t0 = nowMs();
+    const run = await runOne(client, 'hello_workflow', { name: 'bench' }, 'latency');
+    samples.push(nowMs() - t0);
+    runs.push({ ...run, resultAt: Date.now() });
+  }
+  const seconds = (nowMs() - started) / 1000;
+  const after = await probe();
+  return {
+    latency: latency(samples),
+    breakdown: await breakdown(nc, client.names, runs),
+    cpu: cpuBetween(before.cpu, after.cpu),
+    messages: messagesBetween(before.messages, after.messages, n),
+    seconds,
+  };
+}
+
+/**
+ * Phases from the timestamps the engine records (ms clock, same machine): the state's
+ * first revision (read back from the bucket's history) carries the time the processor
+ * took the invocation up, the journal entry when the call returned, the final state when
+ * the invocation ended.
+ */
+async function breakdown(
+  nc: NatsConnection,
+  names: EngineNames,
+  runs: { state: ExecutionState; ackedAt: number; submitMs: number; resultAt: number }[],
+): Promise<Breakdown> {
+  const jsm = await jetstreamManager(nc);
+  const takenAt = new Map<string, number>();
+  await pipelined(runs.length, 16, async (i) => {
+    const id = (runs[i] as (typeof runs)[number]).state.invocationId;
+    const first = await jsm.direct.getMessage(`KV_${names.stateBucket}`, { seq: 1, next_by_subj: `$KV.${names.stateBucket}.${id}` });
+    if (first) takenAt.set(id, Number(decodeState(first.data, id).updatedAtMs));
+  });
+  const parts = runs.flatMap((r) => {
+    const taken = takenAt.get(r.state.invocationId);
+    const step = r.state.journal[0];
+    if (taken === undefined || step === undefined) return [];
+    const recorded = Number(step.recordedAtMs);
+    const ended = Number(r.state.endedAtMs);
+    return [{ submit: r.submitMs, pickup: taken - r.ackedAt, createAndCall: recorded - taken, append: ended - recorded, finish: r.resultAt - ended }];
+  });
+  const phase = (pick: (p: (typeof parts)[number]) => number): Phase => ({ mean: mean(parts.map(pick)), median: median(parts.map(pick)) });
+  return {
+    submit: phase((p) => p.submit),
+    pickup: phase((p) => p.pickup),
+    createAndCall: phase((p) => p.createAndCall),
+    append: phase((p) => p.append),
+    finish: phase((p) => p.finish),
+    count: parts.length,
+  };
+}
+
+export interface ThroughputFigures {
+  perSecond: number;
+  invocations: number;
+  inFlight: number;
+  /** Invoke-to-result latency under that load. */
+  latency: Latency;
+  /** Durable writes over the run, per invocation. */
+  writes: WriteCounts;
+  /** CPU ms of each process group over the measured runs. */
+  cpu: Map<string, number | undefined>;
+  /** NATS messages per invocation of each named connection. */
+  messages: Map<string, MessageCounts>;
+  seconds: number;
+}
+
+/** hello_workflow with `inFlight` outstanding, each slot on its own partition key. */
+export async function helloThroughput(
+  jsm: JetStreamManager,
+  client: DurableClient,
+  probe: () => Promise<Probe>,
+  n: number,
+  inFlight: number,
+): Promise<ThroughputFigures> {
+  const task = async (_i: number, worker: number) => void (await runOne(client, 'hello_workflow', { name: 'bench' }, `k${worker}`));
+  await pipelined(Math.min(n, inFlight * 4), inFlight, task); // warm-up of the concurrent path
+  const before = await writeCounts(jsm, client.names);
+  const probed = await probe();
+  const t0 = nowMs();
+  const samples = await pipelined(n, inFlight, task);
+  const seconds = (nowMs() - t0) / 1000;
+  const after = await probe();
+  const delta = writesBetween(before, await writeCounts(jsm, client.names));
+  return {
+    perSecond: n / seconds,
+    invocations: n,
+    inFlight,
+    latency: latency(samples),
+    writes: { commands: delta.commands / n, state: delta.state / n, journal: delta.journal / n },
+    cpu: cpuBetween(probed.cpu, after.cpu),
+    messages: messagesBetween(probed.messages, after.messages, n),
+    seconds,
+  };
+}
+
+export interface StepsFigures {
+  names: number;
+  steps: number;
+  /**
+   * ms per SayHello step from the journal's timestamps (first to last SayHello entry, so
+   * the cheaper NOW step and the invocation's fixed costs are left out).
+   */
+  msPerStep: number;
+  /** The same over the first and the last `window` SayHello steps of the (last) run, when it has 2 windows' worth. */
+  firstWindow?: number;
+  lastWindow?: number;
+  window: number;
+  /** Submit to result, ms. */
+  endToEndMs: number;
+  /** Durable writes of one invocation. */
+  writes: WriteCounts;
+  runs: number;
+}
+
+/**
+ * custom_workflow with `names` names (that many SayHello steps and one NOW step), `runs`
+ * times one after another after one unmeasured run; medians.
+ */
+export async function stepsRun(jsm: JetStreamManager, client: DurableClient, names: number, runs: number, window = 100): Promise<StepsFigures> {
+  const input = { names: Array.from({ length: names }, (_, i) => `n${i}`) };
+  await runOne(client, 'custom_workflow', input, 'steps');
+  const perStep: number[] = [];
+  const endToEnd: number[] = [];
+  let writes: WriteCounts | undefined;
+  let steps = 0;
+  let firstWindow: number | undefined;
+  let lastWindow: number | undefined;
+  for (let r = 0; r < runs; r++) {
+    const before = await writeCounts(jsm, client.names);
+    const t0 = nowMs();
+    const { state } = await runOne(client, 'custom_workflow', input, 'steps');
+    endToEnd.push(nowMs() - t0);
+    writes = writesBetween(before, await writeCounts(jsm, client.names));
+    const journal = state.journal.length === state.journalLength ? state.journal : await client.getJournal(state.invocationId);
+    steps = journal.length;
+    const calls = [...journal].sort((a, b) => a.stepNumber - b.stepNumber).filter((e) => e.stepType === 'HelloService.SayHello');
+    if (calls.length !== names) throw new Error(`custom_workflow with ${names} names journaled ${calls.length} SayHello steps`);
+    const span = (from: number, to: number) => Number((calls[to] as (typeof calls)[number]).recordedAtMs - (calls[from] as (typeof calls)[number]).recordedAtMs) / (to - from);
+    perStep.push(span(0, calls.length - 1));
+    if (calls.length >= 2 * window + 1) {
+      firstWindow = span(0, window);
+      lastWindow = span(calls.length - 1 - window, calls.length - 1);
+    }
+  }
+  return {
+    names,
+    steps,
+    msPerStep: median(perStep),
+    ...(firstWindow !== undefined ? { firstWindow } : {}),
+    ...(lastWindow !== undefined ? { lastWindow } : {}),
+    window,
+    endToEndMs: median(endToEnd),
+    writes: writes as WriteCounts,
+    runs,
+  };
+}
