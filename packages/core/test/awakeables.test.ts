@@ -2,20 +2,17 @@
  * Awakeables on the real cluster: resolved and rejected from the client by ID, kept when
  * resolved before the workflow awaits them, settled at most once.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AwakeableNotFoundError,
   ConflictError,
-  connectNats,
   decodeJson,
   defineWorkflow,
   DurableClient,
   Processor,
-  silentLogger,
   TerminalError,
 } from '../src/index.js';
-import { noServices } from './helpers.js';
+import { startTestEngine, type TestEngine } from './helpers.js';
 
 const namespace = 'awaketest';
 
@@ -31,24 +28,17 @@ const approval = defineWorkflow<{ sleepFirstMs?: number }, string>('approval', a
 });
 
 
-let nc: NatsConnection;
-let processorNc: NatsConnection;
+let engine: TestEngine;
 let processor: Processor;
 let client: DurableClient;
 
-
 beforeAll(async () => {
-  const servers = inject('natsUrl').split(',');
-  nc = await connectNats({ servers, maxAttempts: 3 });
-  processorNc = await connectNats({ servers, maxAttempts: 3 });
-  processor = await Processor.start({ nc: processorNc, namespace, workflows: [approval], services: noServices, logger: silentLogger() });
-  client = await DurableClient.connect({ nc, namespace });
+  engine = await startTestEngine(namespace, [approval]);
+  ({ processor, client } = engine);
 });
 
 afterAll(async () => {
-  await processor?.stop();
-  await processorNc?.close();
-  await nc?.close();
+  await engine?.stop();
 });
 
 describe('awakeables', () => {

@@ -2,18 +2,15 @@
  * Cancellation on the real cluster: a suspended invocation ends at once, a running one at
  * its next step boundary; ended and unknown invocations are refused clearly.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ConflictError,
-  connectNats,
   defineWorkflow,
   DurableClient,
   InvocationNotFoundError,
   Processor,
-  silentLogger,
 } from '../src/index.js';
-import { noServices, settles } from './helpers.js';
+import { settles, startTestEngine, type TestEngine } from './helpers.js';
 
 const namespace = 'canceltest';
 
@@ -29,24 +26,17 @@ const plodder = defineWorkflow<{ steps: number }, number>('plodder', async (ctx,
 
 
 
-let nc: NatsConnection;
-let processorNc: NatsConnection;
+let engine: TestEngine;
 let processor: Processor;
 let client: DurableClient;
 
-
 beforeAll(async () => {
-  const servers = inject('natsUrl').split(',');
-  nc = await connectNats({ servers, maxAttempts: 3 });
-  processorNc = await connectNats({ servers, maxAttempts: 3 });
-  processor = await Processor.start({ nc: processorNc, namespace, workflows: [waiter, plodder], services: noServices, logger: silentLogger() });
-  client = await DurableClient.connect({ nc, namespace });
+  engine = await startTestEngine(namespace, [waiter, plodder]);
+  ({ processor, client } = engine);
 });
 
 afterAll(async () => {
-  await processor?.stop();
-  await processorNc?.close();
-  await nc?.close();
+  await engine?.stop();
 });
 
 describe('cancel', () => {

@@ -198,15 +198,20 @@ export class DurableClient {
     const invocationId = await this.#awakeables.settle(awakeableId, outcome);
     const state = await this.getState(invocationId);
     if (!state || isTerminal(state.status)) return;
+    await this.#sendResume(state, `${awakeableId}:settled`);
+  }
+
+  /** Queues a resume command: the invocation continues from its journal on a processor. */
+  async #sendResume(state: ExecutionState, messageId: string): Promise<void> {
     const resume = create(CommandSchema, {
-      invocationId,
+      invocationId: state.invocationId,
       handler: state.handler,
       partitionKey: state.partitionKey,
       kind: CommandKind.RESUME,
       submittedAtMs: BigInt(Date.now()),
     });
     await this.#js.publish(`${this.names.commandsSubject}.${state.partitionKey}`, toBinary(CommandSchema, resume), {
-      msgID: `${awakeableId}:settled`,
+      msgID: messageId,
     });
   }
 
@@ -282,16 +287,7 @@ export class DurableClient {
       return { ...state, status: transition(state.status, 'suspended') };
     });
     if (resumed?.status !== 'suspended') return;
-    const command = create(CommandSchema, {
-      invocationId,
-      handler: resumed.handler,
-      partitionKey: resumed.partitionKey,
-      kind: CommandKind.RESUME,
-      submittedAtMs: BigInt(Date.now()),
-    });
-    await this.#js.publish(`${this.names.commandsSubject}.${resumed.partitionKey}`, toBinary(CommandSchema, command), {
-      msgID: `${invocationId}:resume:${resumed.updatedAtMs}`,
-    });
+    await this.#sendResume(resumed, `${invocationId}:resume:${resumed.updatedAtMs}`);
   }
 
   /**

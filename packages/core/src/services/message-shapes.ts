@@ -188,7 +188,7 @@ export class MessageShapes {
         return;
       case Type.ENUM: {
         const names = this.#enums.get(field.typeName);
-        // proto3 enums are open: any int32 is a valid value on the wire.
+        // proto3 enums are open: every int32 is a valid value on the wire.
         if (typeof value === 'number' && isInRange(value, INT32)) return;
         if (typeof value === 'string' && (names === undefined || names.has(value))) return;
         const allowed = names ? [...names].join(', ') : 'a value name';
