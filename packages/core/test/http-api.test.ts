@@ -24,6 +24,7 @@ let nc: NatsConnection;
 let processor: Processor;
 let http: RunningHttpApi;
 let base: string;
+let client: DurableClient;
 
 async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body !== undefined ? { body } : {}) });
@@ -33,7 +34,8 @@ async function call(method: string, path: string, body?: string, headers: Record
 beforeAll(async () => {
   nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
   processor = await Processor.start({ nc, namespace, workflows: [echo, approval], services: noServices, logger: silentLogger() });
-  http = await startHttpApi({ client: await DurableClient.connect({ nc, namespace }), workflows: ['echo', 'approval'], port: 0, host: '127.0.0.1' });
+  client = await DurableClient.connect({ nc, namespace });
+  http = await startHttpApi({ client, workflows: ['echo', 'approval'], port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${http.port}`;
 });
 
@@ -81,6 +83,20 @@ describe('HTTP API', () => {
     expect((await call('GET', '/api/workflows/no-such-invocation')).status).toBe(404);
     const reject = await call('POST', '/api/awakeables/awk_0_x/reject', '{}');
     expect(reject).toMatchObject({ status: 400, body: { field: 'error' } });
+  });
+
+  it('pauses, resumes and retries through the API, with 409 where the lifecycle forbids it', async () => {
+    const submitted = await call('POST', '/api/workflows/approval/invoke', '{}');
+    const id = String(submitted.body.invocation_id);
+    await client.waitForStatus(id, 'suspended');
+    expect((await call('POST', `/api/workflows/${id}/pause`)).status).toBe(202);
+    expect((await call('POST', `/api/workflows/${id}/retry`)).status).toBe(409);
+    expect((await call('POST', `/api/workflows/${id}/cancel`)).status).toBe(202);
+    expect((await call('POST', `/api/workflows/${id}/resume`)).status).toBe(409);
+    const retried = await call('POST', `/api/workflows/${id}/retry`);
+    expect(retried).toMatchObject({ status: 202, body: { retry_of: id } });
+    expect(retried.body.invocation_id).not.toBe(id);
+    expect((await call('POST', '/api/workflows/nobody/resume')).status).toBe(404);
   });
 
   it('describes itself at /openapi.json', async () => {

@@ -69,6 +69,21 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     return c.json({ invocation_id: c.req.param('id'), cancel: 'requested' }, 202);
   });
 
+  app.post('/api/workflows/:id/pause', async (c) => {
+    await client.pause(c.req.param('id'));
+    return c.json({ invocation_id: c.req.param('id'), pause: 'requested' }, 202);
+  });
+
+  app.post('/api/workflows/:id/resume', async (c) => {
+    await client.resume(c.req.param('id'));
+    return c.json({ invocation_id: c.req.param('id'), resumed: true }, 202);
+  });
+
+  app.post('/api/workflows/:id/retry', async (c) => {
+    const retry = await client.retry(c.req.param('id'));
+    return c.json({ invocation_id: retry.invocationId, retry_of: c.req.param('id') }, 202);
+  });
+
   app.post('/api/awakeables/:id/resolve', async (c) => {
     const body = await jsonBody(c, false);
     if (!isObject(body) || !('result' in body)) throw new InvalidArgumentError('result', 'the body must be {"result": <json>}');

@@ -56,6 +56,19 @@ export const OPENAPI = {
     '/api/workflows/{id}/cancel': {
       post: { summary: 'Cancel an invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'cancel requested'), ...errors(404, 409) } },
     },
+    '/api/workflows/{id}/pause': {
+      post: { summary: 'Pause an invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'pause requested'), ...errors(404, 409) } },
+    },
+    '/api/workflows/{id}/resume': {
+      post: { summary: 'Resume a paused invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'resumed'), ...errors(404, 409) } },
+    },
+    '/api/workflows/{id}/retry': {
+      post: {
+        summary: 'Retry a failed or cancelled invocation under a new ID',
+        parameters: [idParam('id')],
+        responses: { '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, retry_of: { type: 'string' } } }, 'retry submitted'), ...errors(404, 409) },
+      },
+    },
     '/api/awakeables/{id}/resolve': {
       post: {
         summary: 'Resolve an awakeable',
