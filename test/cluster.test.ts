@@ -97,7 +97,8 @@ describe('startCluster', () => {
   const stream = 'HARNESS';
 
   beforeAll(async () => {
-    cluster = await startCluster({ clientPort: 24222, routePort: 26222, monitorPort: 28222 });
+    // Ports of its own: the benchmark uses 24222-28224 and the suite 14222-18224.
+    cluster = await startCluster({ clientPort: 34222, routePort: 36222, monitorPort: 38222 });
     nc = await connectNats({ servers: cluster.urls, maxAttempts: 1 });
   });
 
