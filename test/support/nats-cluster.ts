@@ -280,11 +280,24 @@ export async function nodeProblem(monitorUrl: string): Promise<string> {
     if (!health.ok) return `/healthz answered ${health.status}: ${(await health.text()).trim()}`;
     const jsz = await fetch(`${monitorUrl}/jsz`, { signal: AbortSignal.timeout(2_000) });
     if (!jsz.ok) return `/jsz answered ${jsz.status}`;
-    const leader = metaLeader(await jsz.json());
-    return leader ? '' : 'no JetStream meta leader yet';
+    const body: unknown = await jsz.json();
+    if (!metaLeader(body)) return 'no JetStream meta leader yet';
+    // The leader lists its followers; until both are current, creating an R3 stream
+    // answers "no suitable peers for placement".
+    const lagging = laggingFollowers(body);
+    return lagging === 0 ? '' : `${lagging} JetStream peers not current yet`;
   } catch (err) {
     return `not answering (${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)})`;
   }
+}
+
+/** On the meta leader, how many of the other nodes are missing or not current; 0 elsewhere. */
+function laggingFollowers(jsz: unknown): number {
+  if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return 0;
+  const meta = jsz.meta_cluster;
+  if (typeof meta !== 'object' || meta === null || !('replicas' in meta) || !Array.isArray(meta.replicas)) return 0;
+  const current = meta.replicas.filter((r: unknown) => typeof r === 'object' && r !== null && 'current' in r && r.current === true);
+  return CLUSTER_SIZE - 1 - current.length;
 }
 
 /** `meta_cluster.leader` of a `/jsz` answer, if any. */
