@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   const b = lat.breakdown;
   const phaseList = [
     ['client publishes the command, until its ack', b.submit],
-    ['processor gets it and reads the state (delivery + KV get)', b.pickup],
+    ['command delivered to the processor (plus a KV get on a redelivery)', b.pickup],
     ['state create (KV), then the gRPC call', b.createAndCall],
     ['journal append, then the final state built', b.append],
     ['final state write (KV), announcement, client receives it', b.finish],

@@ -61,7 +61,7 @@ export interface Phase {
 export interface Breakdown {
   /** Client publish of the command until its ack. */
   submit: Phase;
-  /** Ack until the processor has the command and has read the (absent) state: delivery + one KV get. */
+  /** Ack until the processor has taken the command up: its delivery (and a KV get when it is a redelivery). */
   pickup: Phase;
   /** Until the step's outcome is known: the state create, then the gRPC call. */
   createAndCall: Phase;
