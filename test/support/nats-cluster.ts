@@ -38,8 +38,20 @@ export interface ClusterPorts {
 /** The `make cluster-up` cluster: the same ports as docker-compose.yml. */
 export const DEV_CLUSTER_PORTS: ClusterPorts = { clientPort: 4222, routePort: 6222, monitorPort: 8222 };
 
-/** The test suite's cluster: clear of a dev cluster running at the same time. */
-export const TEST_CLUSTER_PORTS: ClusterPorts = { clientPort: 14222, routePort: 16222, monitorPort: 18222 };
+/**
+ * The test suite's cluster: clear of a dev cluster running at the same time. Set
+ * `DURABLE_TEST_NATS_PORT` to move it (routes at +2000, monitoring at +4000), e.g. to run
+ * two suites side by side.
+ */
+export const TEST_CLUSTER_PORTS: ClusterPorts = testClusterPorts(process.env.DURABLE_TEST_NATS_PORT);
+
+function testClusterPorts(base: string | undefined): ClusterPorts {
+  const clientPort = base === undefined || base === '' ? 14222 : Number.parseInt(base, 10);
+  if (!Number.isInteger(clientPort) || clientPort < 1024 || clientPort > 60_000) {
+    throw new Error(`DURABLE_TEST_NATS_PORT must be a port from 1024 to 60000, not ${JSON.stringify(base)}`);
+  }
+  return { clientPort, routePort: clientPort + 2000, monitorPort: clientPort + 4000 };
+}
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions extends ClusterPorts {
