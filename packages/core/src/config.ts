@@ -40,6 +40,8 @@ export interface EngineNames {
   controlSubject: string;
   /** Key-value bucket of awakeables, by awakeable ID. */
   awakeablesBucket: string;
+  /** Key-value bucket of the shared state and lock of each partition key (exclusive workflows). */
+  keyedStateBucket: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export function engineNames(namespace = ''): EngineNames {
     timersSubject: `${lower}timers`,
     controlSubject: `${lower}durable.control`,
     awakeablesBucket: `${upper}AWAKEABLES`,
+    keyedStateBucket: `${upper}KEYED_STATE`,
   };
 }
 

@@ -45,9 +45,9 @@ export type { ErrorCodeValue } from './errors.js';
 export { createLogger, silentLogger } from './logger.js';
 export type { Logger, LoggerOptions } from './logger.js';
 
-export type { CallStepOptions, Context, RunStepOptions } from './engine/context.js';
-export { defineWorkflow, WorkflowRegistry } from './engine/workflow.js';
-export type { AnyWorkflow, Workflow, WorkflowHandler, WorkflowOptions } from './engine/workflow.js';
+export type { CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './engine/context.js';
+export { defineWorkflow, jsonCodec, protobuf, WorkflowRegistry } from './engine/workflow.js';
+export type { AnyWorkflow, Codec, Workflow, WorkflowHandler, WorkflowOptions, WorkflowRef } from './engine/workflow.js';
 export { DEFAULT_RETRY_POLICY } from './engine/retry-policy.js';
 export type { RetryPolicy } from './engine/retry-policy.js';
 export { STATUSES, isTerminal, isStatus } from './engine/lifecycle.js';
@@ -55,8 +55,8 @@ export type { InvocationStatus } from './engine/lifecycle.js';
 export { bytesToText, decodeJson, encodeJson } from './engine/codec.js';
 export { Executor } from './engine/executor.js';
 export type { ExecuteOptions, ExecutionOutcome, ExecutorOptions } from './engine/executor.js';
-export { MemoryJournalStore, MemoryStateStore } from './engine/memory-stores.js';
-export type { JournalLog, JournalStore, ResultNotifier, StateStore, VersionedState } from './engine/stores.js';
+export { MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './engine/memory-stores.js';
+export type { InvocationGateway, JournalLog, JournalStore, KeyedStateStore, ResultNotifier, StateStore, VersionedState, WakeTarget } from './engine/stores.js';
 
 export { connectNats } from './nats/connection.js';
 export type { ConnectOptions } from './nats/connection.js';
@@ -67,7 +67,7 @@ export { decodeState } from './nats/state-store.js';
 export { Processor, decodeCommand } from './processor/processor.js';
 export type { ProcessorOptions, StopOptions } from './processor/processor.js';
 export { DurableClient } from './client/client.js';
-export type { ClientOptions, Submission, SubmitOptions, WaitOptions, WorkflowRef } from './client/client.js';
+export type { ClientOptions, Submission, SubmitOptions, WaitOptions } from './client/client.js';
 
 export type { CallOptions, ServiceInvoker } from './services/service-invoker.js';
 

@@ -17,7 +17,9 @@ import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
-import type { Workflow } from '../engine/workflow.js';
+import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
+import { cancelInvocation, sendResume, type ClusterHandles } from '../nats/invocations.js';
+import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
@@ -57,8 +59,6 @@ export interface Submission {
   duplicate: boolean;
 }
 
-/** A workflow by name or by definition. */
-export type WorkflowRef<In, Out> = string | Workflow<In, Out>;
 
 /** Submits invocations and reads their state. */
 export class DurableClient {
@@ -70,7 +70,10 @@ export class DurableClient {
   readonly #journals: NatsJournalStore;
   readonly #awakeables: NatsAwakeableStore;
 
-  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV) {
+  readonly #keyed: NatsKeyedStateStore;
+  readonly #cluster: ClusterHandles;
+
+  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
     this.#nc = nc;
     this.names = names;
     this.#js = jetstream(nc);
@@ -78,6 +81,8 @@ export class DurableClient {
     this.#states = new NatsStateStore(kv);
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
+    this.#keyed = new NatsKeyedStateStore(keyed);
+    this.#cluster = { nc, js: this.#js, names, states: this.#states };
   }
 
   /**
@@ -89,7 +94,8 @@ export class DurableClient {
     const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
     const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
     const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });
-    return new DurableClient(options.nc, names, kv, journals, awakeables);
+    const keyed = await new Kvm(options.nc).open(names.keyedStateBucket, { allow_direct: true });
+    return new DurableClient(options.nc, names, kv, journals, awakeables, keyed);
   }
 
   /**
@@ -99,7 +105,7 @@ export class DurableClient {
    * const { invocationId } = await client.submit('hello_workflow', { name: 'World' }, { partitionKey: 'user-123' });
    */
   async submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions = {}): Promise<Submission> {
-    const handler = typeof workflow === 'string' ? workflow : workflow.name;
+    const handler = workflowName(workflow);
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const invocationId = checkInvocationId(options.invocationId ?? randomUUID());
     const service = options.service ?? (typeof workflow === 'string' ? '' : (workflow.options.service ?? ''));
@@ -107,7 +113,7 @@ export class DurableClient {
       invocationId,
       handler,
       service,
-      args: encodeJson(input),
+      args: inputCodec(workflow).encode(input),
       partitionKey,
       submittedAtMs: BigInt(Date.now()),
       retryOf: options.retryOf ?? '',
@@ -172,7 +178,7 @@ export class DurableClient {
     const { invocationId } = await this.submit(workflow, input, options);
     const state = await this.waitForResult(invocationId, options);
     if (state.status !== 'completed') throw new TerminalError(`invocation ${invocationId} ${state.status}: ${state.error}`);
-    return decodeJson<Out>(state.currentState, 'workflow output');
+    return outputCodec(workflow).decode(state.currentState, 'workflow output');
   }
 
   /**
@@ -194,25 +200,17 @@ export class DurableClient {
   }
 
   async #settle(awakeableId: string, outcome: AwakeableOutcome): Promise<void> {
-    if (awakeableInvocation(awakeableId) === undefined) throw new AwakeableNotFoundError(awakeableId);
-    const invocationId = await this.#awakeables.settle(awakeableId, outcome);
+    const owner = awakeableInvocation(awakeableId);
+    if (owner === undefined) throw new AwakeableNotFoundError(awakeableId);
+    // The workflow hands the ID out as soon as it makes the awakeable, possibly before its
+    // record is written: a live invocation's awakeable is settled even then, never lost.
+    const invocationId = await this.#awakeables.settle(awakeableId, outcome, async () => {
+      const state = await this.getState(owner);
+      return state !== null && !isTerminal(state.status);
+    });
     const state = await this.getState(invocationId);
     if (!state || isTerminal(state.status)) return;
-    await this.#sendResume(state, `${awakeableId}:settled`);
-  }
-
-  /** Queues a resume command: the invocation continues from its journal on a processor. */
-  async #sendResume(state: ExecutionState, messageId: string): Promise<void> {
-    const resume = create(CommandSchema, {
-      invocationId: state.invocationId,
-      handler: state.handler,
-      partitionKey: state.partitionKey,
-      kind: CommandKind.RESUME,
-      submittedAtMs: BigInt(Date.now()),
-    });
-    await this.#js.publish(`${this.names.commandsSubject}.${state.partitionKey}`, toBinary(CommandSchema, resume), {
-      msgID: messageId,
-    });
+    await sendResume(this.#cluster, state, `${awakeableId}:settled`);
   }
 
   /**
@@ -223,25 +221,7 @@ export class DurableClient {
    * @throws ConflictError when it has already ended.
    */
   async cancel(invocationId: string): Promise<void> {
-    for (;;) {
-      const found = await this.#states.get(invocationId);
-      if (!found) throw new InvocationNotFoundError(invocationId);
-      if (isTerminal(found.state.status)) throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
-      const running = found.state.status === 'running';
-      const at = BigInt(Date.now());
-      const next: ExecutionState = running
-        ? { ...found.state, cancelRequested: true, updatedAtMs: at }
-        : { ...found.state, cancelRequested: true, status: transition(found.state.status, 'cancelled'), error: 'invocation cancelled', owner: '', updatedAtMs: at, endedAtMs: at, currentStep: -1 };
-      try {
-        await this.#states.update(next, found.revision);
-      } catch (err) {
-        if (err instanceof FencedError) continue; // It changed under us: look again.
-        throw err;
-      }
-      if (running) this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, 'cancel');
-      else this.#nc.publish(resultSubject(this.names, invocationId), toBinary(ExecutionStateSchema, next));
-      return;
-    }
+    await cancelInvocation(this.#cluster, invocationId);
   }
 
   /**
@@ -287,7 +267,7 @@ export class DurableClient {
       return { ...state, status: transition(state.status, 'suspended') };
     });
     if (resumed?.status !== 'suspended') return;
-    await this.#sendResume(resumed, `${invocationId}:resume:${resumed.updatedAtMs}`);
+    await sendResume(this.#cluster, resumed, `${invocationId}:resume:${resumed.updatedAtMs}`);
   }
 
   /**
@@ -315,6 +295,15 @@ export class DurableClient {
       if (signal && next.status === 'running') this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, signal);
       return next;
     }
+  }
+
+  /**
+   * The shared state of a partition key, as left by the invocations of exclusive workflows
+   * that have ended on it (JSON values by key).
+   */
+  async getKeyedState(partitionKey: string): Promise<Record<string, unknown>> {
+    const values = await this.#keyed.values(checkPartitionKey(partitionKey));
+    return Object.fromEntries([...values].map(([key, bytes]) => [key, decodeJson(bytes, `keyed state ${key}`)]));
   }
 
   /** The state of an invocation, or null. */

@@ -4,6 +4,21 @@
  */
 import type { Logger } from '../logger.js';
 import type { RetryPolicy } from './retry-policy.js';
+import type { WorkflowRef } from './workflow.js';
+
+/** Options of {@link Context.send}. */
+export interface SendOptions {
+  /** Start the new invocation this many ms from now; the wait is a durable timer. @default 0 */
+  delay?: number;
+  /** Partition key of the new invocation. @default 'default' */
+  partitionKey?: string;
+}
+
+/** Options of {@link Context.invoke}. */
+export interface InvokeOptions {
+  /** Partition key of the child invocation. @default 'default' */
+  partitionKey?: string;
+}
 
 /** Options of {@link Context.call}. */
 export interface CallStepOptions {
@@ -102,9 +117,32 @@ export interface Context {
   race<T>(promises: ReadonlyArray<Promise<T>>): Promise<T>;
 
   /**
-   * The value this invocation stored under `key`, or undefined. State is scoped to the
-   * invocation and rebuilt from the journal on replay; it ends up in the final state's
-   * `workflow_state`.
+   * Starts another invocation and does not wait for it: durable fire-and-forget. The send is
+   * a journaled step, so however often this workflow replays, exactly one invocation is
+   * started per send; its ID (derived from this invocation's and the step's) is returned.
+   * With `delay`, it starts after that many ms, held by a durable timer meanwhile.
+   *
+   * @example
+   * await ctx.send(reminder, { orderId }, { delay: 24 * 60 * 60 * 1000, partitionKey: orderId });
+   */
+  send<In>(workflow: WorkflowRef<In, unknown>, input: In, options?: SendOptions): Promise<string>;
+
+  /**
+   * Runs another workflow as a child and returns its output. While the child runs, this
+   * invocation is suspended: the processor holds nothing of it in memory. A child that
+   * fails or is cancelled throws a `TerminalError` here; cancelling this invocation cancels
+   * its running children.
+   *
+   * @example
+   * const receipt = await ctx.invoke(chargeCard, { orderId, amount });
+   */
+  invoke<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options?: InvokeOptions): Promise<Out>;
+
+  /**
+   * The value stored under `key`, or undefined. State is scoped to the invocation and rebuilt
+   * from the journal on replay; it ends up in the final state's `workflow_state`. In a
+   * workflow declared `exclusive`, state belongs to the partition key instead: every
+   * invocation of that key sees what the ones before it left.
    */
   get<T = unknown>(key: string): T | undefined;
   /** Stores a JSON value under `key` (one journal entry). */

@@ -9,9 +9,10 @@
  * that lost the invocation learns it on its next append and stops.
  */
 import { create } from '@bufbuild/protobuf';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
-import { EntryPhase, JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { checkPartitionKey } from '../config.js';
+import { CommandSchema, EntryPhase, JournalEntrySchema, ParentRefSchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
   CancelledError,
@@ -27,9 +28,11 @@ import {
 import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
-import type { Awakeable, CallStepOptions, Context, RunStepOptions } from './context.js';
+import type { Awakeable, CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './context.js';
+import { isTerminal } from './lifecycle.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import type { AwakeableStore, JournalLog, TimerScheduler } from './stores.js';
+import type { AwakeableStore, InvocationGateway, JournalLog, StateStore, TimerScheduler } from './stores.js';
+import { inputCodec, outputCodec, workflowName, type WorkflowRef } from './workflow.js';
 
 /** What a {@link DurableContext} needs. */
 export interface DurableContextOptions {
@@ -50,6 +53,15 @@ export interface DurableContextOptions {
   timers?: TimerScheduler;
   /** Sleeps due within this many ms wait in memory instead of suspending. @default 1_000 */
   inMemorySleepMs?: number;
+  /** Starts, wakes and cancels other invocations; without it, `send` and `invoke` fail. */
+  invocations?: InvocationGateway;
+  /** Where child invocations' outcomes are read; needed by `invoke`. */
+  states?: StateStore;
+  /**
+   * The partition key's shared state, for a workflow declared exclusive: `get/set/clear`
+   * start from it and the changes are collected for the executor to apply at the end.
+   */
+  keyedState?: ReadonlyMap<string, Uint8Array>;
 }
 
 /** The outcome of a live step, before it is journaled. */
@@ -77,7 +89,9 @@ export class DurableContext implements Context {
   #appending: Promise<void> = Promise.resolve();
   #fatal: Error | undefined;
   /** Invocation-scoped state, as JSON bytes; rebuilt by replaying the set and clear steps. */
-  readonly #state = new Map<string, Uint8Array>();
+  readonly #state: Map<string, Uint8Array>;
+  /** Keyed state changed by this invocation (exclusive workflows): the new bytes, null when cleared. */
+  readonly #keyedChanges = new Map<string, Uint8Array | null>();
   /** Live steps running now: a suspension waits until none is, so no outcome is lost. */
   #liveSteps = 0;
   #suspendRequested = false;
@@ -93,6 +107,7 @@ export class DurableContext implements Context {
     this.handler = options.handler;
     this.partitionKey = options.partitionKey;
     this.#entries = [...options.journal.entries];
+    this.#state = new Map(options.keyedState ?? []);
     let replayEnd = 0;
     for (const entry of options.journal.entries) {
       this.#journaled.set(entry.stepNumber, entry);
@@ -231,11 +246,101 @@ export class DurableContext implements Context {
     const bytes = encodeJson(value);
     await this.#step<void>(`SET:${key}`, value, undefined, async () => undefined);
     this.#state.set(key, bytes);
+    if (this.#options.keyedState) this.#keyedChanges.set(key, bytes);
   }
 
   async clear(key: string): Promise<void> {
     await this.#step<void>(`CLEAR:${key}`, undefined, undefined, async () => undefined);
     this.#state.delete(key);
+    if (this.#options.keyedState) this.#keyedChanges.set(key, null);
+  }
+
+  /** What this invocation changed in its partition key's shared state (exclusive workflows). */
+  get keyedChanges(): ReadonlyMap<string, Uint8Array | null> {
+    return this.#keyedChanges;
+  }
+
+  send<In>(workflow: WorkflowRef<In, unknown>, input: In, options: SendOptions = {}): Promise<string> {
+    const handler = workflowName(workflow);
+    const delay = options.delay ?? 0;
+    if (!Number.isFinite(delay) || delay < 0) throw new InvalidArgumentError('send delay', `${delay} is not a number of ms >= 0`);
+    const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
+    const args = inputCodec(workflow).encode(input);
+    return this.#step<string>(`SEND:${handler}`, { partitionKey, delay }, undefined, async (step) => {
+      const invocationId = childInvocationId(this.invocationId, step);
+      await this.#gateway().start(
+        create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId }),
+        { delayMs: delay },
+      );
+      return invocationId;
+    });
+  }
+
+  async invoke<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: InvokeOptions = {}): Promise<Out> {
+    const handler = workflowName(workflow);
+    const stepType = `INVOKE:${handler}`;
+    const step = this.#takeStep();
+    const childId = childInvocationId(this.invocationId, step);
+    const output = outputCodec(workflow);
+    const journaled = this.#journaled.get(step);
+    if (journaled && journaled.phase === EntryPhase.COMPLETED) {
+      this.#replay<unknown>(step, stepType, journaled);
+      return output.decode(journaled.response, `output of child ${childId}`);
+    }
+    if (journaled) {
+      this.#checkType(step, stepType, journaled);
+    } else {
+      this.#checkRunning();
+      const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
+      const command = create(CommandSchema, {
+        invocationId: childId,
+        handler,
+        args: inputCodec(workflow).encode(input),
+        partitionKey,
+        submittedAtMs: BigInt(Date.now()),
+        parentInvocationId: this.invocationId,
+        parent: create(ParentRefSchema, { invocationId: this.invocationId, handler: this.handler, partitionKey: this.partitionKey, step }),
+      });
+      await this.#live(async () => {
+        await this.#infrastructure('start a child invocation', () => this.#gateway().start(command));
+        const request = encodeJson({ invocationId: childId, partitionKey });
+        await this.#append(create(JournalEntrySchema, { stepNumber: step, stepType, request, phase: EntryPhase.STARTED, recordedAtMs: BigInt(Date.now()), attempts: 1 }));
+      });
+    }
+    const entry = await this.#live(async () => {
+      const states = this.#options.states;
+      if (!states) throw new TerminalError('invoke needs a processor: this context has no state store');
+      const child = await this.#infrastructure('read a child invocation', () => states.get(childId));
+      if (!child || !isTerminal(child.state.status)) return undefined;
+      const done = create(JournalEntrySchema, { stepNumber: step, stepType, request: encodeJson({ invocationId: childId }), recordedAtMs: BigInt(Date.now()), attempts: 1 });
+      if (child.state.status === 'completed') done.response = child.state.currentState;
+      else done.error = `child invocation ${childId} ${child.state.status}: ${child.state.error}`;
+      await this.#append(done);
+      return done;
+    });
+    if (!entry) return this.#suspend();
+    if (entry.error !== '') throw new TerminalError(entry.error);
+    return output.decode(entry.response, `output of child ${childId}`);
+  }
+
+  #gateway(): InvocationGateway {
+    const gateway = this.#options.invocations;
+    if (!gateway) throw new TerminalError('send and invoke need a processor or a local runtime: this context cannot start invocations');
+    return gateway;
+  }
+
+  /**
+   * Runs work on the cluster that is not a step of its own; a failure stops this run (it
+   * continues later from its journal) rather than reaching the workflow.
+   */
+  async #infrastructure<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TerminalError) throw err;
+      this.#fatal ??= new InterruptedError(`could not ${what}: ${errorMessage(err)}`);
+      throw this.#fatal;
+    }
   }
 
   /** The invocation-scoped state, for the final ExecutionState. */
@@ -423,6 +528,23 @@ export class DurableContext implements Context {
     this.#appending = appended.catch(() => undefined);
     return appended;
   }
+}
+
+/**
+ * The ID of the invocation started by `step` of another (`send`, `invoke`): the same on
+ * every replay, which is what makes a journaled send start exactly one invocation.
+ */
+export function childInvocationId(parentId: string, step: number): string {
+  const id = `${parentId}-${step}`;
+  return id.length <= 128 ? id : createHash('sha256').update(id).digest('base64url');
+}
+
+/** The children an invocation started with `invoke` whose outcome it has not journaled yet. */
+export function openChildren(entries: readonly JournalEntry[]): string[] {
+  const done = new Set(entries.filter((e) => e.phase === EntryPhase.COMPLETED).map((e) => e.stepNumber));
+  return entries
+    .filter((e) => e.phase === EntryPhase.STARTED && e.stepType.startsWith('INVOKE:') && !done.has(e.stepNumber))
+    .map((e) => decodeJson<{ invocationId: string }>(e.request, `request of step ${e.stepNumber}`).invocationId);
 }
 
 /** The ID of the awakeable made at `step` of an invocation: it names its invocation, so finding it is O(1). */

@@ -9,8 +9,10 @@
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import {
+  CommandKind,
   ExecutionStateSchema,
   JournalEntrySchema,
+  KeyedWaiterSchema,
   type Command,
   type ExecutionState,
   type JournalEntry,
@@ -28,10 +30,10 @@ import {
 import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { DurableContext } from './durable-context.js';
+import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
-import type { AwakeableStore, JournalStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
-import type { WorkflowRegistry } from './workflow.js';
+import type { AwakeableStore, InvocationGateway, JournalStore, KeyedStateStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
+import type { AnyWorkflow, WorkflowRegistry } from './workflow.js';
 
 /** Options of {@link Executor}. */
 export interface ExecutorOptions {
@@ -46,6 +48,10 @@ export interface ExecutorOptions {
   timers?: TimerScheduler;
   /** Told of every invocation that ends. @default none */
   notifier?: ResultNotifier;
+  /** Starts, wakes and cancels other invocations (`send`, `invoke`, exclusive keys). @default none: those fail */
+  invocations?: InvocationGateway;
+  /** Shared state and locks of partition keys, for workflows declared exclusive. @default none: they fail */
+  keyed?: KeyedStateStore;
   /** Recorded as the owner of the invocations this executor runs. @default 'local' */
   processorId?: string;
   /**
@@ -67,6 +73,10 @@ export type ExecutionOutcome =
   | { kind: 'suspended'; state: ExecutionState }
   /** The invocation is paused: nothing runs until it is resumed. */
   | { kind: 'paused'; state: ExecutionState }
+  /** The invocation waits for its partition key, held by another invocation of an exclusive workflow. */
+  | { kind: 'queued'; state: ExecutionState }
+  /** A second start command for an invocation that exists: dropped, nothing was run. */
+  | { kind: 'duplicate'; state: ExecutionState }
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
@@ -82,6 +92,11 @@ export interface ExecuteOptions {
    * @default false
    */
   firstDelivery?: boolean;
+  /**
+   * The command's stream sequence: recorded when it creates the invocation, so that another
+   * start command for the same ID is recognised as a duplicate and dropped.
+   */
+  startSequence?: bigint;
 }
 
 const DEFAULT_INLINE_BYTES = 512 * 1024;
@@ -102,13 +117,22 @@ export class Executor {
   async execute(command: Command, options: ExecuteOptions = {}): Promise<ExecutionOutcome> {
     const { states, journals, workflows, logger } = this.#options;
     const id = command.invocationId;
+    const exclusive = workflows.find(command.handler)?.options.exclusive === true;
     // A command delivered for the first time almost always starts a new invocation: try
-    // the create straight away, and read the state only when it already exists.
-    const created = options.firstDelivery ? await this.#tryCreate(command) : undefined;
+    // the create straight away, and read the state only when it already exists. Not for an
+    // exclusive workflow: it may have to queue for its key first.
+    const created = options.firstDelivery && !exclusive ? await this.#tryCreate(command, options.startSequence) : undefined;
     const found = created ? null : await states.get(id);
-    if (found && isTerminal(found.state.status)) return { kind: 'already-ended', state: found.state };
+    if (found && isTerminal(found.state.status)) {
+      // Its end may not have been followed through (a crash right after the final write).
+      await this.#followUp(found.state);
+      return { kind: 'already-ended', state: found.state };
+    }
+    if (found && command.kind === CommandKind.START && isDuplicateStart(found.state, options.startSequence)) {
+      return { kind: 'duplicate', state: found.state };
+    }
 
-    let state = created?.state ?? found?.state ?? this.#initialState(command);
+    let state = created?.state ?? found?.state ?? this.#initialState(command, options.startSequence);
     const workflow = workflows.find(state.handler);
     if (!workflow) return this.#end(state, found?.revision, 'failed', new HandlerNotFoundError(state.handler));
 
@@ -117,6 +141,13 @@ export class Executor {
     }
     if (found?.state.status === 'paused') return { kind: 'paused', state: found.state };
     if (found?.state.pauseRequested) return this.#pause(found.state, found.revision);
+
+    let keyedState: Map<string, Uint8Array> | undefined;
+    if (workflow.options.exclusive) {
+      const taken = await this.#takeKey(workflow, state, found);
+      if (taken.kind !== 'granted') return taken.outcome;
+      keyedState = taken.values;
+    }
 
     let revision: number;
     try {
@@ -140,7 +171,7 @@ export class Executor {
 
     let input: unknown;
     try {
-      input = decodeJson(state.input, 'workflow input');
+      input = workflow.input.decode(state.input, 'workflow input');
     } catch (err) {
       return this.#end(state, revision, 'failed', new TerminalError(errorMessage(err), { cause: err }));
     }
@@ -157,6 +188,9 @@ export class Executor {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(this.#options.timers ? { timers: this.#options.timers } : {}),
       ...(this.#options.awakeables ? { awakeables: this.#options.awakeables } : {}),
+      ...(this.#options.invocations ? { invocations: this.#options.invocations } : {}),
+      states,
+      ...(keyedState ? { keyedState } : {}),
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -184,7 +218,7 @@ export class Executor {
       return { kind: 'interrupted', reason: fatal.message };
     }
     if (suspended) return this.#suspend(state, revision, ctx.stepCount);
-    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState };
+    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) {
       // The requester marked the state, so take its revision; the invocation is still ours.
       const current = await states.get(id);
@@ -193,13 +227,72 @@ export class Executor {
       return this.#end({ ...withJournal, cancelRequested: true }, current.revision, 'cancelled', fatal);
     }
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
-    return this.#end({ ...withJournal, currentState: encodeJson(output) }, revision, 'completed');
+    let currentState: Uint8Array;
+    try {
+      currentState = workflow.output.encode(output);
+    } catch (err) {
+      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
+    }
+    return this.#end({ ...withJournal, currentState }, revision, 'completed');
+  }
+
+  /**
+   * Takes the partition key for an invocation of an exclusive workflow, or queues it behind
+   * the invocation holding the key (its state then says `pending`).
+   */
+  async #takeKey(
+    workflow: AnyWorkflow,
+    state: ExecutionState,
+    found: { state: ExecutionState; revision: number } | null,
+  ): Promise<{ kind: 'granted'; values: Map<string, Uint8Array> } | { kind: 'queued'; outcome: ExecutionOutcome }> {
+    const keyed = this.#options.keyed;
+    if (!keyed) throw new TerminalError(`workflow ${workflow.name} is exclusive, and this executor has no keyed state store`);
+    const values = await keyed.acquire(state.partitionKey, create(KeyedWaiterSchema, { invocationId: state.invocationId, handler: state.handler }));
+    if (values) return { kind: 'granted', values };
+    if (!found) {
+      const pending: ExecutionState = { ...state, status: 'pending', owner: '', attempt: 0 };
+      try {
+        await this.#options.states.create(pending);
+      } catch (err) {
+        if (!(err instanceof FencedError)) throw err;
+      }
+      this.#options.logger.info(
+        { invocation_id: state.invocationId, partition_key: state.partitionKey },
+        `Queued ${state.invocationId}: partition key ${state.partitionKey} is held by an earlier invocation`,
+      );
+      return { kind: 'queued', outcome: { kind: 'queued', state: pending } };
+    }
+    return { kind: 'queued', outcome: { kind: 'queued', state: found.state } };
+  }
+
+  /**
+   * What follows an invocation's end, each step safe to repeat: its parent is woken, its
+   * partition key passed on (exclusive workflows), and when cancelled, its children cancelled.
+   */
+  async #followUp(ended: ExecutionState): Promise<void> {
+    const entries = ended.journal;
+    const { invocations, keyed, workflows } = this.#options;
+    if (ended.status === 'cancelled' && invocations) {
+      // The final state may hold only part of the journal, or none when cancelled before it ran.
+      const journal = entries.length === ended.journalLength && entries.length > 0 ? entries : (await this.#options.journals.open(ended.invocationId)).entries;
+      for (const child of openChildren(journal)) await invocations.cancel(child);
+    }
+    if (keyed && workflows.find(ended.handler)?.options.exclusive) {
+      const next = await keyed.release(ended);
+      if (next && invocations) {
+        await invocations.wake({ invocationId: next.invocationId, handler: next.handler, partitionKey: ended.partitionKey }, `${next.invocationId}:turn`);
+      }
+    }
+    const parent = ended.parent;
+    if (parent && parent.invocationId !== '' && invocations) {
+      await invocations.wake(parent, `${ended.invocationId}:ended`);
+    }
   }
 
   /** Creates the invocation's state if it has none and its workflow exists; undefined otherwise. */
-  async #tryCreate(command: Command): Promise<{ state: ExecutionState; revision: number } | undefined> {
+  async #tryCreate(command: Command, startSequence: bigint | undefined): Promise<{ state: ExecutionState; revision: number } | undefined> {
     if (!this.#options.workflows.find(command.handler)) return undefined;
-    const state = this.#initialState(command);
+    const state = this.#initialState(command, startSequence);
     try {
       return { state, revision: await this.#options.states.create(state) };
     } catch (err) {
@@ -209,7 +302,7 @@ export class Executor {
   }
 
   /** The state of an invocation nobody has taken up yet. */
-  #initialState(command: Command): ExecutionState {
+  #initialState(command: Command, startSequence: bigint | undefined): ExecutionState {
     const at = now();
     return create(ExecutionStateSchema, {
       invocationId: command.invocationId,
@@ -225,6 +318,8 @@ export class Executor {
       updatedAtMs: at,
       parentInvocationId: command.parentInvocationId,
       retryOf: command.retryOf,
+      startSequence: startSequence ?? 0n,
+      ...(command.parent ? { parent: command.parent } : {}),
     });
   }
 
@@ -264,6 +359,7 @@ export class Executor {
       );
     }
     notifier?.announce(final);
+    await this.#followUp(final);
     return { kind: 'ended', state: final };
   }
 
@@ -338,3 +434,19 @@ function now(): bigint {
   return BigInt(Date.now());
 }
 
+
+/** True when a start command is not the one the invocation was created from. */
+function isDuplicateStart(state: ExecutionState, startSequence: bigint | undefined): boolean {
+  return startSequence !== undefined && state.startSequence !== 0n && state.startSequence !== startSequence;
+}
+
+/** The final state's record of what an invocation changed in its key's shared state. */
+function keyedChangeFields(changes: ReadonlyMap<string, Uint8Array | null>): Partial<ExecutionState> {
+  const keyedStateChanges: Record<string, Uint8Array> = {};
+  const keyedStateCleared: string[] = [];
+  for (const [key, value] of changes) {
+    if (value === null) keyedStateCleared.push(key);
+    else keyedStateChanges[key] = value;
+  }
+  return { keyedStateChanges, keyedStateCleared };
+}

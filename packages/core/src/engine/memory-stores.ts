@@ -3,9 +3,17 @@
  * replay engine's unit tests.
  */
 import { clone } from '@bufbuild/protobuf';
-import { ExecutionStateSchema, JournalEntrySchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import {
+  ExecutionStateSchema,
+  JournalEntrySchema,
+  type ExecutionState,
+  type JournalEntry,
+  type KeyedState,
+  type KeyedWaiter,
+} from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
-import type { AwakeableOutcome, AwakeableStore, JournalLog, JournalStore, StateStore, VersionedState } from './stores.js';
+import { acquireKey, emptyKeyedState, keyedValues, releaseKey } from './keyed-state.js';
+import type { AwakeableOutcome, AwakeableStore, JournalLog, JournalStore, KeyedStateStore, StateStore, VersionedState } from './stores.js';
 
 /** A StateStore in memory. */
 export class MemoryStateStore implements StateStore {
@@ -100,5 +108,28 @@ export class MemoryAwakeableStore implements AwakeableStore {
     if (record.outcome) throw new ConflictError(`awakeable ${awakeableId} is already settled`);
     record.outcome = outcome;
     return record.invocationId;
+  }
+}
+
+/** A KeyedStateStore in memory. */
+export class MemoryKeyedStateStore implements KeyedStateStore {
+  readonly #records = new Map<string, KeyedState>();
+
+  async acquire(partitionKey: string, waiter: KeyedWaiter): Promise<Map<string, Uint8Array> | null> {
+    const current = this.#records.get(partitionKey) ?? emptyKeyedState();
+    const { granted, next } = acquireKey(current, waiter);
+    if (next) this.#records.set(partitionKey, next);
+    return granted ? keyedValues(next ?? current) : null;
+  }
+
+  async release(state: ExecutionState): Promise<KeyedWaiter | undefined> {
+    const current = this.#records.get(state.partitionKey) ?? emptyKeyedState();
+    const { next, wake } = releaseKey(current, state);
+    if (next) this.#records.set(state.partitionKey, next);
+    return wake;
+  }
+
+  async values(partitionKey: string): Promise<Map<string, Uint8Array>> {
+    return keyedValues(this.#records.get(partitionKey) ?? emptyKeyedState());
   }
 }

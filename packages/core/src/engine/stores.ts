@@ -3,7 +3,7 @@
  * JetStream, local mode and unit tests with memory. Every write is fenced, so a writer
  * that lost ownership of an invocation learns it on its next write and stops.
  */
-import type { ExecutionState, JournalEntry } from '../gen/durable/durable_pb.js';
+import type { Command, ExecutionState, JournalEntry, KeyedWaiter } from '../gen/durable/durable_pb.js';
 
 /** An execution state with the revision it was read at, for compare-and-set. */
 export interface VersionedState {
@@ -83,4 +83,48 @@ export interface AwakeableStore {
   create(awakeableId: string, invocationId: string): Promise<void>;
   /** The outcome when settled, null while pending. */
   outcome(awakeableId: string): Promise<AwakeableOutcome | null>;
+}
+
+/** The invocation a wake-up is for: enough to route a resume command to it. */
+export interface WakeTarget {
+  invocationId: string;
+  handler: string;
+  partitionKey: string;
+}
+
+/**
+ * How a running invocation reaches other invocations: starts new ones (`ctx.send`,
+ * `ctx.invoke`), wakes a suspended one, cancels one. The processor backs it with the
+ * COMMANDS and TIMERS streams, local mode with an in-process queue.
+ */
+export interface InvocationGateway {
+  /**
+   * Queues a start command, now or after `delayMs`. Queuing the same invocation ID again
+   * starts nothing new: at most one invocation exists per ID.
+   */
+  start(command: Command, options?: { delayMs?: number }): Promise<void>;
+  /** Queues a resume command; `messageId` deduplicates wake-ups for the same reason. */
+  wake(target: WakeTarget, messageId: string): Promise<void>;
+  /** Cancels an invocation (and its children); one that has ended or is unknown is left alone. */
+  cancel(invocationId: string): Promise<void>;
+}
+
+/**
+ * The shared state and the lock of each partition key for workflows declared exclusive:
+ * one invocation holds a key at a time (also while suspended or paused); the others wait
+ * in order. Changes an invocation made are applied once it has ended, exactly once.
+ */
+export interface KeyedStateStore {
+  /**
+   * Takes the key for the invocation (a no-op when it holds it already) and returns the
+   * key's values; or, when another invocation holds it, queues this one and returns null.
+   */
+  acquire(partitionKey: string, waiter: KeyedWaiter): Promise<Map<string, Uint8Array> | null>;
+  /**
+   * For an ended invocation: applies its changes (once), hands the key to the next waiter
+   * and returns that waiter, who must be woken. Safe to call again for the same state.
+   */
+  release(state: ExecutionState): Promise<KeyedWaiter | undefined>;
+  /** The values of a key, for tools. */
+  values(partitionKey: string): Promise<Map<string, Uint8Array>>;
 }

@@ -8,6 +8,7 @@ import type { KV } from '@nats-io/kv';
 import { AwakeableStateSchema, type AwakeableState } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, DecodeError } from '../errors.js';
 import type { AwakeableOutcome, AwakeableStore } from '../engine/stores.js';
+import { awakeableInvocation } from '../engine/durable-context.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** An AwakeableStore on a JetStream key-value bucket. */
@@ -30,27 +31,36 @@ export class NatsAwakeableStore implements AwakeableStore {
   }
 
   /**
-   * Settles an awakeable; returns the invocation waiting on it.
+   * Settles an awakeable; returns the invocation waiting on it. When it has no record yet,
+   * `ownerIsLive` decides whether it is one its invocation is about to record (the record
+   * is then written settled) or unknown.
    * @throws AwakeableNotFoundError when there is none of that ID.
    * @throws ConflictError when it was settled before (the first outcome stands).
    */
-  async settle(awakeableId: string, outcome: AwakeableOutcome): Promise<string> {
-    const found = await this.get(awakeableId);
-    if (!found) throw new AwakeableNotFoundError(awakeableId);
-    if (found.state.resolved) throw new ConflictError(`awakeable ${awakeableId} is already ${found.state.error ? 'rejected' : 'resolved'}`);
-    const settled: AwakeableState = {
-      ...found.state,
-      resolved: true,
-      result: outcome.ok ? outcome.value : new Uint8Array(),
-      error: outcome.ok ? '' : outcome.error,
-    };
-    try {
-      await this.kv.update(awakeableId, toBinary(AwakeableStateSchema, settled), found.revision);
-    } catch (err) {
-      if (isWrongLastSequence(err)) throw new ConflictError(`awakeable ${awakeableId} is already resolved`);
-      throw err;
+  async settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive?: () => Promise<boolean>): Promise<string> {
+    for (;;) {
+      const found = await this.get(awakeableId);
+      if (found?.state.resolved) throw new ConflictError(`awakeable ${awakeableId} is already ${found.state.error ? 'rejected' : 'resolved'}`);
+      const invocationId = found?.state.invocationId ?? awakeableInvocation(awakeableId);
+      if (!invocationId || (!found && !(await ownerIsLive?.()))) throw new AwakeableNotFoundError(awakeableId);
+      const settled = create(AwakeableStateSchema, {
+        awakeableId,
+        invocationId,
+        createdAt: found?.state.createdAt ?? BigInt(Math.floor(Date.now() / 1000)),
+        resolved: true,
+        result: outcome.ok ? outcome.value : new Uint8Array(),
+        error: outcome.ok ? '' : outcome.error,
+      });
+      try {
+        const bytes = toBinary(AwakeableStateSchema, settled);
+        if (found) await this.kv.update(awakeableId, bytes, found.revision);
+        else await this.kv.create(awakeableId, bytes);
+        return invocationId;
+      } catch (err) {
+        // Written meanwhile: by the workflow (look again) or by another resolver (a conflict).
+        if (!isWrongLastSequence(err)) throw err;
+      }
     }
-    return found.state.invocationId;
   }
 
   private async get(awakeableId: string): Promise<{ state: AwakeableState; revision: number } | null> {

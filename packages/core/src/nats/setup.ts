@@ -43,6 +43,7 @@ export interface EngineResources {
   jsm: JetStreamManager;
   stateKv: KV;
   awakeablesKv: KV;
+  keyedStateKv: KV;
   replicas: number;
   consumerName: string;
 }
@@ -109,7 +110,10 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const awakeablesKv = await withMetaRetry(`bucket ${names.awakeablesBucket}`, () =>
     new Kvm(nc).create(names.awakeablesBucket, { history: 1, replicas, storage: StorageType.File }),
   );
-  return { names, jsm, stateKv, awakeablesKv, replicas, consumerName };
+  const keyedStateKv = await withMetaRetry(`bucket ${names.keyedStateBucket}`, () =>
+    new Kvm(nc).create(names.keyedStateBucket, { history: 5, replicas, storage: StorageType.File }),
+  );
+  return { names, jsm, stateKv, awakeablesKv, keyedStateKv, replicas, consumerName };
 }
 
 /** Creates a stream if it does not exist; an existing one is used as it is. */

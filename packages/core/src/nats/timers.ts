@@ -15,7 +15,8 @@ import type { TimerRequest, TimerScheduler } from '../engine/stores.js';
 import type { Logger } from '../logger.js';
 import { TIMERS_CONSUMER } from './setup.js';
 
-const WAKE_AT = 'Durable-Wake-At';
+/** Header of a timer message: when it is due, unix ms. */
+export const WAKE_AT = 'Durable-Wake-At';
 
 /** Schedules timers by publishing them to the TIMERS stream. */
 export class NatsTimerScheduler implements TimerScheduler {

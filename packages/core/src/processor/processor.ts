@@ -24,6 +24,8 @@ import { NatsResultNotifier } from '../nats/result-channel.js';
 import { setupEngine } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
+import { NatsInvocationGateway } from '../nats/invocations.js';
+import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { PartitionQueue } from './partition-queue.js';
@@ -107,15 +109,18 @@ export class Processor {
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
+    const states = new NatsStateStore(resources.stateKv);
     const executor = new Executor({
       workflows,
-      states: new NatsStateStore(resources.stateKv),
+      states,
       journals: new NatsJournalStore(js, resources.jsm, resources.names),
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
       timers: new NatsTimerScheduler(js, resources.names),
       awakeables: new NatsAwakeableStore(resources.awakeablesKv),
+      invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
+      keyed: new NatsKeyedStateStore(resources.keyedStateKv),
       processorId: options.processorId ?? `${hostname()}-${process.pid}`,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });
@@ -224,6 +229,7 @@ export class Processor {
       outcome = await this.#executor.execute(command, {
         signal: AbortSignal.any([this.#stopping.signal, cancel.signal]),
         firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
+        startSequence: BigInt(msg.seq),
       });
     } finally {
       clearInterval(heartbeat);
@@ -239,6 +245,14 @@ export class Processor {
         return;
       case 'suspended':
       case 'paused':
+      case 'queued':
+        msg.ack();
+        return;
+      case 'duplicate':
+        this.#logger.warn(
+          { invocation_id: command.invocationId, seq: msg.seq },
+          `Dropped a second start command for ${command.invocationId}: the invocation exists (${outcome.state.status})`,
+        );
         msg.ack();
         return;
       case 'fenced':

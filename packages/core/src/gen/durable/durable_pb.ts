@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file durable/durable.proto.
  */
 export const file_durable_durable: GenFile = /*@__PURE__*/
-  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUi5gEKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCSLKAQoMSm91cm5hbEVudHJ5EhMKC3N0ZXBfbnVtYmVyGAEgASgFEhEKCXN0ZXBfdHlwZRgCIAEoCRIPCgdyZXF1ZXN0GAMgASgMEhAKCHJlc3BvbnNlGAQgASgMEg0KBWVycm9yGAUgASgJEiIKBXBoYXNlGAYgASgOMhMuZHVyYWJsZS5FbnRyeVBoYXNlEhYKDnJlY29yZGVkX2F0X21zGAcgASgDEhIKCmVycm9yX2NvZGUYCCABKAUSEAoIYXR0ZW1wdHMYCSABKAUiggEKDkF3YWtlYWJsZVN0YXRlEhQKDGF3YWtlYWJsZV9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCHJlc29sdmVkGAMgASgIEg4KBnJlc3VsdBgEIAEoDBINCgVlcnJvchgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDIqQGCg5FeGVjdXRpb25TdGF0ZRIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSJgoHam91cm5hbBgDIAMoCzIVLmR1cmFibGUuSm91cm5hbEVudHJ5EhUKDWN1cnJlbnRfc3RhdGUYBCABKAwSDgoGc3RhdHVzGAUgASgJEhQKDGN1cnJlbnRfc3RlcBgGIAEoBRIZChFjdXJyZW50X3N0ZXBfdHlwZRgHIAEoCRJCCg53b3JrZmxvd19zdGF0ZRgIIAMoCzIqLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuV29ya2Zsb3dTdGF0ZUVudHJ5EjsKCmF3YWtlYWJsZXMYCSADKAsyJy5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLkF3YWtlYWJsZXNFbnRyeRIVCg1wYXJ0aXRpb25fa2V5GAogASgJEg8KB3NlcnZpY2UYCyABKAkSDQoFaW5wdXQYDCABKAwSDQoFZXJyb3IYDSABKAkSFQoNY3JlYXRlZF9hdF9tcxgOIAEoAxIVCg11cGRhdGVkX2F0X21zGA8gASgDEhMKC2VuZGVkX2F0X21zGBAgASgDEg8KB2F0dGVtcHQYESABKAUSDQoFb3duZXIYEiABKAkSFgoOam91cm5hbF9sZW5ndGgYEyABKAUSFgoOam91cm5hbF9zdHJlYW0YFCABKAkSFwoPam91cm5hbF9zdWJqZWN0GBUgASgJEhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGBYgASgJEhAKCHJldHJ5X29mGBcgASgJEhIKCmVycm9yX2NvZGUYGCABKAUSGAoQY2FuY2VsX3JlcXVlc3RlZBgZIAEoCBIXCg9wYXVzZV9yZXF1ZXN0ZWQYGiABKAgaNAoSV29ya2Zsb3dTdGF0ZUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEaSgoPQXdha2VhYmxlc0VudHJ5EgsKA2tleRgBIAEoCRImCgV2YWx1ZRgCIAEoCzIXLmR1cmFibGUuQXdha2VhYmxlU3RhdGU6AjgBKj4KC0NvbW1hbmRLaW5kEhYKEkNPTU1BTkRfS0lORF9TVEFSVBAAEhcKE0NPTU1BTkRfS0lORF9SRVNVTUUQASpACgpFbnRyeVBoYXNlEhkKFUVOVFJZX1BIQVNFX0NPTVBMRVRFRBAAEhcKE0VOVFJZX1BIQVNFX1NUQVJURUQQAWIGcHJvdG8z");
+  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUiigIKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCRIiCgZwYXJlbnQYCyABKAsyEi5kdXJhYmxlLlBhcmVudFJlZiJYCglQYXJlbnRSZWYSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEhUKDXBhcnRpdGlvbl9rZXkYAyABKAkSDAoEc3RlcBgEIAEoBSLKAQoMSm91cm5hbEVudHJ5EhMKC3N0ZXBfbnVtYmVyGAEgASgFEhEKCXN0ZXBfdHlwZRgCIAEoCRIPCgdyZXF1ZXN0GAMgASgMEhAKCHJlc3BvbnNlGAQgASgMEg0KBWVycm9yGAUgASgJEiIKBXBoYXNlGAYgASgOMhMuZHVyYWJsZS5FbnRyeVBoYXNlEhYKDnJlY29yZGVkX2F0X21zGAcgASgDEhIKCmVycm9yX2NvZGUYCCABKAUSEAoIYXR0ZW1wdHMYCSABKAUiggEKDkF3YWtlYWJsZVN0YXRlEhQKDGF3YWtlYWJsZV9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCHJlc29sdmVkGAMgASgIEg4KBnJlc3VsdBgEIAEoDBINCgVlcnJvchgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDIoQICg5FeGVjdXRpb25TdGF0ZRIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSJgoHam91cm5hbBgDIAMoCzIVLmR1cmFibGUuSm91cm5hbEVudHJ5EhUKDWN1cnJlbnRfc3RhdGUYBCABKAwSDgoGc3RhdHVzGAUgASgJEhQKDGN1cnJlbnRfc3RlcBgGIAEoBRIZChFjdXJyZW50X3N0ZXBfdHlwZRgHIAEoCRJCCg53b3JrZmxvd19zdGF0ZRgIIAMoCzIqLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuV29ya2Zsb3dTdGF0ZUVudHJ5EjsKCmF3YWtlYWJsZXMYCSADKAsyJy5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLkF3YWtlYWJsZXNFbnRyeRIVCg1wYXJ0aXRpb25fa2V5GAogASgJEg8KB3NlcnZpY2UYCyABKAkSDQoFaW5wdXQYDCABKAwSDQoFZXJyb3IYDSABKAkSFQoNY3JlYXRlZF9hdF9tcxgOIAEoAxIVCg11cGRhdGVkX2F0X21zGA8gASgDEhMKC2VuZGVkX2F0X21zGBAgASgDEg8KB2F0dGVtcHQYESABKAUSDQoFb3duZXIYEiABKAkSFgoOam91cm5hbF9sZW5ndGgYEyABKAUSFgoOam91cm5hbF9zdHJlYW0YFCABKAkSFwoPam91cm5hbF9zdWJqZWN0GBUgASgJEhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGBYgASgJEhAKCHJldHJ5X29mGBcgASgJEhIKCmVycm9yX2NvZGUYGCABKAUSGAoQY2FuY2VsX3JlcXVlc3RlZBgZIAEoCBIXCg9wYXVzZV9yZXF1ZXN0ZWQYGiABKAgSIgoGcGFyZW50GBsgASgLMhIuZHVyYWJsZS5QYXJlbnRSZWYSFgoOc3RhcnRfc2VxdWVuY2UYHCABKAQSSwoTa2V5ZWRfc3RhdGVfY2hhbmdlcxgdIAMoCzIuLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuS2V5ZWRTdGF0ZUNoYW5nZXNFbnRyeRIbChNrZXllZF9zdGF0ZV9jbGVhcmVkGB4gAygJGjQKEldvcmtmbG93U3RhdGVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBGkoKD0F3YWtlYWJsZXNFbnRyeRILCgNrZXkYASABKAkSJgoFdmFsdWUYAiABKAsyFy5kdXJhYmxlLkF3YWtlYWJsZVN0YXRlOgI4ARo4ChZLZXllZFN0YXRlQ2hhbmdlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEiuQEKCktleWVkU3RhdGUSLwoGdmFsdWVzGAEgAygLMh8uZHVyYWJsZS5LZXllZFN0YXRlLlZhbHVlc0VudHJ5Eg4KBmhvbGRlchgCIAEoCRIlCgd3YWl0aW5nGAMgAygLMhQuZHVyYWJsZS5LZXllZFdhaXRlchIUCgxsYXN0X2FwcGxpZWQYBCABKAkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASI1CgtLZXllZFdhaXRlchIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkqPgoLQ29tbWFuZEtpbmQSFgoSQ09NTUFORF9LSU5EX1NUQVJUEAASFwoTQ09NTUFORF9LSU5EX1JFU1VNRRABKkAKCkVudHJ5UGhhc2USGQoVRU5UUllfUEhBU0VfQ09NUExFVEVEEAASFwoTRU5UUllfUEhBU0VfU1RBUlRFRBABYgZwcm90bzM");
 
 /**
  * A request to run one invocation, published on `commands.<partition_key>`.
@@ -81,6 +81,13 @@ export type Command = Message<"durable.Command"> & {
    * @generated from field: string retry_of = 10;
    */
   retryOf: string;
+
+  /**
+   * Set when a parent invocation awaits this one (`ctx.invoke`): woken when it ends.
+   *
+   * @generated from field: durable.ParentRef parent = 11;
+   */
+  parent?: ParentRef | undefined;
 };
 
 /**
@@ -89,6 +96,40 @@ export type Command = Message<"durable.Command"> & {
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
   messageDesc(file_durable_durable, 0);
+
+/**
+ * The parent of a child invocation and the step of the parent that awaits it.
+ *
+ * @generated from message durable.ParentRef
+ */
+export type ParentRef = Message<"durable.ParentRef"> & {
+  /**
+   * @generated from field: string invocation_id = 1;
+   */
+  invocationId: string;
+
+  /**
+   * @generated from field: string handler = 2;
+   */
+  handler: string;
+
+  /**
+   * @generated from field: string partition_key = 3;
+   */
+  partitionKey: string;
+
+  /**
+   * @generated from field: int32 step = 4;
+   */
+  step: number;
+};
+
+/**
+ * Describes the message durable.ParentRef.
+ * Use `create(ParentRefSchema)` to create a new message.
+ */
+export const ParentRefSchema: GenMessage<ParentRef> = /*@__PURE__*/
+  messageDesc(file_durable_durable, 1);
 
 /**
  * One record of the journal: the outcome of one step of a workflow.
@@ -162,7 +203,7 @@ export type JournalEntry = Message<"durable.JournalEntry"> & {
  * Use `create(JournalEntrySchema)` to create a new message.
  */
 export const JournalEntrySchema: GenMessage<JournalEntry> = /*@__PURE__*/
-  messageDesc(file_durable_durable, 1);
+  messageDesc(file_durable_durable, 2);
 
 /**
  * The state of one awakeable (see the workflow context's `awakeable`).
@@ -208,7 +249,7 @@ export type AwakeableState = Message<"durable.AwakeableState"> & {
  * Use `create(AwakeableStateSchema)` to create a new message.
  */
 export const AwakeableStateSchema: GenMessage<AwakeableState> = /*@__PURE__*/
-  messageDesc(file_durable_durable, 2);
+  messageDesc(file_durable_durable, 3);
 
 /**
  * The state of one invocation, the value under its ID in the EXECUTION_STATE bucket.
@@ -372,6 +413,35 @@ export type ExecutionState = Message<"durable.ExecutionState"> & {
    * @generated from field: bool pause_requested = 26;
    */
   pauseRequested: boolean;
+
+  /**
+   * The parent awaiting this invocation's result, when it is a child (`ctx.invoke`).
+   *
+   * @generated from field: durable.ParentRef parent = 27;
+   */
+  parent?: ParentRef | undefined;
+
+  /**
+   * Stream sequence of the start command this invocation was created from: a second start
+   * command with the same invocation ID (a duplicate past the stream's window) is dropped.
+   *
+   * @generated from field: uint64 start_sequence = 28;
+   */
+  startSequence: bigint;
+
+  /**
+   * For workflows declared exclusive: the keyed state this invocation changed, applied to
+   * its partition key's state once it ends. A cleared key has an empty value here and is
+   * listed in `keyed_state_cleared`.
+   *
+   * @generated from field: map<string, bytes> keyed_state_changes = 29;
+   */
+  keyedStateChanges: { [key: string]: Uint8Array };
+
+  /**
+   * @generated from field: repeated string keyed_state_cleared = 30;
+   */
+  keyedStateCleared: string[];
 };
 
 /**
@@ -379,7 +449,70 @@ export type ExecutionState = Message<"durable.ExecutionState"> & {
  * Use `create(ExecutionStateSchema)` to create a new message.
  */
 export const ExecutionStateSchema: GenMessage<ExecutionState> = /*@__PURE__*/
-  messageDesc(file_durable_durable, 3);
+  messageDesc(file_durable_durable, 4);
+
+/**
+ * The keyed state of one partition key shared by the invocations of exclusive workflows,
+ * and who holds the key: one invocation at a time, the others queued in order.
+ *
+ * @generated from message durable.KeyedState
+ */
+export type KeyedState = Message<"durable.KeyedState"> & {
+  /**
+   * @generated from field: map<string, bytes> values = 1;
+   */
+  values: { [key: string]: Uint8Array };
+
+  /**
+   * The invocation running (or suspended) on this key now, empty when free.
+   *
+   * @generated from field: string holder = 2;
+   */
+  holder: string;
+
+  /**
+   * Invocations waiting for the key, oldest first.
+   *
+   * @generated from field: repeated durable.KeyedWaiter waiting = 3;
+   */
+  waiting: KeyedWaiter[];
+
+  /**
+   * The last invocation whose changes were applied, so applying twice is a no-op.
+   *
+   * @generated from field: string last_applied = 4;
+   */
+  lastApplied: string;
+};
+
+/**
+ * Describes the message durable.KeyedState.
+ * Use `create(KeyedStateSchema)` to create a new message.
+ */
+export const KeyedStateSchema: GenMessage<KeyedState> = /*@__PURE__*/
+  messageDesc(file_durable_durable, 5);
+
+/**
+ * @generated from message durable.KeyedWaiter
+ */
+export type KeyedWaiter = Message<"durable.KeyedWaiter"> & {
+  /**
+   * @generated from field: string invocation_id = 1;
+   */
+  invocationId: string;
+
+  /**
+   * @generated from field: string handler = 2;
+   */
+  handler: string;
+};
+
+/**
+ * Describes the message durable.KeyedWaiter.
+ * Use `create(KeyedWaiterSchema)` to create a new message.
+ */
+export const KeyedWaiterSchema: GenMessage<KeyedWaiter> = /*@__PURE__*/
+  messageDesc(file_durable_durable, 6);
 
 /**
  * What a command asks the processor to do with an invocation.

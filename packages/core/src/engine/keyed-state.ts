@@ -1,0 +1,70 @@
+/**
+ * The rules of a partition key's shared state and lock (workflows declared exclusive), as
+ * pure functions of the stored record: the memory and JetStream stores apply them by
+ * compare-and-set, so they hold under concurrency and give the same answer when retried.
+ */
+import { clone, create } from '@bufbuild/protobuf';
+import { KeyedStateSchema, KeyedWaiterSchema, type ExecutionState, type KeyedState, type KeyedWaiter } from '../gen/durable/durable_pb.js';
+
+/** A fresh record: no values, nobody holding the key. */
+export function emptyKeyedState(): KeyedState {
+  return create(KeyedStateSchema, {});
+}
+
+/**
+ * The record after `waiter` asks for the key: `granted` when it holds the key now; `next`
+ * is undefined when nothing needs writing.
+ */
+export function acquireKey(current: KeyedState, waiter: KeyedWaiter): { granted: boolean; next?: KeyedState } {
+  if (current.holder === waiter.invocationId) return { granted: true };
+  if (current.holder === '') {
+    const next = clone(KeyedStateSchema, current);
+    next.holder = waiter.invocationId;
+    next.waiting = next.waiting.filter((w) => w.invocationId !== waiter.invocationId);
+    return { granted: true, next };
+  }
+  if (current.waiting.some((w) => w.invocationId === waiter.invocationId)) return { granted: false };
+  const next = clone(KeyedStateSchema, current);
+  next.waiting.push(create(KeyedWaiterSchema, { invocationId: waiter.invocationId, handler: waiter.handler }));
+  return { granted: false, next };
+}
+
+/**
+ * The record after an invocation ended: its changes applied unless they were already, the
+ * key handed to the oldest waiter, the invocation out of the queue. `wake` is the new
+ * holder, to be woken; `next` is undefined when nothing needs writing.
+ */
+export function releaseKey(current: KeyedState, ended: ExecutionState): { next?: KeyedState; wake?: KeyedWaiter } {
+  const id = ended.invocationId;
+  const apply = current.lastApplied !== id && (Object.keys(ended.keyedStateChanges).length > 0 || ended.keyedStateCleared.length > 0);
+  const holds = current.holder === id;
+  const queued = current.waiting.some((w) => w.invocationId === id);
+  if (!apply && !holds && !queued) return {};
+  const next = clone(KeyedStateSchema, current);
+  if (apply) {
+    for (const key of ended.keyedStateCleared) delete next.values[key];
+    for (const [key, value] of Object.entries(ended.keyedStateChanges)) next.values[key] = value;
+    next.lastApplied = id;
+  }
+  next.waiting = next.waiting.filter((w) => w.invocationId !== id);
+  let wake: KeyedWaiter | undefined;
+  if (holds) {
+    wake = next.waiting.shift();
+    next.holder = wake?.invocationId ?? '';
+  }
+  return wake ? { next, wake } : { next };
+}
+
+/** The values of a record as a map. */
+export function keyedValues(state: KeyedState): Map<string, Uint8Array> {
+  return new Map(Object.entries(state.values));
+}
+
+/**
+ * The key of a partition key's record in a key-value bucket, whose keys allow fewer
+ * characters than partition keys: letters, digits, '_' and '-' as they are, anything
+ * else base64url-encoded behind '='.
+ */
+export function keyedStateKey(partitionKey: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(partitionKey) ? partitionKey : `=${Buffer.from(partitionKey, 'utf8').toString('base64url')}`;
+}
