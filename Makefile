@@ -33,7 +33,7 @@ proto: install
 nats-server:
 	@scripts/install-nats-server.sh >/dev/null
 
-test: build nats-server
+test: build nats-server typecheck
 	@vitest run
 
 bench: build nats-server

@@ -126,6 +126,7 @@ export class Executor {
     if (found && isTerminal(found.state.status)) {
       // Its end may not have been followed through (a crash right after the final write).
       await this.#followUp(found.state);
+      this.#options.notifier?.announce(found.state);
       return { kind: 'already-ended', state: found.state };
     }
     if (found && command.kind === CommandKind.START && isDuplicateStart(found.state, options.startSequence)) {
@@ -358,8 +359,10 @@ export class Executor {
         `Execution ${status}: ${final.invocationId}: ${final.error}`,
       );
     }
-    notifier?.announce(final);
+    // Followed through before it is announced: whoever waits for the end then also finds
+    // the partition key's shared state updated and the parent woken.
     await this.#followUp(final);
+    notifier?.announce(final);
     return { kind: 'ended', state: final };
   }
 

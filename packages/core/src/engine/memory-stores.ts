@@ -12,6 +12,7 @@ import {
   type KeyedWaiter,
 } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
+import { awakeableInvocation } from './durable-context.js';
 import { acquireKey, emptyKeyedState, keyedValues, releaseKey } from './keyed-state.js';
 import type { AwakeableOutcome, AwakeableStore, JournalLog, JournalStore, KeyedStateStore, StateStore, VersionedState } from './stores.js';
 
@@ -99,14 +100,17 @@ export class MemoryAwakeableStore implements AwakeableStore {
   }
 
   /**
-   * Settles an awakeable once; returns its invocation.
+   * Settles an awakeable once; returns its invocation. One not recorded yet is settled in
+   * advance when `ownerIsLive` says its invocation runs (it hands the ID out first).
    * @throws AwakeableNotFoundError, ConflictError
    */
-  settle(awakeableId: string, outcome: AwakeableOutcome): string {
-    const record = this.#records.get(awakeableId);
+  settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive: (invocationId: string) => boolean = () => false): string {
+    const owner = awakeableInvocation(awakeableId);
+    const record = this.#records.get(awakeableId) ?? (owner !== undefined && ownerIsLive(owner) ? { invocationId: owner, outcome: null } : undefined);
     if (!record) throw new AwakeableNotFoundError(awakeableId);
     if (record.outcome) throw new ConflictError(`awakeable ${awakeableId} is already settled`);
     record.outcome = outcome;
+    this.#records.set(awakeableId, record);
     return record.invocationId;
   }
 }
