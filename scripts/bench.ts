@@ -30,6 +30,7 @@ import { connectionNodes, messageCounts } from './bench/connz.js';
 import { type Probe, helloLatency, helloThroughput, stepsRun, totalWrites } from './bench/engine.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
 import { rawBaselines } from './bench/raw.js';
+import { sleepers } from './bench/sleepers.js';
 import { count, latency, markdownTable, ms, nowMs, ratio } from './bench/stats.js';
 
 /** Base ports of the bench cluster; BENCH_CLIENT_PORT, BENCH_ROUTE_PORT, BENCH_MONITOR_PORT move them. */
@@ -51,6 +52,7 @@ const SIZES = {
   throughput: { n: 3_000, inFlight: 64 },
   shortSteps: { names: 10, runs: 20 },
   longSteps: { names: 1_000, runs: 3 },
+  sleepers: { n: 10_000, sleepMs: 40_000, windowMs: 5_000 },
   processorMaxConcurrent: 256,
 };
 
@@ -162,6 +164,8 @@ async function main(): Promise<void> {
   const short = await stepsRun(jsm, client, SIZES.shortSteps.names, SIZES.shortSteps.runs);
   progress(`custom_workflow with ${count(SIZES.longSteps.names)} names, ${SIZES.longSteps.runs} runs`);
   const long = await stepsRun(jsm, client, SIZES.longSteps.names, SIZES.longSteps.runs);
+  progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
+  const naps = await sleepers(client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs);
 
   const writesPerInvocation = totalWrites(tput.writes);
   const writesPerStep = long.writes.journal / long.steps;
@@ -213,6 +217,18 @@ async function main(): Promise<void> {
       '',
     ],
     [`ratio: ms/step at ${count(long.steps)} steps / at ${short.steps} steps`, ratio(long.msPerStep / short.msPerStep), '≈ 1 (no growth)'],
+    [
+      `${count(naps.count)} invocations asleep at once (${naps.sleepMs / 1000} s each): CPU while they wait, ms per s`,
+      ['processor', 'nats-server ×3']
+        .map((group) => `${group} ${ms(naps.cpuPerSecond.get(group) ?? Number.NaN)} (idle ${ms((idle.get(group) ?? Number.NaN) / idleSeconds)})`)
+        .join(', ') + `; all asleep ${ratio(naps.allAsleepSeconds, 1)} s after the first submit`,
+      'as idle: nothing held in memory',
+    ],
+    [
+      `${count(naps.count)} sleepers: how late each woke (journaled now after the sleep − due time)`,
+      `p50 ${count(naps.lateness.p50)} ms, p99 ${count(naps.lateness.p99)} ms, max ${count(naps.latenessMaxMs)} ms`,
+      `< 1,000 ms: ${verdict(naps.latenessMaxMs < 1_000)}`,
+    ],
     [
       'ratio: our latency p50 / raw R3 publish p50',
       `${ratio(lat.latency.p50 / raw.publish.p50, 1)} sequential durable writes' worth`,

@@ -2,9 +2,10 @@
 import type { AnyWorkflow } from '@durable/core';
 import { customWorkflow } from './greet-many.js';
 import { helloWorkflow } from './hello.js';
+import { nap } from './nap.js';
 import { orderProcessing } from './order-processing.js';
 
-export { customWorkflow, helloWorkflow, orderProcessing };
+export { customWorkflow, helloWorkflow, nap, orderProcessing };
 
 /** Every workflow of the processor app. */
-export const workflows: AnyWorkflow[] = [helloWorkflow, customWorkflow, orderProcessing];
+export const workflows: AnyWorkflow[] = [helloWorkflow, customWorkflow, orderProcessing, nap];

@@ -300,8 +300,14 @@ describe('durable sleep', () => {
     expect(early.kind).toBe('suspended');
     expect(journals.entries(cmd.invocationId)).toHaveLength(2);
 
-    // Make the timer due by rewriting the journaled wake time, then resume.
-    journals.entries(cmd.invocationId)[1]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
+    // Make the timer due by rewriting the journaled wake time (in the journal, and in the
+    // copy the suspended state holds so that resuming reads no journal), then resume.
+    const due = encodeJson({ wakeAtMs: Date.now() - 1 });
+    journals.entries(cmd.invocationId)[1]!.request = due;
+    const suspended = (await states.get(cmd.invocationId))!;
+    expect(suspended.state.journalLastSequence).toBe(2n);
+    suspended.state.journal[1]!.request = due;
+    await states.update(suspended.state, suspended.revision);
     const resumed = await executor.execute(cmd);
     expect(resumed.kind).toBe('ended');
     const stored = await states.get(cmd.invocationId);

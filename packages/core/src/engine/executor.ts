@@ -160,7 +160,16 @@ export class Executor {
           );
           return this.#end(found.state, found.revision, 'failed', reason);
         }
-        state = { ...found.state, status: transition(found.state.status, 'running'), attempt, owner: this.#processorId, updatedAtMs: now() };
+        // The inline journal of a suspension is read below, not written again.
+        state = {
+          ...found.state,
+          status: transition(found.state.status, 'running'),
+          attempt,
+          owner: this.#processorId,
+          updatedAtMs: now(),
+          journal: [],
+          journalLastSequence: 0n,
+        };
         revision = await states.update(state, found.revision);
       } else {
         revision = created?.revision ?? (await states.create(state));
@@ -177,7 +186,7 @@ export class Executor {
       return this.#end(state, revision, 'failed', new TerminalError(errorMessage(err), { cause: err }));
     }
 
-    const journal = await journals.open(id, { fresh: !found });
+    const journal = await journals.open(id, found ? knownJournal(found.state) : { fresh: true });
     const ctx = new DurableContext({
       invocationId: id,
       handler: state.handler,
@@ -218,7 +227,7 @@ export class Executor {
       await this.#release(state, revision);
       return { kind: 'interrupted', reason: fatal.message };
     }
-    if (suspended) return this.#suspend(state, revision, ctx.stepCount);
+    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) {
       // The requester marked the state, so take its revision; the invocation is still ours.
@@ -380,9 +389,19 @@ export class Executor {
   }
 
   /** Records that the invocation waits; whatever wakes it sends a resume command. */
-  async #suspend(state: ExecutionState, revision: number, steps: number): Promise<ExecutionOutcome> {
+  async #suspend(
+    state: ExecutionState,
+    revision: number,
+    steps: number,
+    entries: readonly JournalEntry[],
+    lastSequence: number,
+  ): Promise<ExecutionOutcome> {
+    const journal = this.#journalFields(state.invocationId, entries);
     const waiting: ExecutionState = {
       ...state,
+      ...journal,
+      // With the whole journal inline, the run that resumes it reads no journal.
+      journalLastSequence: journal.journal?.length === entries.length ? BigInt(lastSequence) : 0n,
       status: transition(state.status, 'suspended'),
       owner: '',
       attempt: 0,
@@ -452,4 +471,10 @@ function keyedChangeFields(changes: ReadonlyMap<string, Uint8Array | null>): Par
     else keyedStateChanges[key] = value;
   }
   return { keyedStateChanges, keyedStateCleared };
+}
+
+/** The journal a state holds inline when it was written at a suspension, for `JournalStore.open`. */
+function knownJournal(state: ExecutionState): { known?: { entries: readonly JournalEntry[]; lastSequence: number } } {
+  const complete = state.status === 'suspended' && state.journalLastSequence > 0n && state.journal.length === state.journalLength;
+  return complete ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
 }

@@ -14,7 +14,16 @@ import {
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
 import { awakeableInvocation } from './durable-context.js';
 import { acquireKey, emptyKeyedState, keyedValues, releaseKey } from './keyed-state.js';
-import type { AwakeableOutcome, AwakeableStore, JournalLog, JournalStore, KeyedStateStore, StateStore, VersionedState } from './stores.js';
+import type {
+  AwakeableOutcome,
+  AwakeableStore,
+  JournalLog,
+  JournalStore,
+  KeyedStateStore,
+  KnownJournal,
+  StateStore,
+  VersionedState,
+} from './stores.js';
 
 /** A StateStore in memory. */
 export class MemoryStateStore implements StateStore {
@@ -58,12 +67,16 @@ export class MemoryJournalStore implements JournalStore {
   readonly #journals = new Map<string, JournalEntry[]>();
   appends = 0;
 
-  async open(invocationId: string): Promise<JournalLog> {
-    const stored = this.#journals.get(invocationId) ?? [];
+  /** Sequences are entry counts: the last entry's sequence is the journal's length. */
+  async open(invocationId: string, options: { known?: KnownJournal } = {}): Promise<JournalLog> {
+    const stored = options.known?.entries ?? this.#journals.get(invocationId) ?? [];
     const entries = stored.map((e) => clone(JournalEntrySchema, e));
-    let expectedLength = stored.length;
+    let expectedLength = options.known?.lastSequence ?? stored.length;
     return {
       entries,
+      get lastSequence() {
+        return expectedLength;
+      },
       append: async (entry: JournalEntry) => {
         const current = this.#journals.get(invocationId) ?? [];
         if (current.length !== expectedLength) {

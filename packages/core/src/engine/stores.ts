@@ -31,6 +31,8 @@ export interface StateStore {
 export interface JournalLog {
   /** The entries read when the log was opened, in the order they were written. */
   readonly entries: readonly JournalEntry[];
+  /** Where the log's last entry is in its stream (0 when empty), for a later {@link JournalStore.open} with `known`. */
+  readonly lastSequence: number;
   /**
    * Appends one entry if nobody else appended since this log's last read or write.
    * @throws FencedError otherwise.
@@ -38,13 +40,20 @@ export interface JournalLog {
   append(entry: JournalEntry): Promise<void>;
 }
 
+/** A whole journal the caller already holds (inline in a suspended state), and its last entry's sequence. */
+export interface KnownJournal {
+  entries: readonly JournalEntry[];
+  lastSequence: number;
+}
+
 /** Where journals live. */
 export interface JournalStore {
   /**
    * Reads the journal of an invocation. With `fresh`, the caller knows it is empty (it has
-   * just created the invocation's state) and nothing is read.
+   * just created the invocation's state) and nothing is read; with `known`, it holds the
+   * whole journal already. Either way, appends stay fenced: a wrong guess is a FencedError.
    */
-  open(invocationId: string, options?: { fresh?: boolean }): Promise<JournalLog>;
+  open(invocationId: string, options?: { fresh?: boolean; known?: KnownJournal }): Promise<JournalLog>;
   /** Where the entries of an invocation live, for the state's `journal_stream`/`journal_subject`. */
   location(invocationId: string): { stream: string; subject: string };
 }

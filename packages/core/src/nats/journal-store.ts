@@ -8,7 +8,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, TimeoutError } from '../errors.js';
-import type { JournalLog, JournalStore } from '../engine/stores.js';
+import type { JournalLog, JournalStore, KnownJournal } from '../engine/stores.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** How long reading one journal may stall before the read is tried again, ms. */
@@ -27,12 +27,19 @@ export class NatsJournalStore implements JournalStore {
     return { stream: this.names.journalStream, subject: `${this.names.journalSubject}.${invocationId}` };
   }
 
-  async open(invocationId: string, options: { fresh?: boolean } = {}): Promise<JournalLog> {
+  async open(invocationId: string, options: { fresh?: boolean; known?: KnownJournal } = {}): Promise<JournalLog> {
     const { subject } = this.location(invocationId);
-    const { entries, lastSeq } = options.fresh ? { entries: [], lastSeq: 0 } : await this.read(invocationId);
+    const { entries, lastSeq } = options.known
+      ? { entries: [...options.known.entries], lastSeq: options.known.lastSequence }
+      : options.fresh
+        ? { entries: [], lastSeq: 0 }
+        : await this.read(invocationId);
     let expected = lastSeq;
     return {
       entries,
+      get lastSequence() {
+        return expected;
+      },
       append: async (entry: JournalEntry) => {
         try {
           const ack = await this.js.publish(subject, toBinary(JournalEntrySchema, entry), {
