@@ -80,7 +80,8 @@ export class DurableClient {
     this.names = names;
     this.#js = jetstream(nc);
     this.#kv = kv;
-    this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names));
+    // A client may exit right after a cancel or pause: its index writes are awaited.
+    this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
     this.#keyed = new NatsKeyedStateStore(keyed);

@@ -101,8 +101,14 @@ function payloadOf(state: ExecutionState): string {
 
 /** Options of {@link ExecutionIndex}. */
 export interface ExecutionIndexOptions {
-  /** Where failed background index writes are reported (at most one line a minute). @default silent */
+  /** Where failed index writes are reported (at most one line a minute). @default silent */
   logger?: Logger;
+  /**
+   * Whether a state write returns before its index write is done. Off for writers that may
+   * exit right after a write (a CLI cancelling an invocation), on for the processor's hot path.
+   * @default true
+   */
+  background?: boolean;
 }
 
 const WARN_EVERY_MS = 60_000;
@@ -116,6 +122,7 @@ export class ExecutionIndex {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #logger: Logger;
+  readonly #background: boolean;
   #jsm: Promise<JetStreamManager> | undefined;
   #handlers: Promise<KV> | undefined;
   readonly #registered = new Set<string>();
@@ -127,19 +134,23 @@ export class ExecutionIndex {
     this.names = names;
     this.#js = jetstream(nc);
     this.#logger = options.logger ?? silentLogger();
+    this.#background = options.background ?? true;
   }
 
   /**
-   * Brings the index in line with a state just written, without making the writer wait.
-   * The publish leaves at once, in call order on this connection, so the writes of one
-   * invocation from here reach the stream in the order of its state writes; the purge
-   * follows the publish's ack. `created`: the state was just created, so no entry under
-   * another status can exist and the purge is skipped.
+   * Brings the index in line with a state just written; resolves at once in the background
+   * mode, else when the index write is done. Never rejects: a failure is logged, and the
+   * entry is repaired later (see the README's Query). The publish leaves at once, in call
+   * order on this connection, so the writes of one invocation from here reach the stream in
+   * the order of its state writes; the purge follows the publish's ack. `created`: the state
+   * was just created, so no entry under another status can exist and the purge is skipped.
    */
-  record(state: ExecutionState, options: { created?: boolean } = {}): void {
+  record(state: ExecutionState, options: { created?: boolean } = {}): Promise<void> {
     const write = this.#write(state, !options.created).catch((err: unknown) => this.#warn(state.invocationId, err));
+    if (!this.#background) return write;
     this.#inFlight.add(write);
     void write.finally(() => this.#inFlight.delete(write));
+    return Promise.resolve();
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The EXECUTION_STATE bucket as a {@link StateStore}: one protobuf ExecutionState per
  * invocation ID, written only by create or compare-and-set on the key's revision. Given an
- * {@link ExecutionIndex}, every successful write also updates the index, in the background.
+ * {@link ExecutionIndex}, every successful write also updates the index (in the background
+ * unless the index says otherwise).
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
@@ -36,7 +37,7 @@ export class NatsStateStore implements StateStore {
       if (isWrongLastSequence(err)) throw new FencedError(`invocation ${state.invocationId} already has a state`, { cause: err });
       throw err;
     }
-    this.index?.record(state, { created: true });
+    await this.index?.record(state, { created: true });
     return revision;
   }
 
@@ -50,7 +51,7 @@ export class NatsStateStore implements StateStore {
       }
       throw err;
     }
-    this.index?.record(state);
+    await this.index?.record(state);
     return written;
   }
 }
