@@ -158,13 +158,17 @@ describe('listWorkflows and getWorkflowStats', () => {
     const js = jetstream(nc);
     await js.publish(indexEntrySubject(names, 'running', 'q_stale', invocationId), '{}');
     await js.publish(indexEntrySubject(names, 'failed', 'q_stale', 'ghost-1'), '{}');
+    await js.publish(indexEntrySubject(names, 'completed', 'q_done', invocationId), '{}'); // Under a wrong handler.
     expect(counts(await client.getWorkflowStats({ handler: 'q_stale' }))).toEqual({ completed: 1, running: 1, failed: 1 });
+    const wrongHandler = await client.listWorkflows({ handler: 'q_done', limit: 1000 });
+    expect(wrongHandler.invocations.map((s) => s.invocationId)).not.toContain(invocationId);
 
     expect((await client.listWorkflows({ status: 'running', handler: 'q_stale' })).invocations).toEqual([]);
     expect((await client.listWorkflows({ status: 'failed', handler: 'q_stale' })).invocations).toEqual([]);
     expect(counts(await client.getWorkflowStats({ handler: 'q_stale' }))).toEqual({ completed: 1 });
     const listed = await client.listWorkflows({ handler: 'q_stale' });
     expect(listed.invocations.map((s) => [s.invocationId, s.status])).toEqual([[invocationId, 'completed']]);
+    expect(counts(await client.getWorkflowStats({ handler: 'q_done' }))).toEqual({ completed: 7 });
   });
 
   it('counts 200 concurrent invocations exactly', async () => {

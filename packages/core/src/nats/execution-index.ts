@@ -146,7 +146,7 @@ export class ExecutionIndex {
    * was just created, so no entry under another status can exist and the purge is skipped.
    */
   record(state: ExecutionState, options: { created?: boolean } = {}): Promise<void> {
-    const write = this.#write(state, !options.created).catch((err: unknown) => this.#warn(state.invocationId, err));
+    const write = this.#write(state, options.created ? 'none' : 'status').catch((err: unknown) => this.#warn(state.invocationId, err));
     if (!this.#background) return write;
     this.#inFlight.add(write);
     void write.finally(() => this.#inFlight.delete(write));
@@ -155,11 +155,11 @@ export class ExecutionIndex {
 
   /**
    * Makes the index agree with a state: publishes its entry, then purges the invocation's
-   * entries under any other status. Idempotent; for repairs (an invocation found already
-   * ended, a stale entry seen while listing, a reindex).
+   * other entries, under any status or handler. Idempotent; for repairs (an invocation found
+   * already ended, a stale entry seen while listing, a reindex).
    */
   async syncIndex(state: ExecutionState): Promise<void> {
-    await this.#write(state, true);
+    await this.#write(state, 'any');
   }
 
   /** Removes every index entry of an invocation (one whose state is gone); returns how many. */
@@ -174,17 +174,20 @@ export class ExecutionIndex {
     await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #write(state: ExecutionState, purge: boolean): Promise<void> {
+  /**
+   * Publishes the entry, then purges the invocation's older entries: under another status
+   * (a state write: the handler never changes), under any status or handler (a repair), or
+   * none (a new state).
+   */
+  async #write(state: ExecutionState, purge: 'status' | 'any' | 'none'): Promise<void> {
     const { invocationId, handler, status } = state;
     const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state));
     this.#register(handler);
     await acked;
-    if (!purge) return;
+    if (purge === 'none') return;
     const jsm = await this.#manager();
-    await jsm.streams.purge(this.names.indexStream, {
-      filter: `${this.names.indexSubject}.*.${encodeHandlerToken(handler)}.${invocationId}`,
-      keep: 1,
-    });
+    const token = purge === 'status' ? encodeHandlerToken(handler) : '*';
+    await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.${token}.${invocationId}`, keep: 1 });
   }
 
   /** Records a handler name in the handlers bucket, once per name and process. */
