@@ -2,17 +2,23 @@
  * The inspect app: reads execution states without the `nats` CLI.
  *
  *   inspect <invocation-id>   the state and journal of one invocation (the guide's Example 7)
- *   inspect ls                every invocation with its status and handler
+ *   inspect ls [--status s] [--handler h] [--limit n] [--cursor c]
+ *                             a page of invocations (default 50) from the execution index,
+ *                             with their status and handler
+ *   inspect stats [--handler h]   counts by status and by workflow
+ *   inspect reindex           rebuilds the execution index from the states (reads them all)
  *   inspect watch             every state change as it happens, until Ctrl+C
  *
  * Env: NATS_URL.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   bytesToText,
   connectNats,
   createLogger,
   DurableClient,
   errorMessage,
+  InvalidArgumentError,
   InvocationNotFoundError,
   onShutdown,
   type ExecutionState,
@@ -20,20 +26,39 @@ import {
 } from '@durable/core';
 
 const logger = createLogger({ name: 'inspect' });
-const USAGE = 'Usage: inspect <invocation-id> | inspect ls | inspect watch';
+const USAGE = [
+  'Usage: inspect <invocation-id>',
+  '       inspect ls [--status <status>] [--handler <workflow>] [--limit <1-1000>] [--cursor <cursor>]',
+  '       inspect stats [--handler <workflow>]',
+  '       inspect reindex',
+  '       inspect watch',
+].join('\n');
 
 async function main(argv: string[]): Promise<number> {
-  const [command] = argv;
+  const [command, ...rest] = argv;
   if (!command || command === '-h' || command === '--help') {
     process.stderr.write(`${USAGE}\n`);
     return command ? 0 : 2;
   }
+  let flags: Flags;
+  try {
+    flags = parseFlags(command, rest);
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n${USAGE}\n`);
+    return 2;
+  }
   const nc = await connectNats({ name: 'durable-inspect', maxAttempts: 3, retryDelayMs: 1_000 });
   try {
     const client = await DurableClient.connect({ nc });
-    if (command === 'ls') return await list(client);
+    if (command === 'ls') return await list(client, flags);
+    if (command === 'stats') return await stats(client, flags);
+    if (command === 'reindex') return await reindex(client);
     if (command === 'watch') return await watch(client);
     return await show(client, command);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return 2;
   } finally {
     await nc.close().catch(() => undefined);
   }
@@ -67,11 +92,46 @@ async function show(client: DurableClient, id: string): Promise<number> {
   return 0;
 }
 
-async function list(client: DurableClient): Promise<number> {
-  for (const id of await client.listInvocationIds()) {
-    const state = await client.getState(id);
-    if (state) process.stdout.write(`${id}  ${state.status.padEnd(9)}  ${state.handler}\n`);
-  }
+type Flags = { status?: string; handler?: string; limit?: string; cursor?: string };
+
+/** The flags of `ls` and `stats`; other commands take none. */
+function parseFlags(command: string, args: string[]): Flags {
+  const options: ParseArgsConfig['options'] =
+    command === 'ls'
+      ? { status: { type: 'string' }, handler: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } }
+      : command === 'stats'
+        ? { handler: { type: 'string' } }
+        : {};
+  return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Flags;
+}
+
+async function list(client: DurableClient, flags: Flags): Promise<number> {
+  const limit = flags.limit === undefined ? undefined : Number(flags.limit);
+  const page = await client.listWorkflows({
+    ...(flags.status !== undefined ? { status: flags.status } : {}),
+    ...(flags.handler !== undefined ? { handler: flags.handler } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    ...(flags.cursor !== undefined ? { cursor: flags.cursor } : {}),
+  });
+  for (const s of page.invocations) process.stdout.write(`${s.invocationId}  ${s.status.padEnd(9)}  ${s.handler}\n`);
+  if (page.nextCursor) process.stderr.write(`More: inspect ls --cursor ${page.nextCursor} (with the same filters)\n`);
+  return 0;
+}
+
+async function stats(client: DurableClient, flags: Flags): Promise<number> {
+  const { total, byStatus, byHandler } = await client.getWorkflowStats(flags.handler !== undefined ? { handler: flags.handler } : {});
+  const out = [`Invocations: ${total}`, 'By status:'];
+  for (const [status, n] of Object.entries(byStatus)) out.push(`  ${`${status}:`.padEnd(11)} ${n}`);
+  out.push('By handler:');
+  for (const [handler, n] of Object.entries(byHandler)) out.push(`  ${handler}: ${n}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return 0;
+}
+
+async function reindex(client: DurableClient): Promise<number> {
+  process.stderr.write('Rebuilding the execution index from every state...\n');
+  const { indexed, dropped } = await client.reindex();
+  process.stdout.write(`Indexed ${indexed} invocations; removed ${dropped} entries without a state\n`);
   return 0;
 }
 

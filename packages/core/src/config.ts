@@ -40,6 +40,12 @@ export interface EngineNames {
   controlSubject: string;
   /** Key-value bucket of awakeables, by awakeable ID. */
   awakeablesBucket: string;
+  /** Stream of the execution index: the newest status of each invocation, for listing and counting. */
+  indexStream: string;
+  /** Subject prefix of the index: `<prefix>.<status>.<handler token>.<invocation id>`, see `nats/execution-index.ts`. */
+  indexSubject: string;
+  /** Key-value bucket of the handler names seen, so counts per handler need no scan. */
+  handlersBucket: string;
   /** Key-value bucket of the shared state and lock of each partition key (exclusive workflows). */
   keyedStateBucket: string;
 }
@@ -68,6 +74,9 @@ export function engineNames(namespace = ''): EngineNames {
     timersSubject: `${lower}timers`,
     controlSubject: `${lower}durable.control`,
     awakeablesBucket: `${upper}AWAKEABLES`,
+    indexStream: `${upper}EXECUTION_INDEX`,
+    indexSubject: `${lower}index`,
+    handlersBucket: `${upper}EXECUTION_HANDLERS`,
     keyedStateBucket: `${upper}KEYED_STATE`,
   };
 }

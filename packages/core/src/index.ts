@@ -68,6 +68,10 @@ export { Processor, decodeCommand } from './processor/processor.js';
 export type { ProcessorOptions, StopOptions } from './processor/processor.js';
 export { DurableClient } from './client/client.js';
 export type { ClientOptions, Submission, SubmitOptions, WaitOptions } from './client/client.js';
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './client/query.js';
+export type { ExecutionStateSummary, ListWorkflowsOptions, ReindexResult, WorkflowPage, WorkflowStats, WorkflowStatsOptions } from './client/query.js';
+export { decodeHandlerToken, encodeHandlerToken, ExecutionIndex, indexEntrySubject, registerWorkflows } from './nats/execution-index.js';
+export type { ExecutionIndexOptions, IndexPayload } from './nats/execution-index.js';
 
 export type { CallOptions, ServiceInvoker } from './services/service-invoker.js';
 

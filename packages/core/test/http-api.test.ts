@@ -26,6 +26,12 @@ let http: RunningHttpApi;
 let base: string;
 let client: DurableClient;
 
+/** True once the stats count `n` or more ended invocations and none running. */
+function indexHas(stats: Record<string, unknown>, n: number): boolean {
+  const byStatus = stats.by_status as Record<string, number> | undefined;
+  return byStatus !== undefined && byStatus.running === 0 && (byStatus.completed ?? 0) >= n;
+}
+
 async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body !== undefined ? { body } : {}) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -99,9 +105,52 @@ describe('HTTP API', () => {
     expect((await call('POST', '/api/workflows/nobody/resume')).status).toBe(404);
   });
 
+  it('lists invocations by status and handler, page by page, and counts them at /api/workflows/stats', async () => {
+    const ids = await Promise.all(
+      ['a', 'b', 'c'].map(async (text) => String((await call('POST', '/api/workflows/echo/invoke?wait=true', JSON.stringify({ text }))).body.invocation_id)),
+    );
+    // The index is written just after each state: retry until it agrees, within a deadline.
+    const deadline = Date.now() + 10_000;
+    let stats = await call('GET', '/api/workflows/stats?handler=echo');
+    while (!indexHas(stats.body, ids.length) && Date.now() < deadline) {
+      await new Promise<void>((r) => setTimeout(r, 25));
+      stats = await call('GET', '/api/workflows/stats?handler=echo');
+    }
+    expect(stats.status).toBe(200);
+    expect(stats.body).toMatchObject({ by_status: { running: 0, failed: 0 }, by_handler: { echo: stats.body.total } });
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await call('GET', `/api/workflows?status=completed&handler=echo&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      const invocations = page.body.invocations as Record<string, unknown>[];
+      expect(invocations.length).toBeLessThanOrEqual(2);
+      for (const item of invocations) expect(item).toMatchObject({ handler: 'echo', status: 'completed', partition_key: 'default' });
+      seen.push(...invocations.map((item) => String(item.invocation_id)));
+      cursor = page.body.next_cursor as string | undefined;
+    } while (cursor);
+    expect(seen).toEqual(expect.arrayContaining(ids));
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe((stats.body.by_status as Record<string, number>).completed);
+
+    const all = await call('GET', '/api/workflows/stats');
+    expect((all.body.by_handler as Record<string, number>).echo).toBe(stats.body.total);
+  });
+
+  it('answers a bad listing with a 400 naming the field', async () => {
+    expect(await call('GET', '/api/workflows?status=sleeping')).toMatchObject({ status: 400, body: { field: 'status' } });
+    for (const limit of ['0', '1001', 'ten', '2.5']) {
+      expect(await call('GET', `/api/workflows?limit=${limit}`)).toMatchObject({ status: 400, body: { field: 'limit' } });
+    }
+    expect(await call('GET', '/api/workflows?cursor=%21%21')).toMatchObject({ status: 400, body: { field: 'cursor' } });
+    expect((await call('GET', '/api/workflows?limit=1000')).status).toBe(200);
+  });
+
   it('describes itself at /openapi.json', async () => {
     const { status, body } = await call('GET', '/openapi.json');
     expect(status).toBe(200);
     expect(Object.keys(body.paths as object)).toContain('/api/awakeables/{id}/resolve');
+    expect(Object.keys(body.paths as object)).toEqual(expect.arrayContaining(['/api/workflows', '/api/workflows/stats']));
   });
 });

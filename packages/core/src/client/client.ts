@@ -23,6 +23,8 @@ import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
+import { ExecutionIndex } from '../nats/execution-index.js';
+import { WorkflowQueries, type ListWorkflowsOptions, type ReindexResult, type WorkflowPage, type WorkflowStats, type WorkflowStatsOptions } from './query.js';
 
 /** Options of {@link DurableClient.connect}. */
 export interface ClientOptions {
@@ -78,7 +80,8 @@ export class DurableClient {
     this.names = names;
     this.#js = jetstream(nc);
     this.#kv = kv;
-    this.#states = new NatsStateStore(kv);
+    // A client may exit right after a cancel or pause: its index writes are awaited.
+    this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
     this.#keyed = new NatsKeyedStateStore(keyed);
@@ -359,5 +362,38 @@ export class DurableClient {
     for await (const entry of watcher) {
       if (entry.operation === 'PUT' && entry.value.length > 0) onState(decodeState(entry.value, entry.key));
     }
+  }
+
+  #queries: WorkflowQueries | undefined;
+
+  #query(): WorkflowQueries {
+    this.#queries ??= new WorkflowQueries({ nc: this.#nc, names: this.names, states: this.#states, stateKv: this.#kv });
+    return this.#queries;
+  }
+
+  /**
+   * A page of invocations from the execution index, by status and workflow; never a scan.
+   * @throws InvalidArgumentError naming `status`, `limit` or `cursor`.
+   *
+   * @example
+   * const { invocations, nextCursor } = await client.listWorkflows({ status: 'failed', limit: 100 });
+   */
+  async listWorkflows(options: ListWorkflowsOptions = {}): Promise<WorkflowPage> {
+    return this.#query().list(options);
+  }
+
+  /**
+   * Invocation counts by status and workflow, counted by the server.
+   *
+   * @example
+   * const { total, byStatus } = await client.getWorkflowStats({ handler: 'hello_workflow' });
+   */
+  async getWorkflowStats(options: WorkflowStatsOptions = {}): Promise<WorkflowStats> {
+    return this.#query().stats(options);
+  }
+
+  /** Rebuilds the execution index from the state bucket (reads every state: an operator's tool). */
+  async reindex(): Promise<ReindexResult> {
+    return this.#query().reindex();
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The HTTP API the processor serves (`--http-port`, default 8080): invoke workflows, read
- * their state, cancel them, and resolve or reject awakeables, with JSON in and out.
+ * their state, list and count them, cancel them, and resolve or reject awakeables, with
+ * JSON in and out.
  * `/openapi.json` describes every route.
  */
 import { serve, type ServerType } from '@hono/node-server';
@@ -55,6 +56,34 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError('timeout_ms', 'must be a positive number of ms');
     const state = await client.waitForResult(submission.invocationId, { timeoutMs });
     return c.json(stateToJson(state), 200);
+  });
+
+  // Before `/api/workflows/:id`, so that `stats` is not taken for an invocation ID.
+  app.get('/api/workflows/stats', async (c) => {
+    const handler = c.req.query('handler');
+    const stats = await client.getWorkflowStats(handler ? { handler } : {});
+    return c.json({ total: stats.total, by_status: stats.byStatus, by_handler: stats.byHandler });
+  });
+
+  app.get('/api/workflows', async (c) => {
+    const { status, handler, limit, cursor } = c.req.query();
+    const page = await client.listWorkflows({
+      ...(status !== undefined ? { status } : {}),
+      ...(handler ? { handler } : {}),
+      ...(limit !== undefined ? { limit: integerParam('limit', limit) } : {}),
+      ...(cursor !== undefined ? { cursor } : {}),
+    });
+    return c.json({
+      invocations: page.invocations.map((s) => ({
+        invocation_id: s.invocationId,
+        handler: s.handler,
+        status: s.status,
+        partition_key: s.partitionKey,
+        created_at_ms: s.createdAtMs,
+        updated_at_ms: s.updatedAtMs,
+      })),
+      ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}),
+    });
   });
 
   app.get('/api/workflows/:id', async (c) => {
@@ -145,6 +174,12 @@ async function jsonBody(c: HonoContext, optional: boolean): Promise<unknown> {
   } catch {
     throw new InvalidArgumentError('body', 'is not valid JSON');
   }
+}
+
+/** A query parameter that must be a whole number; its range is checked by the API it goes to. */
+function integerParam(name: string, value: string): number {
+  if (!/^-?[0-9]{1,10}$/.test(value)) throw new InvalidArgumentError(name, `${JSON.stringify(value)} is not an integer`);
+  return Number(value);
 }
 
 function parseMaybeJson(text: string): unknown {

@@ -2,18 +2,23 @@
  * The OpenAPI description served at `/openapi.json`.
  */
 
+const STATUSES = ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'];
 const error = {
   type: 'object',
   properties: { error: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } },
   required: ['error'],
 };
+/** What names an invocation, in its state and in a listing. */
+const invocationFields = {
+  invocation_id: { type: 'string' },
+  handler: { type: 'string' },
+  status: { type: 'string', enum: STATUSES },
+  partition_key: { type: 'string' },
+};
 const state = {
   type: 'object',
   properties: {
-    invocation_id: { type: 'string' },
-    handler: { type: 'string' },
-    status: { type: 'string', enum: ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'] },
-    partition_key: { type: 'string' },
+    ...invocationFields,
     input: {},
     output: {},
     error: { type: 'string' },
@@ -21,6 +26,15 @@ const state = {
     journal: { type: 'array', items: { type: 'object' } },
   },
 };
+const summary = {
+  type: 'object',
+  properties: {
+    ...invocationFields,
+    created_at_ms: { type: 'integer' },
+    updated_at_ms: { type: 'integer' },
+  },
+};
+const counts = { type: 'object', additionalProperties: { type: 'integer' } };
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [String(code), { description: String(code), content: { 'application/json': { schema: error } } }]));
 const json = (schema: object, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -47,6 +61,33 @@ export const OPENAPI = {
           '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, duplicate: { type: 'boolean' } } }, 'submitted'),
           '200': json(state, 'the final state, with wait=true'),
           ...errors(400, 404, 504),
+        },
+      },
+    },
+    '/api/workflows': {
+      get: {
+        summary: 'List invocations from the execution index, a page at a time, in the order of their last change',
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string', enum: STATUSES } },
+          { name: 'handler', in: 'query', schema: { type: 'string' }, description: 'workflow name' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
+        ],
+        responses: {
+          '200': json(
+            { type: 'object', properties: { invocations: { type: 'array', items: summary }, next_cursor: { type: 'string', description: 'absent on the last page' } } },
+            'a page of invocations',
+          ),
+          ...errors(400),
+        },
+      },
+    },
+    '/api/workflows/stats': {
+      get: {
+        summary: 'Count invocations by status and by workflow',
+        parameters: [{ name: 'handler', in: 'query', schema: { type: 'string' }, description: 'count only this workflow' }],
+        responses: {
+          '200': json({ type: 'object', properties: { total: { type: 'integer' }, by_status: counts, by_handler: counts } }, 'counts'),
         },
       },
     },

@@ -102,6 +102,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   // Every pending timer is one unacknowledged message waiting for its redelivery at the
   // due time, so the limit of pending acks is the limit of concurrent sleepers.
   await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxConcurrent: MAX_TIMERS });
+  await ensureIndexResources(nc, jsm, names, replicas);
 
   log?.info('Setting up KV buckets...');
   const stateKv = await withMetaRetry(`bucket ${names.stateBucket}`, () =>
@@ -114,6 +115,24 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     new Kvm(nc).create(names.keyedStateBucket, { history: 5, replicas, storage: StorageType.File }),
   );
   return { names, jsm, stateKv, awakeablesKv, keyedStateKv, replicas, consumerName };
+}
+
+/**
+ * The execution index's stream and handlers bucket (see `execution-index.ts`): one message
+ * per subject, so a status change needs one purge and a same-status write none.
+ */
+export async function ensureIndexResources(nc: NatsConnection, jsm: JetStreamManager, names: EngineNames, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: names.indexStream,
+    subjects: [`${names.indexSubject}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msgs_per_subject: 1,
+  });
+  await withMetaRetry(`bucket ${names.handlersBucket}`, () =>
+    new Kvm(nc).create(names.handlersBucket, { history: 1, replicas, storage: StorageType.File }),
+  );
 }
 
 /** Creates a stream if it does not exist; an existing one is used as it is. */

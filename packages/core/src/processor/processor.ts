@@ -23,6 +23,7 @@ import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
 import { setupEngine } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
+import { ExecutionIndex } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
@@ -109,7 +110,7 @@ export class Processor {
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
-    const states = new NatsStateStore(resources.stateKv);
+    const states = new NatsStateStore(resources.stateKv, new ExecutionIndex(options.nc, resources.names, { logger }));
     const executor = new Executor({
       workflows,
       states,

@@ -1,0 +1,320 @@
+/**
+ * Queries over the execution index (`nats/execution-index.ts`): invocations listed a page at
+ * a time by status and handler, counts the server keeps, and a rebuild of the whole index.
+ *
+ * A page reads at most `limit` index messages with a filtered consumer and checks each
+ * against the state bucket (O(limit) reads, never a scan); an entry that disagrees with
+ * its state is repaired on the spot. Counts are the `num_pending` of consumers filtered on
+ * a status or a handler: the server counts, nothing is read.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { EngineNames } from '../config.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { ExecutionState } from '../gen/durable/durable_pb.js';
+import { isStatus, STATUSES, type InvocationStatus } from '../engine/lifecycle.js';
+import type { VersionedState } from '../engine/stores.js';
+import { encodeHandlerToken, ExecutionIndex, knownHandlers, parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
+import { ensureIndexResources } from '../nats/setup.js';
+import type { NatsStateStore } from '../nats/state-store.js';
+
+/** Entries per page when no limit is given. */
+export const DEFAULT_LIST_LIMIT = 50;
+/** The largest page. */
+export const MAX_LIST_LIMIT = 1000;
+
+/** Options of {@link WorkflowQueries.list}. */
+export interface ListWorkflowsOptions {
+  /** Only invocations in this status. @default any */
+  status?: string;
+  /** Only invocations of this workflow. @default any */
+  handler?: string;
+  /** Index entries read for this page, 1 to 1000. @default 50 */
+  limit?: number;
+  /** Where the previous page stopped (its `nextCursor`). @default the start */
+  cursor?: string;
+}
+
+/** One invocation in a listing, as its state has it. */
+export interface ExecutionStateSummary {
+  invocationId: string;
+  handler: string;
+  status: string;
+  partitionKey: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/**
+ * A page of invocations, in the order their index entries were last written. It may hold
+ * fewer than `limit` when entries turned out stale; `nextCursor` is absent on the last page.
+ */
+export interface WorkflowPage {
+  invocations: ExecutionStateSummary[];
+  nextCursor?: string;
+}
+
+/** Options of {@link WorkflowQueries.stats}. */
+export interface WorkflowStatsOptions {
+  /** Count only this workflow's invocations. @default every workflow */
+  handler?: string;
+}
+
+/** Invocation counts from the index. */
+export interface WorkflowStats {
+  total: number;
+  byStatus: Record<InvocationStatus, number>;
+  /** Per workflow name known to the handlers bucket (or just the one asked for). */
+  byHandler: Record<string, number>;
+}
+
+/** What {@link WorkflowQueries.reindex} did. */
+export interface ReindexResult {
+  /** States whose index entry was written. */
+  indexed: number;
+  /** Index entries removed because their invocation has no state. */
+  dropped: number;
+}
+
+/** Index entries read at once by the consumer of one page. */
+interface IndexRead {
+  entries: (IndexKey & { seq: number })[];
+  /** True when more entries matched the filter after the last one read. */
+  more: boolean;
+}
+
+/** How long one page's fetch may wait for an entry that was counted, then purged. */
+const FETCH_EXPIRES_MS = 2_000;
+/** How many times a repair publishes again because the state moved meanwhile. */
+const REPAIR_ROUNDS = 5;
+/** States indexed at once by a reindex. */
+const REINDEX_CONCURRENCY = 32;
+const CURSOR_PREFIX = 'idx1:';
+/** An ephemeral consumer left behind (its client died) is removed after this long. */
+const CONSUMER_INACTIVE_MS = 30_000;
+
+/** The connection, names and state store the queries work with. */
+export interface QueryHandles {
+  nc: NatsConnection;
+  names: EngineNames;
+  states: NatsStateStore;
+  stateKv: KV;
+}
+
+/** Lists, counts and rebuilds the execution index. The client's query methods delegate here. */
+export class WorkflowQueries {
+  readonly #handles: QueryHandles;
+  readonly #js: JetStreamClient;
+  readonly #index: ExecutionIndex;
+  #jsm: Promise<JetStreamManager> | undefined;
+
+  constructor(handles: QueryHandles) {
+    this.#handles = handles;
+    this.#js = jetstream(handles.nc);
+    this.#index = new ExecutionIndex(handles.nc, handles.names);
+  }
+
+  /**
+   * A page of invocations by status and handler.
+   * @throws InvalidArgumentError naming `status`, `limit` or `cursor` when one is malformed.
+   */
+  async list(options: ListWorkflowsOptions = {}): Promise<WorkflowPage> {
+    const { status, handler } = options;
+    if (status !== undefined && !isStatus(status)) {
+      throw new InvalidArgumentError('status', `${JSON.stringify(status)} is not one of ${STATUSES.join(', ')}`);
+    }
+    const limit = checkLimit(options.limit);
+    const after = options.cursor === undefined ? 0 : decodeCursor(options.cursor);
+    const { indexSubject } = this.#handles.names;
+    const filter = `${indexSubject}.${status ?? '*'}.${handler === undefined ? '*' : encodeHandlerToken(handler)}.>`;
+    const read = await this.#read(filter, after, limit);
+    const found = await Promise.all(read.entries.map((entry) => this.#checked(entry)));
+    const invocations = found.filter(
+      (state): state is ExecutionState =>
+        state !== null && (status === undefined || state.status === status) && (handler === undefined || state.handler === handler),
+    );
+    const last = read.entries.at(-1);
+    return {
+      invocations: invocations.map(summaryOf),
+      ...(read.more && last ? { nextCursor: encodeCursor(last.seq) } : {}),
+    };
+  }
+
+  /** Counts by status and by workflow, kept by the server: no entry is read. */
+  async stats(options: WorkflowStatsOptions = {}): Promise<WorkflowStats> {
+    const { indexSubject } = this.#handles.names;
+    const token = options.handler === undefined ? '*' : encodeHandlerToken(options.handler);
+    const handlers = options.handler === undefined ? await knownHandlers(this.#handles.nc, this.#handles.names) : [];
+    const [perStatus, perHandler] = await Promise.all([
+      Promise.all(STATUSES.map((status) => this.#count(`${indexSubject}.${status}.${token}.*`))),
+      Promise.all(handlers.map((name) => this.#count(`${indexSubject}.*.${encodeHandlerToken(name)}.*`))),
+    ]);
+    const total = perStatus.reduce((sum, n) => sum + n, 0);
+    const byStatus = Object.fromEntries(STATUSES.map((status, i) => [status, perStatus[i] ?? 0])) as Record<InvocationStatus, number>;
+    const byHandler =
+      options.handler === undefined
+        ? Object.fromEntries(handlers.map((name, i) => [name, perHandler[i] ?? 0]))
+        : { [options.handler]: total };
+    return { total, byStatus, byHandler };
+  }
+
+  /**
+   * Rebuilds the index from the state bucket: creates the stream when it is gone, writes the
+   * entry of every state, and removes entries whose state is gone. Reads every key: an
+   * operator's tool, safe while processors run.
+   */
+  async reindex(): Promise<ReindexResult> {
+    const { nc, names, stateKv, states } = this.#handles;
+    const jsm = await this.#manager();
+    const replicas = (await jsm.streams.info(`KV_${names.stateBucket}`)).config.num_replicas;
+    await ensureIndexResources(nc, jsm, names, replicas);
+    const ids: string[] = [];
+    for await (const key of await stateKv.keys()) ids.push(key);
+    let indexed = 0;
+    await forEachConcurrently(ids, REINDEX_CONCURRENCY, async (id) => {
+      const found = await states.get(id);
+      if (found && (await this.#repair(found))) indexed++;
+    });
+    const known = new Set(ids);
+    let dropped = 0;
+    for (let after = 0; ; ) {
+      const read = await this.#read(`${names.indexSubject}.>`, after, MAX_LIST_LIMIT);
+      for (const entry of read.entries) {
+        if (known.has(entry.invocationId) || (await states.get(entry.invocationId))) continue;
+        dropped += await this.#index.drop(entry.invocationId);
+      }
+      const last = read.entries.at(-1);
+      if (!read.more || !last) break;
+      after = last.seq;
+    }
+    return { indexed, dropped };
+  }
+
+  /** The state an index entry stands for, after repairing the entry if they disagree; null when it has none. */
+  async #checked(entry: IndexKey): Promise<ExecutionState | null> {
+    const found = await this.#handles.states.get(entry.invocationId);
+    if (!found) {
+      await this.#index.drop(entry.invocationId);
+      return null;
+    }
+    if (found.state.status === entry.status && found.state.handler === entry.handler) return found.state;
+    return this.#repair(found);
+  }
+
+  /**
+   * Writes the entry of a state, then reads the state again: when another writer changed it
+   * meanwhile, its own entry may have landed before ours, so ours is written again.
+   */
+  async #repair(found: VersionedState): Promise<ExecutionState | null> {
+    let current: VersionedState | null = found;
+    for (let round = 0; current && round < REPAIR_ROUNDS; round++) {
+      await this.#index.syncIndex(current.state);
+      const again: VersionedState | null = await this.#handles.states.get(current.state.invocationId);
+      if (again?.revision === current.revision) return current.state;
+      current = again;
+    }
+    if (!current) await this.#index.drop(found.state.invocationId);
+    return current?.state ?? null;
+  }
+
+  /** Reads up to `max` index entries matching `filter` after stream sequence `after`. */
+  async #read(filter: string, after: number, max: number): Promise<IndexRead> {
+    const info = await this.#consumer(filter, after);
+    try {
+      const wanted = Math.min(max, info.num_pending);
+      if (wanted === 0) return { entries: [], more: false };
+      const messages = await this.#js.consumers.getConsumerFromInfo(info).fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS });
+      const entries: IndexRead['entries'] = [];
+      let pending = info.num_pending;
+      for await (const msg of messages) {
+        const key = parseIndexSubject(this.#handles.names, msg.subject);
+        if (key) entries.push({ ...key, seq: msg.seq });
+        pending = msg.info.pending;
+        // Stop at the end of the filter's entries: no waiting for the fetch to expire.
+        if (entries.length >= wanted || pending === 0) break;
+      }
+      messages.stop();
+      return { entries, more: pending > 0 };
+    } finally {
+      await this.#dropConsumer(info);
+    }
+  }
+
+  /** How many index entries match `filter`, as the server counts them. */
+  async #count(filter: string): Promise<number> {
+    const info = await this.#consumer(filter, 0);
+    await this.#dropConsumer(info);
+    return info.num_pending;
+  }
+
+  /**
+   * An ephemeral consumer of the index entries matching `filter` after stream sequence
+   * `after`: in memory, one replica, no acks. Its info counts the entries (`num_pending`).
+   */
+  async #consumer(filter: string, after: number): Promise<ConsumerInfo> {
+    const jsm = await this.#manager();
+    return jsm.consumers.add(this.#handles.names.indexStream, {
+      filter_subject: filter,
+      ack_policy: AckPolicy.None,
+      ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+    });
+  }
+
+  /** Deletes a consumer made by {@link #consumer}; one that cannot be deleted now goes when inactive. */
+  async #dropConsumer(info: ConsumerInfo): Promise<void> {
+    const jsm = await this.#manager();
+    await jsm.consumers.delete(this.#handles.names.indexStream, info.name).catch(() => false);
+  }
+
+  #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= jetstreamManager(this.#handles.nc);
+    return this.#jsm;
+  }
+}
+
+function summaryOf(state: ExecutionState): ExecutionStateSummary {
+  return {
+    invocationId: state.invocationId,
+    handler: state.handler,
+    status: state.status,
+    partitionKey: state.partitionKey,
+    createdAtMs: Number(state.createdAtMs),
+    updatedAtMs: Number(state.updatedAtMs),
+  };
+}
+
+function checkLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_LIST_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new InvalidArgumentError('limit', `${String(limit)} must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return limit;
+}
+
+/** A cursor is the stream sequence of the last index entry a page read, opaque to callers. */
+function encodeCursor(seq: number): string {
+  return Buffer.from(`${CURSOR_PREFIX}${seq}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const digits = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : '';
+  const seq = Number(digits);
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor) || !/^[0-9]{1,16}$/.test(digits) || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new InvalidArgumentError('cursor', `${JSON.stringify(cursor)} is not a cursor this API returned`);
+  }
+  return seq;
+}
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}

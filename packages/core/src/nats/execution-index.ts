@@ -1,0 +1,234 @@
+/**
+ * The execution index: one message per invocation in the EXECUTION_INDEX stream, on
+ *
+ *     <indexSubject>.<status>.<handler token>.<invocation id>
+ *
+ * so that invocations can be listed by status or handler with a filtered consumer, and
+ * counted by the server (a consumer's `num_pending`) without reading every state.
+ *
+ * - The handler token is the handler name with every character outside `[A-Za-z0-9_-]`
+ *   written as `=` and two hex digits of its UTF-8 bytes (`order.process` becomes
+ *   `order=2Eprocess`): a `.` would split the token, and `=` never occurs in a handler
+ *   name, so the encoding is reversible and the token is also a valid KV key.
+ * - Invocation IDs (`[A-Za-z0-9_=-]`) are a token as they are.
+ * - The payload is JSON `{"created_at_ms", "updated_at_ms", "partition_key"}`, readable
+ *   with `nats stream view`.
+ *
+ * The stream keeps one message per subject (`max_msgs_per_subject: 1`); a status change
+ * publishes under the new subject, then purges `<indexSubject>.*.<handler token>.<id>`
+ * keeping 1, so the newest message of the invocation stays whatever its previous status.
+ * The handlers seen are kept in the EXECUTION_HANDLERS bucket (key: the handler token,
+ * value: the name) so counts per handler need no scan.
+ */
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { EngineNames } from '../config.js';
+import { errorMessage } from '../errors.js';
+import type { ExecutionState } from '../gen/durable/durable_pb.js';
+import { silentLogger, type Logger } from '../logger.js';
+
+/** Characters a handler token keeps as they are. */
+const PLAIN = /[A-Za-z0-9_-]/;
+const ESCAPED = /=([0-9A-F]{2})/g;
+
+/** The subject token of a handler name, see the module doc. */
+export function encodeHandlerToken(handler: string): string {
+  let token = '';
+  for (const ch of handler) {
+    if (PLAIN.test(ch)) token += ch;
+    else for (const byte of Buffer.from(ch, 'utf8')) token += `=${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return token;
+}
+
+/** The handler name of a subject token; the inverse of {@link encodeHandlerToken}. */
+export function decodeHandlerToken(token: string): string {
+  const bytes: number[] = [];
+  let plain = '';
+  const flush = (): void => {
+    if (bytes.length > 0) plain += Buffer.from(bytes.splice(0)).toString('utf8');
+  };
+  let at = 0;
+  for (const match of token.matchAll(ESCAPED)) {
+    if (match.index > at) {
+      flush();
+      plain += token.slice(at, match.index);
+    }
+    bytes.push(Number.parseInt(match[1] ?? '0', 16));
+    at = match.index + match[0].length;
+  }
+  flush();
+  return plain + token.slice(at);
+}
+
+/** The index subject of an invocation in a status. */
+export function indexEntrySubject(names: EngineNames, status: string, handler: string, invocationId: string): string {
+  return `${names.indexSubject}.${status}.${encodeHandlerToken(handler)}.${invocationId}`;
+}
+
+/** What an index subject names. */
+export interface IndexKey {
+  status: string;
+  handler: string;
+  invocationId: string;
+}
+
+/** The status, handler and invocation an index subject names, or null for another subject. */
+export function parseIndexSubject(names: EngineNames, subject: string): IndexKey | null {
+  if (!subject.startsWith(`${names.indexSubject}.`)) return null;
+  const tokens = subject.slice(names.indexSubject.length + 1).split('.');
+  if (tokens.length !== 3) return null;
+  const [status, token, invocationId] = tokens as [string, string, string];
+  return { status, handler: decodeHandlerToken(token), invocationId };
+}
+
+/** The index message's payload. */
+export interface IndexPayload {
+  created_at_ms: number;
+  updated_at_ms: number;
+  partition_key: string;
+}
+
+function payloadOf(state: ExecutionState): string {
+  const payload: IndexPayload = {
+    created_at_ms: Number(state.createdAtMs),
+    updated_at_ms: Number(state.updatedAtMs),
+    partition_key: state.partitionKey,
+  };
+  return JSON.stringify(payload);
+}
+
+/** Options of {@link ExecutionIndex}. */
+export interface ExecutionIndexOptions {
+  /** Where failed index writes are reported (at most one line a minute). @default silent */
+  logger?: Logger;
+  /**
+   * Whether a state write returns before its index write is done. Off for writers that may
+   * exit right after a write (a CLI cancelling an invocation), on for the processor's hot path.
+   * @default true
+   */
+  background?: boolean;
+}
+
+const WARN_EVERY_MS = 60_000;
+
+/**
+ * Writes the execution index. The state store calls {@link ExecutionIndex.record} after
+ * each state write; {@link ExecutionIndex.syncIndex} repairs one invocation's entry.
+ */
+export class ExecutionIndex {
+  readonly names: EngineNames;
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #logger: Logger;
+  readonly #background: boolean;
+  #jsm: Promise<JetStreamManager> | undefined;
+  #handlers: Promise<KV> | undefined;
+  readonly #registered = new Set<string>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #warnedAt = 0;
+
+  constructor(nc: NatsConnection, names: EngineNames, options: ExecutionIndexOptions = {}) {
+    this.#nc = nc;
+    this.names = names;
+    this.#js = jetstream(nc);
+    this.#logger = options.logger ?? silentLogger();
+    this.#background = options.background ?? true;
+  }
+
+  /**
+   * Brings the index in line with a state just written; resolves at once in the background
+   * mode, else when the index write is done. Never rejects: a failure is logged, and the
+   * entry is repaired later (see the README's Query). The publish leaves at once, in call
+   * order on this connection, so the writes of one invocation from here reach the stream in
+   * the order of its state writes; the purge follows the publish's ack. `created`: the state
+   * was just created, so no entry under another status can exist and the purge is skipped.
+   */
+  record(state: ExecutionState, options: { created?: boolean } = {}): Promise<void> {
+    const write = this.#write(state, options.created ? 'none' : 'status').catch((err: unknown) => this.#warn(state.invocationId, err));
+    if (!this.#background) return write;
+    this.#inFlight.add(write);
+    void write.finally(() => this.#inFlight.delete(write));
+    return Promise.resolve();
+  }
+
+  /**
+   * Makes the index agree with a state: publishes its entry, then purges the invocation's
+   * other entries, under any status or handler. Idempotent; for repairs (an invocation found
+   * already ended, a stale entry seen while listing, a reindex).
+   */
+  async syncIndex(state: ExecutionState): Promise<void> {
+    await this.#write(state, 'any');
+  }
+
+  /** Removes every index entry of an invocation (one whose state is gone); returns how many. */
+  async drop(invocationId: string): Promise<number> {
+    const jsm = await this.#manager();
+    const { purged } = await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.*.${invocationId}` });
+    return purged;
+  }
+
+  /** Waits for the background writes started so far, e.g. before a clean stop. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * Publishes the entry, then purges the invocation's older entries: under another status
+   * (a state write: the handler never changes), under any status or handler (a repair), or
+   * none (a new state).
+   */
+  async #write(state: ExecutionState, purge: 'status' | 'any' | 'none'): Promise<void> {
+    const { invocationId, handler, status } = state;
+    const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state));
+    this.#register(handler);
+    await acked;
+    if (purge === 'none') return;
+    const jsm = await this.#manager();
+    const token = purge === 'status' ? encodeHandlerToken(handler) : '*';
+    await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.${token}.${invocationId}`, keep: 1 });
+  }
+
+  /** Records a handler name in the handlers bucket, once per name and process. */
+  #register(handler: string): void {
+    if (this.#registered.has(handler)) return;
+    this.#registered.add(handler);
+    this.#handlers ??= new Kvm(this.#nc).open(this.names.handlersBucket);
+    this.#handlers
+      .then((kv) => kv.put(encodeHandlerToken(handler), handler))
+      .catch((err: unknown) => {
+        this.#registered.delete(handler); // The next write tries again.
+        this.#handlers = undefined;
+        this.#warn(`handler ${handler}`, err);
+      });
+  }
+
+  #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= jetstreamManager(this.#nc, { checkAPI: false });
+    return this.#jsm;
+  }
+
+  #warn(what: string, err: unknown): void {
+    if (Date.now() - this.#warnedAt < WARN_EVERY_MS) return;
+    this.#warnedAt = Date.now();
+    this.#logger.warn({ err }, `Execution index not updated for ${what} (list and stats repair it; 'inspect reindex' rebuilds it): ${errorMessage(err)}`);
+  }
+}
+
+/**
+ * Records workflow names in the handlers bucket, so stats list them (with zero counts)
+ * before their first invocation. Handlers are also recorded on their first index write.
+ */
+export async function registerWorkflows(nc: NatsConnection, names: EngineNames, workflowNames: Iterable<string>): Promise<void> {
+  const kv = await new Kvm(nc).open(names.handlersBucket);
+  await Promise.all([...workflowNames].map((name) => kv.put(encodeHandlerToken(name), name)));
+}
+
+/** Every handler name in the handlers bucket. */
+export async function knownHandlers(nc: NatsConnection, names: EngineNames): Promise<string[]> {
+  const kv = await new Kvm(nc).open(names.handlersBucket);
+  const handlers: string[] = [];
+  for await (const key of await kv.keys()) handlers.push(decodeHandlerToken(key));
+  return handlers.sort();
+}
