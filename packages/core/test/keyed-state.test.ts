@@ -89,6 +89,14 @@ describe('exclusive workflows', () => {
     }
   });
 
+  it('show the changes of an invocation to whoever sees it ended', async () => {
+    for (let i = 0; i < 10; i++) {
+      const { invocationId } = await client.submit(addTicket, { ticket: `T${i}` }, { partitionKey: 'cart-seen' });
+      await client.waitForStatus(invocationId, 'completed');
+      expect(((await client.getKeyedState('cart-seen')).tickets as string[]).at(-1)).toBe(`T${i}`);
+    }
+  });
+
   it('queue later invocations of a key while one is suspended; other keys run meanwhile', async () => {
     const held = await client.submit(addApproved, { ticket: 'first' }, { partitionKey: 'cart-held' });
     const awakeable = await awakeableOf(held.invocationId);

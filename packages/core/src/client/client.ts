@@ -320,7 +320,10 @@ export class DurableClient {
    * @throws InvocationNotFoundError when it has no state.
    */
   async getJournal(invocationId: string): Promise<JournalEntry[]> {
-    if (!(await this.getState(invocationId))) throw new InvocationNotFoundError(invocationId);
+    const state = await this.getState(invocationId);
+    if (!state) throw new InvocationNotFoundError(invocationId);
+    // An ended invocation's state holds the whole journal when it fits: the record of its run.
+    if (isTerminal(state.status) && state.journal.length === state.journalLength) return [...state.journal];
     const { entries } = await this.#journals.read(invocationId);
     return [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
   }

@@ -159,15 +159,15 @@ export class DurableContext implements Context {
   }
 
   now(): Promise<number> {
-    return this.#step<number>('NOW', undefined, undefined, async () => Date.now());
+    return this.#step<number>('NOW', undefined, undefined, async () => Date.now(), false);
   }
 
   random(): Promise<number> {
-    return this.#step<number>('RANDOM', undefined, undefined, async () => Math.random());
+    return this.#step<number>('RANDOM', undefined, undefined, async () => Math.random(), false);
   }
 
   uuid(): Promise<string> {
-    return this.#step<string>('UUID', undefined, undefined, async () => randomUUID());
+    return this.#step<string>('UUID', undefined, undefined, async () => randomUUID(), false);
   }
 
   async #step<T>(
@@ -175,6 +175,7 @@ export class DurableContext implements Context {
     request: unknown,
     retry: Partial<RetryPolicy> | undefined,
     attempt: (step: number) => Promise<unknown>,
+    sideEffect = true,
   ): Promise<T> {
     const step = this.#takeStep();
     const journaled = this.#journaled.get(step);
@@ -186,6 +187,9 @@ export class DurableContext implements Context {
 
     const policy = mergeRetryPolicy(this.#options.retry, retry);
     const entry = await this.#live(async () => {
+      // A side effect starts only once every earlier outcome is journaled: a replay after a
+      // crash then never reaches it with different values.
+      if (sideEffect) await this.#durable();
       const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt);
       const done = create(JournalEntrySchema, {
         stepNumber: step,
@@ -200,8 +204,14 @@ export class DurableContext implements Context {
         done.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
         done.errorCode = outcome.error.errorCode;
       }
-      await this.#append(done);
-      if (!outcome.ok) throw outcome.error;
+      const appended = this.#append(done);
+      if (!outcome.ok) {
+        await appended;
+        throw outcome.error;
+      }
+      // The workflow goes on while the append is in flight: the next side effect waits for
+      // it (above), and the final state is written beside it.
+      appended.catch(() => undefined);
       return done;
     });
     // What the workflow sees live is what it would see on replay: the value after a JSON round trip.
@@ -244,13 +254,13 @@ export class DurableContext implements Context {
 
   async set(key: string, value: unknown): Promise<void> {
     const bytes = encodeJson(value);
-    await this.#step<void>(`SET:${key}`, value, undefined, async () => undefined);
+    await this.#step<void>(`SET:${key}`, value, undefined, async () => undefined, false);
     this.#state.set(key, bytes);
     if (this.#options.keyedState) this.#keyedChanges.set(key, bytes);
   }
 
   async clear(key: string): Promise<void> {
-    await this.#step<void>(`CLEAR:${key}`, undefined, undefined, async () => undefined);
+    await this.#step<void>(`CLEAR:${key}`, undefined, undefined, async () => undefined, false);
     this.#state.delete(key);
     if (this.#options.keyedState) this.#keyedChanges.set(key, null);
   }
@@ -511,13 +521,28 @@ export class DurableContext implements Context {
     }
   }
 
-  /** Appends in journal order, one at a time: each append is fenced on the previous one. */
+  /** Resolves once every append issued so far has been written (or failed: see {@link fatal}). */
+  drained(): Promise<void> {
+    return this.#appending;
+  }
+
+  /** Waits for the appends in flight; throws the run's fatal error if one failed. */
+  async #durable(): Promise<void> {
+    await this.#appending;
+    if (this.#fatal) throw this.#fatal;
+  }
+
+  /**
+   * Appends in journal order, one at a time: each append is fenced on the previous one.
+   * The entry counts as written from now on: a run whose append fails stops (see `fatal`)
+   * unless its final state, which carries the entry, is written.
+   */
   #append(entry: JournalEntry): Promise<void> {
+    this.#entries.push(entry);
     const appended = this.#appending.then(async () => {
       if (this.#fatal) throw this.#fatal;
       try {
         await this.#options.journal.append(entry);
-        this.#entries.push(entry);
       } catch (err) {
         // Fenced: another processor owns the invocation. Anything else (the cluster did not
         // answer): stop here and let the invocation be taken up again from its journal.

@@ -221,6 +221,11 @@ export class Executor {
       thrown = err;
     }
 
+    // Appends may still be in flight. A completed run writes its final state beside them
+    // (the state carries every entry, and a run that lost the invocation fails its
+    // compare-and-set too); any other ending waits for them first.
+    const completed = !suspended && thrown === undefined && ctx.fatal === undefined;
+    if (!completed) await ctx.drained();
     const fatal = ctx.fatal;
     if (fatal instanceof FencedError) return { kind: 'fenced', reason: fatal.message };
     if (fatal instanceof InterruptedError) {
@@ -243,7 +248,7 @@ export class Executor {
     } catch (err) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
     }
-    return this.#end({ ...withJournal, currentState }, revision, 'completed');
+    return this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, ctx.drained());
   }
 
   /**
@@ -339,6 +344,8 @@ export class Executor {
     revision: number | undefined,
     status: Extract<InvocationStatus, 'completed' | 'failed' | 'cancelled'>,
     error?: Error,
+    /** Journal appends still in flight, written beside the final state. */
+    appends: Promise<void> = Promise.resolve(),
   ): Promise<ExecutionOutcome> {
     const { states, logger, notifier } = this.#options;
     const at = now();
@@ -353,9 +360,10 @@ export class Executor {
       error: error?.message ?? '',
       errorCode: error instanceof TerminalError ? error.errorCode : 0,
     };
+    const { keyed, workflows } = this.#options;
+    if (keyed && workflows.find(final.handler)?.options.exclusive) await keyed.apply(final);
     try {
-      if (revision === undefined) await states.create(final);
-      else await states.update(final, revision);
+      await Promise.all([revision === undefined ? states.create(final) : states.update(final, revision), appends]);
     } catch (err) {
       if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
       throw err;
@@ -368,8 +376,8 @@ export class Executor {
         `Execution ${status}: ${final.invocationId}: ${final.error}`,
       );
     }
-    // Followed through before it is announced: whoever waits for the end then also finds
-    // the partition key's shared state updated and the parent woken.
+    // Followed through before it is announced: whoever is told of the end finds the next
+    // invocation of its key under way and its parent woken.
     await this.#followUp(final);
     notifier?.announce(final);
     return { kind: 'ended', state: final };

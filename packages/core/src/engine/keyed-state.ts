@@ -30,22 +30,43 @@ export function acquireKey(current: KeyedState, waiter: KeyedWaiter): { granted:
 }
 
 /**
- * The record after an invocation ended: its changes applied unless they were already, the
- * key handed to the oldest waiter, the invocation out of the queue. `wake` is the new
- * holder, to be woken; `next` is undefined when nothing needs writing.
+ * The values an invocation starts from. Once its changes are applied it may still run
+ * again (a crash before its final state was written): it then starts from the values
+ * before them, as the first time, so its replay sees what it saw.
+ */
+export function startingValues(current: KeyedState, invocationId: string): Map<string, Uint8Array> {
+  return new Map(Object.entries(current.lastApplied === invocationId ? current.valuesBeforeLastApplied : current.values));
+}
+
+/**
+ * The record with an ending invocation's changes applied on top of the values it started
+ * from, the same however often it is applied; undefined when it changed nothing.
+ */
+export function applyChanges(current: KeyedState, ended: ExecutionState): KeyedState | undefined {
+  const changes = Object.entries(ended.keyedStateChanges);
+  if (changes.length === 0 && ended.keyedStateCleared.length === 0) return undefined;
+  const base = current.lastApplied === ended.invocationId ? current.valuesBeforeLastApplied : current.values;
+  const next = clone(KeyedStateSchema, current);
+  next.valuesBeforeLastApplied = { ...base };
+  next.values = { ...base };
+  for (const key of ended.keyedStateCleared) delete next.values[key];
+  for (const [key, value] of changes) next.values[key] = value;
+  next.lastApplied = ended.invocationId;
+  return next;
+}
+
+/**
+ * The record after an invocation ended: its changes applied if they were not yet, the key
+ * handed to the oldest waiter, the invocation out of the queue. `wake` is the new holder,
+ * to be woken; `next` is undefined when nothing needs writing.
  */
 export function releaseKey(current: KeyedState, ended: ExecutionState): { next?: KeyedState; wake?: KeyedWaiter } {
   const id = ended.invocationId;
-  const apply = current.lastApplied !== id && (Object.keys(ended.keyedStateChanges).length > 0 || ended.keyedStateCleared.length > 0);
+  const applied = current.lastApplied === id ? undefined : applyChanges(current, ended);
   const holds = current.holder === id;
   const queued = current.waiting.some((w) => w.invocationId === id);
-  if (!apply && !holds && !queued) return {};
-  const next = clone(KeyedStateSchema, current);
-  if (apply) {
-    for (const key of ended.keyedStateCleared) delete next.values[key];
-    for (const [key, value] of Object.entries(ended.keyedStateChanges)) next.values[key] = value;
-    next.lastApplied = id;
-  }
+  if (!applied && !holds && !queued) return {};
+  const next = applied ?? clone(KeyedStateSchema, current);
   next.waiting = next.waiting.filter((w) => w.invocationId !== id);
   let wake: KeyedWaiter | undefined;
   if (holds) {

@@ -13,7 +13,7 @@ import {
 } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
 import { awakeableInvocation } from './durable-context.js';
-import { acquireKey, emptyKeyedState, keyedValues, releaseKey } from './keyed-state.js';
+import { acquireKey, applyChanges, emptyKeyedState, keyedValues, releaseKey, startingValues } from './keyed-state.js';
 import type {
   AwakeableOutcome,
   AwakeableStore,
@@ -136,7 +136,12 @@ export class MemoryKeyedStateStore implements KeyedStateStore {
     const current = this.#records.get(partitionKey) ?? emptyKeyedState();
     const { granted, next } = acquireKey(current, waiter);
     if (next) this.#records.set(partitionKey, next);
-    return granted ? keyedValues(next ?? current) : null;
+    return granted ? startingValues(next ?? current, waiter.invocationId) : null;
+  }
+
+  async apply(state: ExecutionState): Promise<void> {
+    const next = applyChanges(this.#records.get(state.partitionKey) ?? emptyKeyedState(), state);
+    if (next) this.#records.set(state.partitionKey, next);
   }
 
   async release(state: ExecutionState): Promise<KeyedWaiter | undefined> {

@@ -130,6 +130,11 @@ export interface KeyedStateStore {
    */
   acquire(partitionKey: string, waiter: KeyedWaiter): Promise<Map<string, Uint8Array> | null>;
   /**
+   * Applies an ending invocation's changes (before its final state is written, so whoever
+   * sees it ended reads them); the same however often it is called for that invocation.
+   */
+  apply(state: ExecutionState): Promise<void>;
+  /**
    * For an ended invocation: applies its changes (once), hands the key to the next waiter
    * and returns that waiter, who must be woken. Safe to call again for the same state.
    */

@@ -7,7 +7,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { KV } from '@nats-io/kv';
 import { KeyedStateSchema, type ExecutionState, type KeyedState, type KeyedWaiter } from '../gen/durable/durable_pb.js';
 import { DecodeError } from '../errors.js';
-import { acquireKey, emptyKeyedState, keyedStateKey, keyedValues, releaseKey } from '../engine/keyed-state.js';
+import { acquireKey, applyChanges, emptyKeyedState, keyedStateKey, keyedValues, releaseKey, startingValues } from '../engine/keyed-state.js';
 import type { KeyedStateStore } from '../engine/stores.js';
 import { isWrongLastSequence } from './state-store.js';
 
@@ -22,7 +22,11 @@ export class NatsKeyedStateStore implements KeyedStateStore {
       granted = outcome.granted;
       return outcome.next;
     });
-    return granted ? keyedValues(record) : null;
+    return granted ? startingValues(record, waiter.invocationId) : null;
+  }
+
+  async apply(state: ExecutionState): Promise<void> {
+    await this.#change(state.partitionKey, (current) => applyChanges(current, state));
   }
 
   async release(state: ExecutionState): Promise<KeyedWaiter | undefined> {

@@ -23,7 +23,7 @@ import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
 import { setupEngine } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
-import { ExecutionIndex } from '../nats/execution-index.js';
+import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
@@ -80,6 +80,7 @@ export class Processor {
   readonly #stopping = new AbortController();
   #messages: ConsumerMessages | undefined;
   #timers: TimerService | undefined;
+  #index: ExecutionIndex | undefined;
   /** Per running invocation, aborts its run with a CancelledError. */
   readonly #cancels = new Map<string, AbortController>();
   #cancelRequests: Subscription | undefined;
@@ -110,7 +111,10 @@ export class Processor {
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
-    const states = new NatsStateStore(resources.stateKv, new ExecutionIndex(options.nc, resources.names, { logger }));
+    const index = new ExecutionIndex(options.nc, resources.names, { logger });
+    const states = new NatsStateStore(resources.stateKv, index);
+    // Known to the stats from the start, with 0 until their first invocation.
+    await registerWorkflows(options.nc, resources.names, workflows.names());
     const executor = new Executor({
       workflows,
       states,
@@ -126,6 +130,7 @@ export class Processor {
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });
     const processor = new Processor(options, resources.names, executor, logger);
+    processor.#index = index;
     processor.#timers = new TimerService(js, resources.names, logger);
     await processor.#timers.start();
     processor.#listenForCancels();
@@ -156,6 +161,8 @@ export class Processor {
       this.#logger.warn(`${this.#running.size} invocations did not reach a step boundary in time; they will be redelivered`);
     }
     await this.#loop;
+    // Index writes run in the background: let them land before the connection goes.
+    await this.#index?.settled();
   }
 
   /** A cancel or pause request for an invocation running here stops it at its next step boundary. */
@@ -241,6 +248,8 @@ export class Processor {
         msg.ack();
         return;
       case 'already-ended':
+        // Its index entry may lag if a processor stopped right after the final write.
+        await this.#index?.syncIndex(outcome.state).catch(() => undefined);
         this.#logger.info({ invocation_id: command.invocationId }, `Invocation ${command.invocationId} already ${outcome.state.status}; not run again`);
         msg.ack();
         return;
