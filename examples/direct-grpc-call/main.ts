@@ -32,8 +32,12 @@ const name = process.argv[2] ?? 'gRPC';
 hello.SayHello({ name }, new Metadata(), { deadline: Date.now() + 5_000 }, (err, response) => {
   hello.close();
   if (err) {
-    const hint = err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED ? ': start it with `make run-service`' : '';
-    console.error(`error: HelloService at ${address} did not answer (${err.details || err.message})${hint}`);
+    const unreachable = err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED;
+    console.error(
+      unreachable
+        ? `error: HelloService is not reachable at ${address}: start it with \`make run-service\` (or set SERVICE_HELLOSERVICE_ADDRESS)`
+        : `error: HelloService at ${address} answered ${status[err.code]}: ${err.details}`,
+    );
     process.exitCode = 1;
     return;
   }
