@@ -6,15 +6,20 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 PNPM_STAMP := node_modules/.modules.yaml
 SOURCES := $(shell find packages apps examples proto -name '*.ts' -o -name '*.proto' 2>/dev/null | grep -v node_modules)
+# examples/<name>/main.ts (rest-invocation: run.sh), each run by `make example-<name>`.
+EXAMPLES := simple async typed local multi-service concurrent-workflows retry-failures pause-cancel \
+            ticket-cart delayed-execution approval-workflow rest-invocation direct-grpc-call
+EXAMPLE_TARGETS := $(addprefix example-,$(EXAMPLES))
 BINS := bin/processor bin/hello-service bin/client bin/inspect bin/ticket-service
 
 .PHONY: install build typecheck proto test bench demo clean \
         docker-up docker-down cluster-up cluster-down nats-server \
-        run-service run-ticket-service run-processor run-client inspect
+        run-service run-ticket-service run-processor run-client inspect \
+        examples $(EXAMPLE_TARGETS)
 
 install: $(PNPM_STAMP)
 
-$(PNPM_STAMP): package.json pnpm-lock.yaml $(wildcard packages/*/package.json apps/*/package.json)
+$(PNPM_STAMP): package.json pnpm-lock.yaml $(wildcard packages/*/package.json apps/*/package.json examples/package.json)
 	@scripts/ensure-pnpm.sh
 	@pnpm install --frozen-lockfile --reporter=silent
 	@touch $@
@@ -72,6 +77,22 @@ run-client: build
 
 inspect: build
 	@./bin/inspect $(ID)
+
+# Each example runs against the dev cluster, the services and a processor started in other
+# terminals (examples/README.md); `example-local` needs nothing running.
+examples:
+	@echo "Examples (see examples/README.md; all but example-local need make cluster-up,"
+	@echo "run-service, run-ticket-service and run-processor running):"
+	@for e in $(EXAMPLES); do \
+	  f=examples/$$e/main.ts; [ -f $$f ] || f=examples/$$e/run.sh; \
+	  printf '  make %-30s %s\n' "example-$$e" "$$(sed -n "s/^\(#\| \*\) $$e: //p" $$f | head -1)"; \
+	done
+
+example-rest-invocation: install
+	@examples/rest-invocation/run.sh
+
+$(filter-out example-rest-invocation,$(EXAMPLE_TARGETS)): example-%: install
+	@tsx examples/$*/main.ts $(ARGS)
 
 clean:
 	@rm -rf bin

@@ -284,11 +284,19 @@ export function testNatsUrl(): string {
 export function startApp(app: AppName, options: StartOptions = {}): AppProcess {
   const bin = join(REPO_ROOT, 'bin', app);
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`node scripts/build.mjs\` first`);
+  return startCommand(bin, { ...options, label: options.label ?? app });
+}
+
+/**
+ * Starts any program (a path from the repository root, or on PATH) the way {@link startApp}
+ * starts the apps: same environment defaults, tracked, output kept.
+ */
+export function startCommand(command: string, options: StartOptions = {}): AppProcess {
   const env: Record<string, string> = {};
   const merged = { ...process.env, NATS_URL: testNatsUrl(), LOG_FORMAT: 'pretty', LOG_LEVEL: 'info', ...options.env };
   for (const [key, value] of Object.entries(merged)) if (value !== undefined) env[key] = value;
-  const child = spawn(bin, options.args ?? [], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = new AppProcess(options.label ?? app, child);
+  const child = spawn(command, options.args ?? [], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = new AppProcess(options.label ?? command, child);
   running.add(proc);
   installExitHook();
   return proc;

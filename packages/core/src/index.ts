@@ -101,3 +101,5 @@ export type { AwakeableOutcome, AwakeableStore } from './engine/stores.js';
 export { MemoryAwakeableStore } from './engine/memory-stores.js';
 export { createHttpApi, startHttpApi } from './http/http-api.js';
 export type { HttpApiOptions, RunningHttpApi } from './http/http-api.js';
+export { HelloRequestSchema, HelloResponseSchema } from './gen/hello/hello_pb.js';
+export type { HelloRequest, HelloResponse } from './gen/hello/hello_pb.js';
