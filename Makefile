@@ -8,7 +8,7 @@ PNPM_STAMP := node_modules/.modules.yaml
 SOURCES := $(shell find packages apps examples proto -name '*.ts' -o -name '*.proto' 2>/dev/null | grep -v node_modules)
 # examples/<name>/main.ts (rest-invocation: run.sh), each run by `make example-<name>`.
 EXAMPLES := simple async typed local multi-service concurrent-workflows retry-failures pause-cancel \
-            ticket-cart delayed-execution approval-workflow rest-invocation direct-grpc-call
+            ticket-cart delayed-execution approval-workflow rest-invocation direct-grpc-call query-api
 EXAMPLE_TARGETS := $(addprefix example-,$(EXAMPLES))
 BINS := bin/processor bin/hello-service bin/client bin/inspect bin/ticket-service
 

@@ -269,6 +269,20 @@ describe('the examples against a processor, HelloService and TicketService', () 
     expect(run.texts('stdout')).toEqual([`HelloService at ${exampleEnv.SERVICE_HELLOSERVICE_ADDRESS} answered: ${GREETING(name)}`]);
     await hello.waitForLine(guideLine(`Received SayHello request: name=${name}`));
   });
+
+  it('query-api pages through failed orders, prints the stats, and lists the same over HTTP', async () => {
+    const before = await client.getWorkflowStats({ handler: 'order_processing' });
+    const run = await runExample('query-api');
+    expectSuccess(run);
+    const out = run.texts('stdout');
+    expect(out.filter((line) => /^ {2}page \d+: \S+ failed \(this run\)$/.test(line))).toHaveLength(2);
+    const pages = out.filter((line) => /^ {2}page \d+: /.test(line)).map((line) => line.split(' ')[4]);
+    expect(new Set(pages).size).toBe(pages.length);
+    expect(out).toContain("GET /api/workflows?status=failed&handler=order_processing: 2 of this run's 2 failed orders listed");
+    const total = Number(stdoutLine(run, /^GET \/api\/workflows\/stats\?handler=order_processing: total (\d+)$/)[1]);
+    expect(total).toBeGreaterThanOrEqual(before.total + 2);
+    expect((await client.getWorkflowStats({ handler: 'order_processing' })).byStatus.failed).toBeGreaterThanOrEqual(before.byStatus.failed + 2);
+  });
 });
 
 describe('examples that need nothing running, or find something missing', () => {
@@ -316,7 +330,7 @@ describe('make targets', () => {
       .filter((d) => d.isDirectory() && d.name !== 'shared' && d.name !== 'node_modules')
       .map((d) => d.name)
       .sort();
-    expect(dirs).toHaveLength(13);
+    expect(dirs).toHaveLength(14); // every example the original ships
     const listing = execFileSync('make', ['-s', 'examples'], { cwd: REPO_ROOT, encoding: 'utf8' });
     const targets = [...listing.matchAll(/^ {2}make example-(\S+) +\S/gm)].map((m) => m[1]).sort();
     expect(targets).toEqual(dirs);
