@@ -269,6 +269,7 @@ export interface WaitOptions {
 export async function waitForCluster(monitors: readonly string[], options: WaitOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
+  const softDeadline = Date.now() + timeoutMs / 2;
   for (;;) {
     const exited = options.children?.findIndex((c) => c !== undefined && (c.exitCode !== null || c.signalCode !== null));
     if (exited !== undefined && exited >= 0) {
@@ -278,12 +279,17 @@ export async function waitForCluster(monitors: readonly string[], options: WaitO
     const problems = (await Promise.all(monitors.map(nodeProblem))).map((p, i) => (p ? `${nodeName(i)} (${monitors[i]}): ${p}` : ''));
     const notReady = problems.filter((p) => p !== '');
     if (notReady.length === 0) return;
+    // Followers that are up but not yet reported current: wait a while for them, not forever
+    // (streams created meanwhile are retried by setupEngine until placement succeeds).
+    if (Date.now() >= softDeadline && notReady.every((p) => p.endsWith(LAGGING))) return;
     if (Date.now() >= deadline) {
       throw new ClusterError(`NATS cluster not ready after ${timeoutMs / 1000} s:\n  ${notReady.join('\n  ')}`);
     }
     await sleep(POLL_INTERVAL_MS);
   }
 }
+
+const LAGGING = 'JetStream peers not current yet';
 
 /** Why a node is not ready, or '' when it is. */
 export async function nodeProblem(monitorUrl: string): Promise<string> {
@@ -297,7 +303,7 @@ export async function nodeProblem(monitorUrl: string): Promise<string> {
     // The leader lists its followers; until both are current, creating an R3 stream
     // answers "no suitable peers for placement".
     const lagging = laggingFollowers(body);
-    return lagging === 0 ? '' : `${lagging} JetStream peers not current yet`;
+    return lagging === 0 ? '' : `${lagging} ${LAGGING}`;
   } catch (err) {
     return `not answering (${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)})`;
   }
