@@ -104,7 +104,8 @@ describe('Example 1: the first workflow', () => {
   });
 
   it('bin/inspect ls lists the invocation as completed', async () => {
-    const run = await inspect('ls');
+    // Filtered and with room for every invocation of the suite's run: the index lists oldest first.
+    const run = await inspect('ls', '--status', 'completed', '--handler', 'hello_workflow', '--limit', '1000');
     expect(run.code, run.output()).toBe(0);
     expect(run.texts('stdout')).toContainEqual(expect.stringMatching(new RegExp(`^${id}\\s+completed\\s+hello_workflow$`)));
     // Every listed line is an ID with a status.
