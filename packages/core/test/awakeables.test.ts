@@ -28,12 +28,23 @@ const approval = defineWorkflow<{ sleepFirstMs?: number }, string>('approval', a
 });
 
 
+/** Settles another invocation's awakeable from a workflow; reports what became of the step. */
+const approver = defineWorkflow<{ awakeableId: string; approve: boolean }, string>('approver', async (ctx, { awakeableId, approve }) => {
+  try {
+    if (approve) await ctx.resolveAwakeable(awakeableId, { approved: true });
+    else await ctx.rejectAwakeable(awakeableId, 'over budget');
+    return 'settled';
+  } catch (err) {
+    return err instanceof TerminalError ? `refused: ${err.message}` : 'unexpected';
+  }
+});
+
 let engine: TestEngine;
 let processor: Processor;
 let client: DurableClient;
 
 beforeAll(async () => {
-  engine = await startTestEngine(namespace, [approval]);
+  engine = await startTestEngine(namespace, [approval, approver]);
   ({ processor, client } = engine);
 });
 
@@ -75,5 +86,20 @@ describe('awakeables', () => {
   it('answers not-found for an unknown or malformed ID', async () => {
     await expect(client.resolveAwakeable('awk_0_no-such-invocation', 1)).rejects.toBeInstanceOf(AwakeableNotFoundError);
     await expect(client.resolveAwakeable('not an id', 1)).rejects.toBeInstanceOf(AwakeableNotFoundError);
+  });
+
+  it('is resolved or rejected by another workflow, once', async () => {
+    const waiting = await client.submit(approval, {});
+    await client.waitForStatus(waiting.invocationId, 'suspended');
+    const id = `awk_0_${waiting.invocationId}`;
+    expect(await client.invoke(approver, { awakeableId: id, approve: true })).toBe('settled');
+    expect(decodeJson((await client.waitForResult(waiting.invocationId)).currentState)).toBe('approved');
+    expect(await client.invoke(approver, { awakeableId: id, approve: false })).toMatch(/^refused: .*already resolved/);
+
+    const rejected = await client.submit(approval, {});
+    await client.waitForStatus(rejected.invocationId, 'suspended');
+    expect(await client.invoke(approver, { awakeableId: `awk_0_${rejected.invocationId}`, approve: false })).toBe('settled');
+    expect(decodeJson((await client.waitForResult(rejected.invocationId)).currentState)).toBe('rejected: over budget');
+    expect(await client.invoke(approver, { awakeableId: 'awk_0_nobody', approve: true })).toMatch(/^refused: awakeable not found: awk_0_nobody/);
   });
 });

@@ -207,7 +207,7 @@ export class DurableClient {
     if (owner === undefined) throw new AwakeableNotFoundError(awakeableId);
     // The workflow hands the ID out as soon as it makes the awakeable, possibly before its
     // record is written: a live invocation's awakeable is settled even then, never lost.
-    const invocationId = await this.#awakeables.settle(awakeableId, outcome, async () => {
+    const invocationId = await this.#awakeables.settle(awakeableId, outcome, async (owner) => {
       const state = await this.getState(owner);
       return state !== null && !isTerminal(state.status);
     });

@@ -117,6 +117,24 @@ export interface Context {
   race<T>(promises: ReadonlyArray<Promise<T>>): Promise<T>;
 
   /**
+   * The first of several durable promises to succeed, the same one on every replay; when
+   * all fail, an `AggregateError` of their errors.
+   *
+   * @example
+   * const quote = await ctx.any([ctx.invoke(quoteA, order), ctx.invoke(quoteB, order)]);
+   */
+  any<T>(promises: ReadonlyArray<Promise<T>>): Promise<T>;
+
+  /**
+   * Resolves another invocation's awakeable (a journaled step: done once); the invocation
+   * waiting on it continues. An unknown ID or one settled before fails the step with a
+   * `TerminalError` saying so.
+   */
+  resolveAwakeable(awakeableId: string, value: unknown): Promise<void>;
+  /** Rejects another invocation's awakeable: its await throws a `TerminalError` with the reason. */
+  rejectAwakeable(awakeableId: string, reason: string): Promise<void>;
+
+  /**
    * Starts another invocation and does not wait for it: durable fire-and-forget. The send is
    * a journaled step, so however often this workflow replays, exactly one invocation is
    * started per send; its ID (derived from this invocation's and the step's) is returned.

@@ -15,7 +15,9 @@ import { checkPartitionKey } from '../config.js';
 import { CommandSchema, EntryPhase, JournalEntrySchema, ParentRefSchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
+  AwakeableNotFoundError,
   CancelledError,
+  ConflictError,
   errorMessage,
   FencedError,
   InterruptedError,
@@ -31,7 +33,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import type { Awakeable, CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './context.js';
 import { isTerminal } from './lifecycle.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import type { AwakeableStore, InvocationGateway, JournalLog, StateStore, TimerScheduler } from './stores.js';
+import type { AwakeableOutcome, AwakeableStore, InvocationGateway, JournalLog, StateStore, TimerScheduler } from './stores.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from './workflow.js';
 
 /** What a {@link DurableContext} needs. */
@@ -413,6 +415,60 @@ export class DurableContext implements Context {
     return won;
   }
 
+  async any<T>(promises: ReadonlyArray<Promise<T>>): Promise<T> {
+    if (promises.length === 0) throw new InvalidArgumentError('any', 'needs at least one promise');
+    const step = this.#takeStep();
+    const journaled = this.#journaled.get(step);
+    let winner: number;
+    if (journaled) {
+      winner = this.#replay<{ winner: number }>(step, 'ANY', journaled).winner;
+    } else {
+      // The first to succeed, or -1 once every one has failed.
+      winner = await new Promise<number>((resolve) => {
+        let failed = 0;
+        promises.forEach((p, i) => p.then(() => resolve(i), () => ++failed === promises.length && resolve(-1)));
+      });
+      await this.#live(() =>
+        this.#append(create(JournalEntrySchema, { stepNumber: step, stepType: 'ANY', response: encodeJson({ winner }), recordedAtMs: BigInt(Date.now()), attempts: 1 })),
+      );
+    }
+    if (winner === -1) return Promise.any(promises);
+    const won = promises[winner];
+    if (!won) throw new NonDeterminismError(step, `ANY of ${winner + 1}+ promises`, `ANY of ${promises.length}`);
+    return won;
+  }
+
+  resolveAwakeable(awakeableId: string, value: unknown): Promise<void> {
+    return this.#settleAwakeable('RESOLVE', awakeableId, { ok: true, value: encodeJson(value) });
+  }
+
+  rejectAwakeable(awakeableId: string, reason: string): Promise<void> {
+    return this.#settleAwakeable('REJECT', awakeableId, { ok: false, error: reason || 'rejected' });
+  }
+
+  #settleAwakeable(verb: 'RESOLVE' | 'REJECT', awakeableId: string, outcome: AwakeableOutcome): Promise<void> {
+    return this.#step<void>(`${verb}:${awakeableId}`, undefined, undefined, async () => {
+      const { awakeables: store, states } = this.#options;
+      if (!store || !states) throw new TerminalError('settling awakeables needs a processor: this context has no awakeable store');
+      const live = async (owner: string) => {
+        const found = await states.get(owner);
+        return found !== null && !isTerminal(found.state.status);
+      };
+      let owner: string;
+      try {
+        owner = await store.settle(awakeableId, outcome, live);
+      } catch (err) {
+        if (err instanceof AwakeableNotFoundError) throw new TerminalError(err.message, { cause: err });
+        if (!(err instanceof ConflictError)) throw err;
+        // Settled by an earlier attempt of this very step (its wake-up then failed)? Then go on.
+        if (!sameOutcome(await store.outcome(awakeableId), outcome)) throw new TerminalError(err.message, { cause: err });
+        owner = awakeableInvocation(awakeableId) ?? '';
+      }
+      const waiting = await states.get(owner);
+      if (waiting && !isTerminal(waiting.state.status)) await this.#gateway().wake(waiting.state, `${awakeableId}:settled`);
+    });
+  }
+
   /** Takes the next step number; from the first step past the journal on, the workflow's log speaks again. */
   #takeStep(): number {
     if (this.#fatal) throw this.#fatal;
@@ -603,3 +659,9 @@ function journaledError(entry: JournalEntry): TerminalError {
   return new TerminalError(entry.error, { errorCode: entry.errorCode });
 }
 
+
+/** True when a stored outcome is the one given. */
+function sameOutcome(stored: AwakeableOutcome | null, outcome: AwakeableOutcome): boolean {
+  if (!stored || stored.ok !== outcome.ok) return false;
+  return stored.ok && outcome.ok ? Buffer.compare(stored.value, outcome.value) === 0 : !stored.ok && !outcome.ok && stored.error === outcome.error;
+}

@@ -21,6 +21,7 @@ import type {
   JournalStore,
   KeyedStateStore,
   KnownJournal,
+  OwnerIsLive,
   StateStore,
   VersionedState,
 } from './stores.js';
@@ -117,9 +118,9 @@ export class MemoryAwakeableStore implements AwakeableStore {
    * advance when `ownerIsLive` says its invocation runs (it hands the ID out first).
    * @throws AwakeableNotFoundError, ConflictError
    */
-  settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive: (invocationId: string) => boolean = () => false): string {
+  async settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive: OwnerIsLive = () => false): Promise<string> {
     const owner = awakeableInvocation(awakeableId);
-    const record = this.#records.get(awakeableId) ?? (owner !== undefined && ownerIsLive(owner) ? { invocationId: owner, outcome: null } : undefined);
+    const record = this.#records.get(awakeableId) ?? (owner !== undefined && (await ownerIsLive(owner)) ? { invocationId: owner, outcome: null } : undefined);
     if (!record) throw new AwakeableNotFoundError(awakeableId);
     if (record.outcome) throw new ConflictError(`awakeable ${awakeableId} is already settled`);
     record.outcome = outcome;

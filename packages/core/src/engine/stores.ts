@@ -92,7 +92,16 @@ export interface AwakeableStore {
   create(awakeableId: string, invocationId: string): Promise<void>;
   /** The outcome when settled, null while pending. */
   outcome(awakeableId: string): Promise<AwakeableOutcome | null>;
+  /**
+   * Settles an awakeable once; returns its invocation. One not recorded yet is settled in
+   * advance when `ownerIsLive` says its invocation runs (a workflow hands the ID out first).
+   * @throws AwakeableNotFoundError, ConflictError (settled before: the first outcome stands)
+   */
+  settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive?: OwnerIsLive): Promise<string>;
 }
+
+/** Whether an invocation exists and has not ended. */
+export type OwnerIsLive = (invocationId: string) => Promise<boolean> | boolean;
 
 /** The invocation a wake-up is for: enough to route a resume command to it. */
 export interface WakeTarget {

@@ -117,3 +117,30 @@ describe('typed workflows', () => {
     expect(state.error).toMatch(/workflow input is not a hello.HelloRequest/);
   });
 });
+
+describe('ctx.any', () => {
+  const pick = defineWorkflow<{ failFirst: boolean; failAll: boolean }, string>('pick', async (ctx, { failFirst, failAll }) => {
+    const slow = ctx.sleep(30).then(() => {
+      if (failAll) throw new TerminalError('slow failed');
+      return 'slow';
+    });
+    const fast = ctx.run('fast', () => {
+      if (failFirst || failAll) throw new TerminalError('fast failed');
+      return 'fast';
+    });
+    try {
+      return await ctx.any([slow, fast]);
+    } catch (err) {
+      return err instanceof AggregateError ? `all failed: ${err.errors.map((e: Error) => e.message).join(', ')}` : 'unexpected';
+    }
+  });
+
+  it('takes the first success, skips failures, and reports when all fail', async () => {
+    const local = new LocalRuntime({ workflows: [pick] });
+    expect(await local.invoke(pick, { failFirst: false, failAll: false })).toBe('fast');
+    expect(await local.invoke(pick, { failFirst: true, failAll: false })).toBe('slow');
+    expect(await local.invoke(pick, { failFirst: false, failAll: true })).toBe('all failed: slow failed, fast failed');
+    const state = await local.run(pick, { failFirst: true, failAll: false });
+    expect(state.journal.filter((e) => e.stepType === 'ANY').map((e) => new TextDecoder().decode(e.response))).toEqual(['{"winner":0}']);
+  });
+});

@@ -126,7 +126,7 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
   }
 
   async #settle(awakeableId: string, outcome: Parameters<MemoryAwakeableStore['settle']>[1]): Promise<void> {
-    const invocationId = this.awakeables.settle(awakeableId, outcome, (owner) => this.#started.has(owner));
+    const invocationId = await this.awakeables.settle(awakeableId, outcome, (owner) => this.#started.has(owner));
     const found = await this.states.get(invocationId);
     if (found) await this.wake(found.state, `${awakeableId}:settled`);
   }

@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { KV } from '@nats-io/kv';
 import { AwakeableStateSchema, type AwakeableState } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, DecodeError } from '../errors.js';
-import type { AwakeableOutcome, AwakeableStore } from '../engine/stores.js';
+import type { AwakeableOutcome, AwakeableStore, OwnerIsLive } from '../engine/stores.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
 import { isWrongLastSequence } from './state-store.js';
 
@@ -37,12 +37,12 @@ export class NatsAwakeableStore implements AwakeableStore {
    * @throws AwakeableNotFoundError when there is none of that ID.
    * @throws ConflictError when it was settled before (the first outcome stands).
    */
-  async settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive?: () => Promise<boolean>): Promise<string> {
+  async settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive?: OwnerIsLive): Promise<string> {
     for (;;) {
       const found = await this.get(awakeableId);
       if (found?.state.resolved) throw new ConflictError(`awakeable ${awakeableId} is already ${found.state.error ? 'rejected' : 'resolved'}`);
       const invocationId = found?.state.invocationId ?? awakeableInvocation(awakeableId);
-      if (!invocationId || (!found && !(await ownerIsLive?.()))) throw new AwakeableNotFoundError(awakeableId);
+      if (!invocationId || (!found && !(await ownerIsLive?.(invocationId)))) throw new AwakeableNotFoundError(awakeableId);
       const settled = create(AwakeableStateSchema, {
         awakeableId,
         invocationId,
