@@ -398,44 +398,37 @@ export class DurableContext implements Context {
   }
 
   async race<T>(promises: ReadonlyArray<Promise<T>>): Promise<T> {
-    if (promises.length === 0) throw new InvalidArgumentError('race', 'needs at least one promise');
-    const step = this.#takeStep();
-    const journaled = this.#journaled.get(step);
-    let winner: number;
-    if (journaled) {
-      winner = this.#replay<{ winner: number }>(step, 'RACE', journaled).winner;
-    } else {
-      winner = await Promise.race(promises.map((p, i) => p.then(() => i, () => i)));
-      await this.#live(() =>
-        this.#append(create(JournalEntrySchema, { stepNumber: step, stepType: 'RACE', response: encodeJson({ winner }), recordedAtMs: BigInt(Date.now()), attempts: 1 })),
-      );
-    }
-    const won = promises[winner];
-    if (!won) throw new NonDeterminismError(step, `RACE of ${winner + 1}+ promises`, `RACE of ${promises.length}`);
-    return won;
+    const winner = await this.#choose('RACE', promises, () => Promise.race(promises.map((p, i) => p.then(() => i, () => i))));
+    return promises[winner] as Promise<T>;
   }
 
   async any<T>(promises: ReadonlyArray<Promise<T>>): Promise<T> {
-    if (promises.length === 0) throw new InvalidArgumentError('any', 'needs at least one promise');
+    // The first to succeed, or -1 once every one has failed.
+    const winner = await this.#choose('ANY', promises, () =>
+      new Promise<number>((resolve) => {
+        let failed = 0;
+        promises.forEach((p, i) => p.then(() => resolve(i), () => ++failed === promises.length && resolve(-1)));
+      }),
+    );
+    return winner === -1 ? Promise.any(promises) : (promises[winner] as Promise<T>);
+  }
+
+  /** Which of several promises `pick` chose, journaled (the same on every replay). */
+  async #choose(stepType: 'RACE' | 'ANY', promises: ReadonlyArray<Promise<unknown>>, pick: () => Promise<number>): Promise<number> {
+    if (promises.length === 0) throw new InvalidArgumentError(stepType.toLowerCase(), 'needs at least one promise');
     const step = this.#takeStep();
     const journaled = this.#journaled.get(step);
     let winner: number;
     if (journaled) {
-      winner = this.#replay<{ winner: number }>(step, 'ANY', journaled).winner;
+      winner = this.#replay<{ winner: number }>(step, stepType, journaled).winner;
     } else {
-      // The first to succeed, or -1 once every one has failed.
-      winner = await new Promise<number>((resolve) => {
-        let failed = 0;
-        promises.forEach((p, i) => p.then(() => resolve(i), () => ++failed === promises.length && resolve(-1)));
-      });
+      winner = await pick();
       await this.#live(() =>
-        this.#append(create(JournalEntrySchema, { stepNumber: step, stepType: 'ANY', response: encodeJson({ winner }), recordedAtMs: BigInt(Date.now()), attempts: 1 })),
+        this.#append(create(JournalEntrySchema, { stepNumber: step, stepType, response: encodeJson({ winner }), recordedAtMs: BigInt(Date.now()), attempts: 1 })),
       );
     }
-    if (winner === -1) return Promise.any(promises);
-    const won = promises[winner];
-    if (!won) throw new NonDeterminismError(step, `ANY of ${winner + 1}+ promises`, `ANY of ${promises.length}`);
-    return won;
+    if (winner >= promises.length) throw new NonDeterminismError(step, `${stepType} of ${winner + 1}+ promises`, `${stepType} of ${promises.length}`);
+    return winner;
   }
 
   resolveAwakeable(awakeableId: string, value: unknown): Promise<void> {
