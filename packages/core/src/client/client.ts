@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, ExecutionStateSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
@@ -140,18 +141,33 @@ export class DurableClient {
    */
   async waitForResult(invocationId: string, options: WaitOptions = {}): Promise<ExecutionState> {
     const timeoutMs = options.timeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
     const sub = this.#nc.subscribe(resultSubject(this.names, invocationId), { max: 1, timeout: timeoutMs });
+    const announced = (async () => {
+      for await (const msg of sub) return decodeState(msg.data, invocationId);
+      return undefined;
+    })().catch((err: unknown) => {
+      if (err instanceof NatsTimeoutError) return undefined;
+      throw err;
+    });
     try {
       // Listening before looking: an outcome written after the look is announced to us.
       const current = await this.#lookSoft(invocationId);
       if (current && isTerminal(current.state.status)) return current.state;
-      for await (const msg of sub) return decodeState(msg.data, invocationId);
-    } catch (err) {
-      if (!(err instanceof NatsTimeoutError)) throw err;
+      // An announcement published before our interest reached the processor's server is
+      // lost; a look now and then (1 s, 2 s, 4 s, then every 5 s) finds that outcome anyway.
+      for (let pause = 1_000; Date.now() < deadline; pause = Math.min(pause * 2, 5_000)) {
+        const timer = new AbortController();
+        const woke = await Promise.race([announced, wait(Math.min(pause, Math.max(0, deadline - Date.now())), 'look' as const, { signal: timer.signal })]);
+        timer.abort();
+        if (woke === undefined) break;
+        if (woke !== 'look') return woke;
+        const look = await this.#lookSoft(invocationId);
+        if (look && isTerminal(look.state.status)) return look.state;
+      }
     } finally {
       sub.unsubscribe();
     }
-    // A last look, in case the announcement was missed while the subscription spread to other servers.
     const last = await this.#lookSoft(invocationId);
     if (last && isTerminal(last.state.status)) return last.state;
     throw new TimeoutError(`invocation ${invocationId} did not end within ${timeoutMs} ms (status: ${last?.state.status ?? 'not started'})`);
@@ -290,7 +306,7 @@ export class DurableClient {
       if (!next) return null;
       next.updatedAtMs = BigInt(Date.now());
       try {
-        await this.#states.update(next, found.revision);
+        await this.#states.update(next, found.revision, found.state);
       } catch (err) {
         if (err instanceof FencedError) continue;
         throw err;

@@ -170,7 +170,7 @@ export class Executor {
           journal: [],
           journalLastSequence: 0n,
         };
-        revision = await states.update(state, found.revision);
+        revision = await states.update(state, found.revision, found.state);
       } else {
         revision = created?.revision ?? (await states.create(state));
       }
@@ -363,7 +363,7 @@ export class Executor {
     const { keyed, workflows } = this.#options;
     if (keyed && workflows.find(final.handler)?.options.exclusive) await keyed.apply(final);
     try {
-      await Promise.all([revision === undefined ? states.create(final) : states.update(final, revision), appends]);
+      await Promise.all([revision === undefined ? states.create(final) : states.update(final, revision, state), appends]);
     } catch (err) {
       if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
       throw err;
@@ -387,7 +387,7 @@ export class Executor {
   async #pause(state: ExecutionState, revision: number): Promise<ExecutionOutcome> {
     const paused: ExecutionState = { ...state, status: transition(state.status, 'paused'), pauseRequested: false, owner: '', attempt: 0, updatedAtMs: now() };
     try {
-      await this.#options.states.update(paused, revision);
+      await this.#options.states.update(paused, revision, state);
     } catch (err) {
       if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
       throw err;
@@ -418,7 +418,7 @@ export class Executor {
       updatedAtMs: now(),
     };
     try {
-      await this.#options.states.update(waiting, revision);
+      await this.#options.states.update(waiting, revision, state);
     } catch (err) {
       if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
       throw err;
@@ -433,7 +433,7 @@ export class Executor {
    */
   async #release(state: ExecutionState, revision: number): Promise<void> {
     try {
-      await this.#options.states.update({ ...state, attempt: Math.max(0, state.attempt - 1), owner: '' }, revision);
+      await this.#options.states.update({ ...state, attempt: Math.max(0, state.attempt - 1), owner: '' }, revision, state);
     } catch (err) {
       this.#options.logger.debug({ err, invocation_id: state.invocationId }, 'Could not release the invocation');
     }

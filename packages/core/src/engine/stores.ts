@@ -21,10 +21,12 @@ export interface StateStore {
    */
   create(state: ExecutionState): Promise<number>;
   /**
-   * Replaces the state if it is still at `revision`; returns the new revision.
+   * Replaces the state if it is still at `revision`; returns the new revision. `previous`,
+   * the state at `revision` when the caller has it, lets records that follow the state
+   * (the execution index) change without reading it.
    * @throws FencedError when someone else wrote it since.
    */
-  update(state: ExecutionState, revision: number): Promise<number>;
+  update(state: ExecutionState, revision: number, previous?: ExecutionState): Promise<number>;
 }
 
 /** The journal of one invocation, read in full and open for fenced appends. */

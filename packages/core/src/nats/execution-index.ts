@@ -112,6 +112,18 @@ export interface ExecutionIndexOptions {
 }
 
 const WARN_EVERY_MS = 60_000;
+/** How long the background mode gathers writes before publishing the newest of each invocation, ms. */
+const COALESCE_MS = 200;
+
+/** What a write changes in the index: an invocation's entry moves from `from` to its status now. */
+interface Move {
+  state: ExecutionState;
+  /**
+   * The status of the entry it replaces: a status, 'none' for a new invocation (nothing to
+   * remove), or 'unknown' (remove whatever else there is).
+   */
+  from: string;
+}
 
 /**
  * Writes the execution index. The state store calls {@link ExecutionIndex.record} after
@@ -127,6 +139,9 @@ export class ExecutionIndex {
   #handlers: Promise<KV> | undefined;
   readonly #registered = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Background mode: the writes gathered for the next publish, per invocation. */
+  readonly #gathered = new Map<string, Move>();
+  #flushTimer: NodeJS.Timeout | undefined;
   #warnedAt = 0;
 
   constructor(nc: NatsConnection, names: EngineNames, options: ExecutionIndexOptions = {}) {
@@ -138,19 +153,43 @@ export class ExecutionIndex {
   }
 
   /**
-   * Brings the index in line with a state just written; resolves at once in the background
-   * mode, else when the index write is done. Never rejects: a failure is logged, and the
-   * entry is repaired later (see the README's Query). The publish leaves at once, in call
-   * order on this connection, so the writes of one invocation from here reach the stream in
-   * the order of its state writes; the purge follows the publish's ack. `created`: the state
-   * was just created, so no entry under another status can exist and the purge is skipped.
+   * Brings the index in line with a state just written. `created`: the state is new, so it
+   * has no entry to remove; `previousStatus`: the status it was written over, whose entry is
+   * removed (a purge of that one subject); neither: every other entry of the invocation is
+   * removed (a purge by wildcard, dearer).
+   *
+   * In the background mode (the processor's), resolves at once: writes are gathered for
+   * 200 ms and only the newest of each invocation is published, so an invocation that starts
+   * and ends within that time costs one publish and no purge. Otherwise resolves when the
+   * index write is done. Never rejects: a failure is logged, and the entry is repaired later
+   * (see the README's Query).
    */
-  record(state: ExecutionState, options: { created?: boolean } = {}): Promise<void> {
-    const write = this.#write(state, options.created ? 'none' : 'status').catch((err: unknown) => this.#warn(state.invocationId, err));
-    if (!this.#background) return write;
-    this.#inFlight.add(write);
-    void write.finally(() => this.#inFlight.delete(write));
+  record(state: ExecutionState, options: { created?: boolean; previousStatus?: string } = {}): Promise<void> {
+    const from = options.created ? 'none' : (options.previousStatus ?? 'unknown');
+    if (!this.#background) return this.#move({ state, from });
+    // The entry to replace is the one before the first write gathered.
+    const earlier = this.#gathered.get(state.invocationId);
+    this.#gathered.set(state.invocationId, { state, from: earlier?.from ?? from });
+    this.#flushTimer ??= setTimeout(() => this.#flush(), COALESCE_MS);
     return Promise.resolve();
+  }
+
+  /** Publishes what was gathered. */
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const moves = [...this.#gathered.values()];
+    this.#gathered.clear();
+    for (const move of moves) {
+      const write = this.#move(move);
+      this.#inFlight.add(write);
+      void write.finally(() => this.#inFlight.delete(write));
+    }
+  }
+
+  /** Publishes the entry, then removes the one it replaces; logs a failure. */
+  async #move({ state, from }: Move): Promise<void> {
+    const purge = from === 'none' || from === state.status ? 'none' : from === 'unknown' ? 'status' : { status: from };
+    await this.#write(state, purge).catch((err: unknown) => this.#warn(state.invocationId, err));
   }
 
   /**
@@ -169,23 +208,29 @@ export class ExecutionIndex {
     return purged;
   }
 
-  /** Waits for the background writes started so far, e.g. before a clean stop. */
+  /** Publishes what is gathered and waits for the background writes, e.g. before a clean stop. */
   async settled(): Promise<void> {
+    clearTimeout(this.#flushTimer);
+    this.#flush();
     await Promise.allSettled([...this.#inFlight]);
   }
 
   /**
-   * Publishes the entry, then purges the invocation's older entries: under another status
-   * (a state write: the handler never changes), under any status or handler (a repair), or
-   * none (a new state).
+   * Publishes the entry, then purges the invocation's older entries: the one under a given
+   * status (one subject), under any other status (a state write: the handler never
+   * changes), under any status or handler (a repair), or none (a new state).
    */
-  async #write(state: ExecutionState, purge: 'status' | 'any' | 'none'): Promise<void> {
+  async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none'): Promise<void> {
     const { invocationId, handler, status } = state;
     const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state));
     this.#register(handler);
     await acked;
     if (purge === 'none') return;
     const jsm = await this.#manager();
+    if (typeof purge === 'object') {
+      await jsm.streams.purge(this.names.indexStream, { filter: indexEntrySubject(this.names, purge.status, handler, invocationId) });
+      return;
+    }
     const token = purge === 'status' ? encodeHandlerToken(handler) : '*';
     await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.${token}.${invocationId}`, keep: 1 });
   }

@@ -95,7 +95,7 @@ export async function cancelInvocation(cluster: ClusterHandles, invocationId: st
           currentStep: -1,
         };
     try {
-      await states.update(next, found.revision);
+      await states.update(next, found.revision, found.state);
     } catch (err) {
       if (err instanceof FencedError) continue; // It changed under us: look again.
       throw err;

@@ -41,7 +41,7 @@ export class NatsStateStore implements StateStore {
     return revision;
   }
 
-  async update(state: ExecutionState, revision: number): Promise<number> {
+  async update(state: ExecutionState, revision: number, previous?: ExecutionState): Promise<number> {
     let written: number;
     try {
       written = await this.kv.update(state.invocationId, toBinary(ExecutionStateSchema, state), revision);
@@ -51,7 +51,7 @@ export class NatsStateStore implements StateStore {
       }
       throw err;
     }
-    await this.index?.record(state);
+    await this.index?.record(state, previous ? { previousStatus: previous.status } : {});
     return written;
   }
 }
