@@ -2,7 +2,10 @@
  * Many concurrent durable sleeps: what they cost while they wait, and how close to their
  * due time they wake.
  */
+import { fromBinary } from '@bufbuild/protobuf';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { DurableClient } from '../../packages/core/src/index.js';
+import { CommandKind, CommandSchema } from '../../packages/core/src/gen/durable/durable_pb.js';
 import { type CpuSnapshot, cpuBetween } from './cpu.js';
 import { type Latency, latency, nowMs, pipelined } from './stats.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,12 +21,31 @@ export interface SleepersFigures {
   /** How long after its due time each sleep ended, ms (a journaled `now` after it). */
   lateness: Latency;
   latenessMaxMs: number;
+  /** How long after its due time each timer fired (its resume command was published), ms. */
+  firing: Latency;
+  firingMaxMs: number;
 }
 
 /** Starts `n` nap invocations sleeping `sleepMs`, measures CPU for `windowMs` while all sleep, then waits for all. */
-export async function sleepers(client: DurableClient, cpu: () => CpuSnapshot, n: number, sleepMs: number, windowMs: number): Promise<SleepersFigures> {
+export async function sleepers(
+  nc: NatsConnection,
+  client: DurableClient,
+  cpu: () => CpuSnapshot,
+  n: number,
+  sleepMs: number,
+  windowMs: number,
+): Promise<SleepersFigures> {
   const asleep = new Set<string>();
   const late = new Map<string, number>();
+  const due = new Map<string, number>();
+  // Resume commands are JetStream publishes, seen by a plain subscriber as they are stored.
+  const resumedAt = new Map<string, number>();
+  const resumes = nc.subscribe(`${client.names.commandsSubject}.>`, {
+    callback: (_err, msg) => {
+      const command = fromBinary(CommandSchema, msg.data);
+      if (command.kind === CommandKind.RESUME && !resumedAt.has(command.invocationId)) resumedAt.set(command.invocationId, Date.now());
+    },
+  });
   const failures: string[] = [];
   let wake: () => void = () => undefined;
   const watching = new AbortController();
@@ -31,7 +53,9 @@ export async function sleepers(client: DurableClient, cpu: () => CpuSnapshot, n:
     if (state.handler !== 'nap') return;
     if (state.status === 'suspended') asleep.add(state.invocationId);
     if (state.status === 'completed') {
-      late.set(state.invocationId, (JSON.parse(new TextDecoder().decode(state.currentState)) as { lateMs: number }).lateMs);
+      const output = JSON.parse(new TextDecoder().decode(state.currentState)) as { dueAtMs: number; lateMs: number };
+      late.set(state.invocationId, output.lateMs);
+      due.set(state.invocationId, output.dueAtMs);
     }
     if (state.status === 'failed' || state.status === 'cancelled') failures.push(`nap ${state.invocationId} ended ${state.status}: ${state.error}`);
     wake();
@@ -55,6 +79,10 @@ export async function sleepers(client: DurableClient, cpu: () => CpuSnapshot, n:
     const windowSeconds = (nowMs() - w0) / 1000;
     const used = cpuBetween(before, cpu());
     await until(`all ${n} awake and completed`, () => late.size >= n, sleepMs + 120_000);
+    const firings = [...due].flatMap(([id, dueAt]) => {
+      const at = resumedAt.get(id);
+      return at === undefined ? [] : [at - dueAt];
+    });
     return {
       count: n,
       sleepMs,
@@ -63,8 +91,11 @@ export async function sleepers(client: DurableClient, cpu: () => CpuSnapshot, n:
       windowSeconds,
       lateness: latency([...late.values()]),
       latenessMaxMs: Math.max(...late.values()),
+      firing: latency(firings),
+      firingMaxMs: Math.max(...firings),
     };
   } finally {
+    resumes.unsubscribe();
     watching.abort();
     await watch.catch(() => undefined);
   }
