@@ -199,8 +199,8 @@ async function main(): Promise<void> {
       `${TARGETS.writesPerStep}: ${verdict(Math.abs(writesPerStep - TARGETS.writesPerStep) < 0.005)}`,
     ],
     [
-      'durable writes per hello_workflow invocation (COMMANDS + state + JOURNAL)',
-      `${ratio(writesPerInvocation)} (${ratio(tput.writes.commands)} + ${ratio(tput.writes.state)} + ${ratio(tput.writes.journal)})`,
+      'durable writes per hello_workflow invocation (COMMANDS + state + JOURNAL + index)',
+      `${ratio(writesPerInvocation)} (${ratio(tput.writes.commands)} + ${ratio(tput.writes.state)} + ${ratio(tput.writes.journal)} + ${ratio(tput.writes.index)})`,
       '',
     ],
     [

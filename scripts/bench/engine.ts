@@ -17,21 +17,28 @@ export interface WriteCounts {
   commands: number;
   state: number;
   journal: number;
+  /** Execution index entries (written in the background; purges not counted). */
+  index: number;
 }
 
 export async function writeCounts(jsm: JetStreamManager, names: EngineNames): Promise<WriteCounts> {
-  const [commands, state, journal] = await Promise.all(
-    [names.commandsStream, `KV_${names.stateBucket}`, names.journalStream].map(async (s) => (await jsm.streams.info(s)).state.last_seq),
+  const [commands, state, journal, index] = await Promise.all(
+    [names.commandsStream, `KV_${names.stateBucket}`, names.journalStream, names.indexStream].map(async (s) => (await jsm.streams.info(s)).state.last_seq),
   );
-  return { commands: commands as number, state: state as number, journal: journal as number };
+  return { commands: commands as number, state: state as number, journal: journal as number, index: index as number };
 }
 
 export function writesBetween(before: WriteCounts, after: WriteCounts): WriteCounts {
-  return { commands: after.commands - before.commands, state: after.state - before.state, journal: after.journal - before.journal };
+  return {
+    commands: after.commands - before.commands,
+    state: after.state - before.state,
+    journal: after.journal - before.journal,
+    index: after.index - before.index,
+  };
 }
 
 export function totalWrites(w: WriteCounts): number {
-  return w.commands + w.state + w.journal;
+  return w.commands + w.state + w.journal + w.index;
 }
 
 /** What is read before and after a measured run: CPU of the processes, NATS messages of the connections. */
@@ -187,7 +194,7 @@ export async function helloThroughput(
     invocations: n,
     inFlight,
     latency: latency(samples),
-    writes: { commands: delta.commands / n, state: delta.state / n, journal: delta.journal / n },
+    writes: { commands: delta.commands / n, state: delta.state / n, journal: delta.journal / n, index: delta.index / n },
     cpu: cpuBetween(probed.cpu, after.cpu),
     messages: messagesBetween(probed.messages, after.messages, n),
     seconds,
