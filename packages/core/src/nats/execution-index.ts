@@ -174,6 +174,27 @@ export class ExecutionIndex {
     return Promise.resolve();
   }
 
+  /**
+   * For a state that ends its invocation, called beside its write rather than after it:
+   * publishes the entry at once (any write gathered for the invocation is dropped: this one
+   * replaces it) and resolves once it is stored, so that whoever learns of the end finds it
+   * listed and counted. In the background mode the purge of the entry it replaces follows
+   * without being waited for. If the state write then fails, call {@link syncIndex} with
+   * the state that stands.
+   */
+  recordEnded(state: ExecutionState, options: { created?: boolean; previousStatus?: string } = {}): Promise<void> {
+    const gathered = this.#gathered.get(state.invocationId);
+    this.#gathered.delete(state.invocationId);
+    const move = { state, from: gathered?.from ?? (options.created ? 'none' : (options.previousStatus ?? 'unknown')) };
+    if (!this.#background) return this.#move(move);
+    let stored: () => void = () => undefined;
+    const published = new Promise<void>((resolve) => (stored = resolve));
+    const write = this.#move(move, stored).finally(stored);
+    this.#inFlight.add(write);
+    void write.finally(() => this.#inFlight.delete(write));
+    return published;
+  }
+
   /** Publishes what was gathered. */
   #flush(): void {
     this.#flushTimer = undefined;
@@ -186,10 +207,10 @@ export class ExecutionIndex {
     }
   }
 
-  /** Publishes the entry, then removes the one it replaces; logs a failure. */
-  async #move({ state, from }: Move): Promise<void> {
+  /** Publishes the entry (then calls `stored`), then removes the one it replaces; logs a failure. */
+  async #move({ state, from }: Move, stored?: () => void): Promise<void> {
     const purge = from === 'none' || from === state.status ? 'none' : from === 'unknown' ? 'status' : { status: from };
-    await this.#write(state, purge).catch((err: unknown) => this.#warn(state.invocationId, err));
+    await this.#write(state, purge, stored).catch((err: unknown) => this.#warn(state.invocationId, err));
   }
 
   /**
@@ -220,11 +241,12 @@ export class ExecutionIndex {
    * status (one subject), under any other status (a state write: the handler never
    * changes), under any status or handler (a repair), or none (a new state).
    */
-  async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none'): Promise<void> {
+  async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none', stored?: () => void): Promise<void> {
     const { invocationId, handler, status } = state;
     const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state));
     this.#register(handler);
     await acked;
+    stored?.();
     if (purge === 'none') return;
     const jsm = await this.#manager();
     if (typeof purge === 'object') {

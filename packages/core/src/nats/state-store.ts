@@ -9,6 +9,7 @@ import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { DecodeError, FencedError } from '../errors.js';
+import { isTerminal } from '../engine/lifecycle.js';
 import type { StateStore, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 
@@ -30,29 +31,52 @@ export class NatsStateStore implements StateStore {
   }
 
   async create(state: ExecutionState): Promise<number> {
-    let revision: number;
-    try {
-      revision = await this.kv.create(state.invocationId, toBinary(ExecutionStateSchema, state));
-    } catch (err) {
-      if (isWrongLastSequence(err)) throw new FencedError(`invocation ${state.invocationId} already has a state`, { cause: err });
-      throw err;
-    }
-    await this.index?.record(state, { created: true });
-    return revision;
+    return this.#write(state, { created: true }, () => this.kv.create(state.invocationId, toBinary(ExecutionStateSchema, state)), () =>
+      `invocation ${state.invocationId} already has a state`,
+    );
   }
 
   async update(state: ExecutionState, revision: number, previous?: ExecutionState): Promise<number> {
-    let written: number;
+    return this.#write(
+      state,
+      previous ? { previousStatus: previous.status } : {},
+      () => this.kv.update(state.invocationId, toBinary(ExecutionStateSchema, state), revision),
+      () => `state of ${state.invocationId} changed since revision ${revision}`,
+    );
+  }
+
+  /**
+   * Writes a state and keeps the index in line: after the write, or, for a state that ends
+   * its invocation, beside it, so that the end is listed by the time anyone learns of it.
+   */
+  async #write(
+    state: ExecutionState,
+    move: { created?: boolean; previousStatus?: string },
+    put: () => Promise<number>,
+    conflict: () => string,
+  ): Promise<number> {
+    const index = this.index;
+    const ended = index && isTerminal(state.status) ? index.recordEnded(state, move) : undefined;
+    let revision: number;
     try {
-      written = await this.kv.update(state.invocationId, toBinary(ExecutionStateSchema, state), revision);
+      revision = await put();
     } catch (err) {
-      if (isWrongLastSequence(err)) {
-        throw new FencedError(`state of ${state.invocationId} changed since revision ${revision}`, { cause: err });
-      }
+      // The entry published beside a write that failed is wrong: put back the one that stands.
+      if (ended) void ended.then(() => this.#repair(state.invocationId));
+      if (isWrongLastSequence(err)) throw new FencedError(conflict(), { cause: err });
       throw err;
     }
-    await this.index?.record(state, previous ? { previousStatus: previous.status } : {});
-    return written;
+    await (ended ?? index?.record(state, move));
+    return revision;
+  }
+
+  async #repair(invocationId: string): Promise<void> {
+    try {
+      const found = await this.get(invocationId);
+      if (found) await this.index?.syncIndex(found.state);
+    } catch {
+      // Listing and reindex repair it later.
+    }
   }
 }
 
