@@ -97,8 +97,9 @@ describe('startCluster', () => {
   const stream = 'HARNESS';
 
   beforeAll(async () => {
-    // Ports of its own: the benchmark uses 24222-28224 and the suite 14222-18224.
-    cluster = await startCluster({ clientPort: 34222, routePort: 36222, monitorPort: 38222 });
+    // Ports of its own, below the range the system hands out to outgoing connections
+    // (32768 and up): the benchmark uses 24222-28224 and the suite 14222-18224.
+    cluster = await startCluster({ clientPort: 11222, routePort: 12222, monitorPort: 13222 });
     nc = await connectNats({ servers: cluster.urls, maxAttempts: 1 });
   });
 

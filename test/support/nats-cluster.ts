@@ -41,7 +41,8 @@ export const DEV_CLUSTER_PORTS: ClusterPorts = { clientPort: 4222, routePort: 62
 /**
  * The test suite's cluster: clear of a dev cluster running at the same time. Set
  * `DURABLE_TEST_NATS_PORT` to move it (routes at +2000, monitoring at +4000), e.g. to run
- * two suites side by side.
+ * two suites side by side (keep all three below 32768, where the system picks the local
+ * ports of outgoing connections).
  */
 export const TEST_CLUSTER_PORTS: ClusterPorts = testClusterPorts(process.env.DURABLE_TEST_NATS_PORT);
 
