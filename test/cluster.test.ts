@@ -109,12 +109,20 @@ describe('startCluster', () => {
   });
 
   it('keeps an R3 file stream writable while one node is down, and takes the node back', async () => {
-    const created = await api<StreamInfo>(nc, `$JS.API.STREAM.CREATE.${stream}`, {
-      name: stream,
-      subjects: ['harness.>'],
-      num_replicas: 3,
-      storage: 'file',
-    });
+    // Until every peer reports current, placement of an R3 stream may be refused: the
+    // harness lets a start through without that (engine setup retries the same way).
+    const deadline = Date.now() + 30_000;
+    let created: StreamInfo;
+    for (;;) {
+      created = await api<StreamInfo>(nc, `$JS.API.STREAM.CREATE.${stream}`, {
+        name: stream,
+        subjects: ['harness.>'],
+        num_replicas: 3,
+        storage: 'file',
+      });
+      if (created.error?.err_code !== 10005 || Date.now() > deadline) break;
+      await sleep(100); // backoff between retries of a refused call, bounded by the deadline
+    }
     expect(created.error).toBeUndefined();
     expect(created.config).toMatchObject({ name: stream, num_replicas: 3, storage: 'file' });
     expect(created.cluster?.replicas).toHaveLength(2);
