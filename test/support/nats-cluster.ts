@@ -201,7 +201,13 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
   if (tempDir) ownedTempDirs.add(dataDir);
   installExitHandlers();
   try {
-    nodeIndexes().forEach(startNode);
+    // One node after the other, each once it answers: servers started at the same instant
+    // race their routes ("Duplicate Route"), and now and then the meta leader then never
+    // counts one of them as a peer.
+    for (const i of nodeIndexes()) {
+      startNode(i);
+      await waitForAnswer(monitors[i] ?? '', children[i], opts.readyTimeoutMs);
+    }
     await waitForCluster(monitors, { timeoutMs: opts.readyTimeoutMs, children, dataDir });
   } catch (err) {
     await stop();
@@ -270,7 +276,6 @@ export interface WaitOptions {
 export async function waitForCluster(monitors: readonly string[], options: WaitOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  const softDeadline = Date.now() + timeoutMs / 2;
   for (;;) {
     const exited = options.children?.findIndex((c) => c !== undefined && (c.exitCode !== null || c.signalCode !== null));
     if (exited !== undefined && exited >= 0) {
@@ -280,17 +285,12 @@ export async function waitForCluster(monitors: readonly string[], options: WaitO
     const problems = (await Promise.all(monitors.map(nodeProblem))).map((p, i) => (p ? `${nodeName(i)} (${monitors[i]}): ${p}` : ''));
     const notReady = problems.filter((p) => p !== '');
     if (notReady.length === 0) return;
-    // Followers that are up but not yet reported current: wait a while for them, not forever
-    // (streams created meanwhile are retried by setupEngine until placement succeeds).
-    if (Date.now() >= softDeadline && notReady.every((p) => p.endsWith(LAGGING))) return;
     if (Date.now() >= deadline) {
       throw new ClusterError(`NATS cluster not ready after ${timeoutMs / 1000} s:\n  ${notReady.join('\n  ')}`);
     }
     await sleep(POLL_INTERVAL_MS);
   }
 }
-
-const LAGGING = 'JetStream peers not current yet';
 
 /** Why a node is not ready, or '' when it is. */
 export async function nodeProblem(monitorUrl: string): Promise<string> {
@@ -304,7 +304,7 @@ export async function nodeProblem(monitorUrl: string): Promise<string> {
     // The leader lists its followers; until both are current, creating an R3 stream
     // answers "no suitable peers for placement".
     const lagging = laggingFollowers(body);
-    return lagging === 0 ? '' : `${lagging} ${LAGGING}`;
+    return lagging === 0 ? '' : `${lagging} JetStream peers not current yet`;
   } catch (err) {
     return `not answering (${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)})`;
   }
@@ -424,6 +424,20 @@ function logTail(file: string, lines = 20): string {
   } catch {
     return `(no log at ${file})`;
   }
+}
+
+/** Waits until a node's monitoring port answers at all (ready or not), or its process exits. */
+async function waitForAnswer(monitorUrl: string, child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && child?.exitCode === null && child.signalCode === null) {
+    try {
+      await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      return;
+    } catch {
+      await sleep(POLL_INTERVAL_MS);
+    }
+  }
+  // An exit or a timeout is reported by waitForCluster, with the node's log.
 }
 
 /** Fails early and clearly when something (a dev cluster, a leftover server) holds a port. */
