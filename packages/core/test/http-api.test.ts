@@ -116,14 +116,14 @@ describe('HTTP API', () => {
       await new Promise<void>((r) => setTimeout(r, 25));
       stats = await call('GET', '/api/workflows/stats?handler=echo');
     }
-    expect(stats.status).toBe(200);
+    expect(stats.status, JSON.stringify(stats.body)).toBe(200);
     expect(stats.body).toMatchObject({ by_status: { running: 0, failed: 0 }, by_handler: { echo: stats.body.total } });
 
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
       const page = await call('GET', `/api/workflows?status=completed&handler=echo&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(page.status).toBe(200);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
       const invocations = page.body.invocations as Record<string, unknown>[];
       expect(invocations.length).toBeLessThanOrEqual(2);
       for (const item of invocations) expect(item).toMatchObject({ handler: 'echo', status: 'completed', partition_key: 'default' });

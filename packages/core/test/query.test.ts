@@ -156,9 +156,9 @@ describe('listWorkflows and getWorkflowStats', () => {
 
     // As if a crash had lost the purge of an older status, and as if a state had been deleted.
     const js = jetstream(nc);
-    await js.publish(indexEntrySubject(names, 'running', 'q_stale', invocationId), '{}');
-    await js.publish(indexEntrySubject(names, 'failed', 'q_stale', 'ghost-1'), '{}');
-    await js.publish(indexEntrySubject(names, 'completed', 'q_done', invocationId), '{}'); // Under a wrong handler.
+    await js.publish(indexEntrySubject(names, 'running', 'q_stale', invocationId), '{}', { retries: 10 });
+    await js.publish(indexEntrySubject(names, 'failed', 'q_stale', 'ghost-1'), '{}', { retries: 10 });
+    await js.publish(indexEntrySubject(names, 'completed', 'q_done', invocationId), '{}', { retries: 10 }); // Under a wrong handler.
     expect(counts(await client.getWorkflowStats({ handler: 'q_stale' }))).toEqual({ completed: 1, running: 1, failed: 1 });
     const wrongHandler = await client.listWorkflows({ handler: 'q_done', limit: 1000 });
     expect(wrongHandler.invocations.map((s) => s.invocationId)).not.toContain(invocationId);
@@ -202,7 +202,7 @@ describe('listWorkflows and getWorkflowStats', () => {
     expect(after).toEqual(before);
     expect((await jsm.streams.info(names.indexStream)).config).toMatchObject({ max_msgs_per_subject: 1, num_replicas: 3 });
 
-    await jetstream(nc).publish(indexEntrySubject(names, 'completed', 'q_done', 'ghost-2'), '{}');
+    await jetstream(nc).publish(indexEntrySubject(names, 'completed', 'q_done', 'ghost-2'), '{}', { retries: 10 });
     expect(await client.reindex()).toEqual({ indexed: before.total, dropped: 1 });
     expect(await client.getWorkflowStats()).toEqual(before);
   });
@@ -215,11 +215,11 @@ describe('the server', () => {
     await jsm.streams.add({ name: stream, subjects: ['probe.>'], retention: RetentionPolicy.Limits, storage: StorageType.File, max_msgs_per_subject: 1 });
     try {
       const js = jetstream(nc);
-      await js.publish('probe.running.h.id1', 'a');
-      await js.publish('probe.running.h.id1', 'b'); // Replaces 'a': one message per subject.
-      await js.publish('probe.suspended.h.id1', 'c');
-      await js.publish('probe.completed.h.id1', 'd');
-      await js.publish('probe.running.h.id2', 'e');
+      await js.publish('probe.running.h.id1', 'a', { retries: 10 });
+      await js.publish('probe.running.h.id1', 'b', { retries: 10 }); // Replaces 'a': one message per subject.
+      await js.publish('probe.suspended.h.id1', 'c', { retries: 10 });
+      await js.publish('probe.completed.h.id1', 'd', { retries: 10 });
+      await js.publish('probe.running.h.id2', 'e', { retries: 10 });
       const { purged } = await jsm.streams.purge(stream, { filter: 'probe.*.h.id1', keep: 1 });
       expect(purged).toBe(2);
       const info = await jsm.streams.info(stream, { subjects_filter: '>' });

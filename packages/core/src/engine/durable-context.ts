@@ -239,7 +239,9 @@ export class DurableContext implements Context {
     }
     const timers = this.#options.timers;
     if (timers && wakeAtMs - Date.now() > (this.#options.inMemorySleepMs ?? 1_000)) {
-      await timers.schedule({ invocationId: this.invocationId, handler: this.handler, partitionKey: this.partitionKey, step, wakeAtMs });
+      // Live: the run does not end suspended before its timer exists.
+      const { invocationId, handler, partitionKey } = this;
+      await this.#live(() => this.#infrastructure('schedule a timer', () => timers.schedule({ invocationId, handler, partitionKey, step, wakeAtMs })));
       return this.#suspend();
     }
     await this.#live(async () => {
@@ -314,6 +316,8 @@ export class DurableContext implements Context {
         parent: create(ParentRefSchema, { invocationId: this.invocationId, handler: this.handler, partitionKey: this.partitionKey, step }),
       });
       await this.#live(async () => {
+        // Like any side effect, the child starts once every earlier outcome is journaled.
+        await this.#durable();
         await this.#infrastructure('start a child invocation', () => this.#gateway().start(command));
         const request = encodeJson({ invocationId: childId, partitionKey });
         await this.#append(create(JournalEntrySchema, { stepNumber: step, stepType, request, phase: EntryPhase.STARTED, recordedAtMs: BigInt(Date.now()), attempts: 1 }));

@@ -77,6 +77,10 @@ export type ExecutionOutcome =
   | { kind: 'queued'; state: ExecutionState }
   /** A second start command for an invocation that exists: dropped, nothing was run. */
   | { kind: 'duplicate'; state: ExecutionState }
+  /** The invocation is running from another command: this one (a wake-up) is to be delivered again a little later. */
+  | { kind: 'busy'; state: ExecutionState }
+  /** Nothing to do for this command. */
+  | { kind: 'dropped'; reason: string }
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
@@ -132,6 +136,14 @@ export class Executor {
     if (found && command.kind === CommandKind.START && isDuplicateStart(found.state, options.startSequence)) {
       return { kind: 'duplicate', state: found.state };
     }
+    // A wake-up for an invocation that is running: taking it over would run its current
+    // step twice. Only the redelivery of the command it runs from takes it over (a crash).
+    if (found?.state.status === 'running' && isAnotherRun(found.state, options.startSequence)) {
+      return { kind: 'busy', state: found.state };
+    }
+    // A wake-up for an invocation with no state: never a start (it has no input); its start
+    // command, if there is one, creates it and runs it.
+    if (!found && !created && command.kind === CommandKind.RESUME) return { kind: 'dropped', reason: 'a wake-up for an invocation that has no state' };
 
     let state = created?.state ?? found?.state ?? this.#initialState(command, options.startSequence);
     const workflow = workflows.find(state.handler);
@@ -169,6 +181,7 @@ export class Executor {
           updatedAtMs: now(),
           journal: [],
           journalLastSequence: 0n,
+          runSequence: options.startSequence ?? 0n,
         };
         revision = await states.update(state, found.revision, found.state);
       } else {
@@ -334,6 +347,7 @@ export class Executor {
       parentInvocationId: command.parentInvocationId,
       retryOf: command.retryOf,
       startSequence: startSequence ?? 0n,
+      runSequence: startSequence ?? 0n,
       ...(command.parent ? { parent: command.parent } : {}),
     });
   }
@@ -464,6 +478,11 @@ function now(): bigint {
   return BigInt(Date.now());
 }
 
+
+/** True when a command is not the one the running invocation was taken up from. */
+function isAnotherRun(state: ExecutionState, sequence: bigint | undefined): boolean {
+  return sequence !== undefined && state.runSequence !== 0n && state.runSequence !== sequence;
+}
 
 /** True when a start command is not the one the invocation was created from. */
 function isDuplicateStart(state: ExecutionState, startSequence: bigint | undefined): boolean {

@@ -243,7 +243,8 @@ export class ExecutionIndex {
    */
   async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none', stored?: () => void): Promise<void> {
     const { invocationId, handler, status } = state;
-    const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state));
+    // Retried while no server answers for the stream yet (just created, as by a reindex).
+    const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state), { retries: 5 });
     this.#register(handler);
     await acked;
     stored?.();

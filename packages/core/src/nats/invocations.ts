@@ -79,7 +79,12 @@ export async function cancelInvocation(cluster: ClusterHandles, invocationId: st
   for (;;) {
     const found = await states.get(invocationId);
     if (!found) throw new InvocationNotFoundError(invocationId);
-    if (isTerminal(found.state.status)) throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
+    if (isTerminal(found.state.status)) {
+      // What follows a cancel may not have been sent (the canceller died after the write):
+      // send it again; it is de-duplicated, and a repeat finds nothing left to do.
+      if (found.state.status === 'cancelled') await sendResume(cluster, found.state, `${invocationId}:cancelled`);
+      throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
+    }
     const running = found.state.status === 'running';
     const at = BigInt(Date.now());
     const next: ExecutionState = running

@@ -20,7 +20,9 @@ export class NatsKeyedStateStore implements KeyedStateStore {
     const record = await this.#change(partitionKey, (current) => {
       const outcome = acquireKey(current, waiter);
       granted = outcome.granted;
-      return outcome.next;
+      // A read may come from a replica a little behind: a refusal is only trusted once a
+      // compare-and-set at that revision has confirmed it (a wake-up must not be lost).
+      return outcome.next ?? (granted ? undefined : current);
     });
     return granted ? startingValues(record, waiter.invocationId) : null;
   }

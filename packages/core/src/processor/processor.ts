@@ -63,6 +63,9 @@ export interface StopOptions {
   graceMs?: number;
 }
 
+/** Delay before a wake-up for an invocation running from another command is delivered again, ms. */
+const BUSY_RETRY_MS = 250;
+
 /** Delay before a command whose run hit an infrastructure error is delivered again, ms. */
 const RETRY_DELAY_MS = 2_000;
 
@@ -256,6 +259,14 @@ export class Processor {
       case 'suspended':
       case 'paused':
       case 'queued':
+        msg.ack();
+        return;
+      case 'busy':
+        // Running from another command: once it suspends or ends, this wake-up finds it so.
+        msg.nak(BUSY_RETRY_MS);
+        return;
+      case 'dropped':
+        this.#logger.debug({ invocation_id: command.invocationId }, `Dropped a command for ${command.invocationId}: ${outcome.reason}`);
         msg.ack();
         return;
       case 'duplicate':
