@@ -8,8 +8,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandSchema } from '../src/gen/durable/durable_pb.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, defineWorkflow, encodeJson, TerminalError, type DurableClient } from '../src/index.js';
-import { startTestEngine, type TestEngine } from './helpers.js';
+import { connectNats, defineWorkflow, encodeJson, Processor, silentLogger, TerminalError, type DurableClient } from '../src/index.js';
+import { noServices, startTestEngine, type TestEngine } from './helpers.js';
 import { inject } from 'vitest';
 
 const namespace = 'childrentest';
@@ -52,12 +52,27 @@ const parent = defineWorkflow<{ fail: boolean }, string>('parent', async (ctx, {
   }
 });
 
+/** Runs of the slow step, by parent: a wake-up that took the parent over would run it twice. */
+const slowRuns = new Map<string, number>();
+
+const quick = defineWorkflow<{ n: number }, number>('quick', async (_ctx, { n }) => n + 1);
+
+/** Its child ends (and wakes it) while it is still running a step of its own. */
+const busyParent = defineWorkflow<{ n: number }, number>('busy_parent', async (ctx, { n }) => {
+  const child = ctx.invoke(quick, { n }, { partitionKey: 'elsewhere' });
+  await ctx.run('slow', async () => {
+    slowRuns.set(ctx.invocationId, (slowRuns.get(ctx.invocationId) ?? 0) + 1);
+    await new Promise<void>((resolve) => setTimeout(resolve, 500)); // a step that takes a while
+  });
+  return child;
+});
+
 let engine: TestEngine;
 let client: DurableClient;
 let nc: NatsConnection;
 
 beforeAll(async () => {
-  engine = await startTestEngine(namespace, [record, sender, waitingChild, parent]);
+  engine = await startTestEngine(namespace, [record, sender, waitingChild, parent, quick, busyParent]);
   client = engine.client;
   nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
 });
@@ -151,5 +166,24 @@ describe('ctx.invoke', () => {
     expect((await client.waitForResult(invocationId)).status).toBe('cancelled');
     const child = await client.waitForResult(`${invocationId}-0`);
     expect(child.status).toBe('cancelled');
+  });
+
+  it('lets a parent finish its running step when its child wakes it early, running that step once', async () => {
+    // A second processor on the same consumer: a parent's wake-up may reach either one,
+    // also the one not running the parent.
+    const secondNc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
+    const second = await Processor.start({ nc: secondNc, namespace, workflows: [record, sender, waitingChild, parent, quick, busyParent], services: noServices, logger: silentLogger() });
+    try {
+      const submitted = await Promise.all(Array.from({ length: 8 }, (_, i) => client.submit(busyParent, { n: i }, { partitionKey: `busy-${i}` })));
+      const finals = await Promise.all(submitted.map((s) => client.waitForResult(s.invocationId)));
+      finals.forEach((final, i) => {
+        expect(final.status).toBe('completed');
+        expect(JSON.parse(new TextDecoder().decode(final.currentState))).toBe(i + 1);
+        expect(slowRuns.get(final.invocationId)).toBe(1);
+      });
+    } finally {
+      await second.stop();
+      await secondNc.close();
+    }
   });
 });
