@@ -261,7 +261,14 @@ export class Executor {
     } catch (err) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
     }
-    return this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, ctx.drained());
+    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, ctx.drained());
+    // Set by an append still in flight above, which the compiler cannot see.
+    const lateFailure = ctx.fatal as Error | undefined;
+    if (ended.kind === 'ended' && lateFailure) {
+      // The final state holds every entry; the journal stream lacks the one that failed.
+      logger.warn({ invocation_id: id, err: lateFailure }, `Completed ${id}, but its last journal append failed: ${lateFailure.message}`);
+    }
+    return ended;
   }
 
   /**

@@ -56,7 +56,7 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
   readonly #executor: Executor;
   readonly #logger: Logger;
   /** Who waits for which invocation to end. */
-  readonly #waiters = new Map<string, Array<(state: ExecutionState) => void>>();
+  readonly #waiters = new Map<string, Array<{ resolve: (state: ExecutionState) => void; reject: (err: unknown) => void }>>();
   /** Wake-ups already sent, by message ID, as the stream's deduplication would keep them. */
   readonly #woken = new Set<string>();
   /** Invocations started here, so an awakeable of theirs may be resolved before it is recorded. */
@@ -108,9 +108,9 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
 
   /** Resolves once the invocation has ended. */
   waitForResult(invocationId: string): Promise<ExecutionState> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const waiting = this.#waiters.get(invocationId) ?? [];
-      waiting.push(resolve);
+      waiting.push({ resolve, reject });
       this.#waiters.set(invocationId, waiting);
     });
   }
@@ -166,7 +166,7 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
   announce(state: ExecutionState): void {
     const waiting = this.#waiters.get(state.invocationId) ?? [];
     this.#waiters.delete(state.invocationId);
-    for (const resolve of waiting) resolve(state);
+    for (const { resolve } of waiting) resolve(state);
   }
 
   #dispatch(command: Command): void {
@@ -174,7 +174,18 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
     this.#running.set(command.invocationId, control);
     this.#executor
       .execute(command, { signal: control.signal })
-      .catch((err: unknown) => this.#logger.error({ err, invocation_id: command.invocationId }, `Local run failed: ${errorMessage(err)}`))
+      .then((outcome) => {
+        // In-process nothing redelivers: a run that can neither go on nor end is an error.
+        if (outcome.kind === 'fenced' || outcome.kind === 'interrupted' || outcome.kind === 'busy') {
+          throw new TerminalError(`local run of ${command.invocationId} stopped: ${outcome.kind}${'reason' in outcome ? `: ${outcome.reason}` : ''}`);
+        }
+      })
+      .catch((err: unknown) => {
+        this.#logger.error({ err, invocation_id: command.invocationId }, `Local run failed: ${errorMessage(err)}`);
+        const waiting = this.#waiters.get(command.invocationId) ?? [];
+        this.#waiters.delete(command.invocationId);
+        for (const { reject } of waiting) reject(err);
+      })
       .finally(() => {
         if (this.#running.get(command.invocationId) === control) this.#running.delete(command.invocationId);
       });
