@@ -50,20 +50,10 @@ afterAll(async () => {
   await engine?.stop();
 });
 
-/**
- * The index is written just after each state, in the background: retries `check` until it
- * passes, within a deadline, then fails with its last error.
- */
-async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise<void>((resolve) => setTimeout(resolve, 25)); // A retry interval, not a wait for an outcome.
-    }
-  }
+/** Waits until the index writes the processor issued so far are stored, then checks. */
+async function indexed<T>(check: () => Promise<T>): Promise<T> {
+  await engine.processor.indexed();
+  return check();
 }
 
 /** Every page of a listing, following the cursor. */
@@ -93,7 +83,7 @@ describe('listWorkflows and getWorkflowStats', () => {
     await Promise.all([...completed, ...failed].map((s) => client.waitForResult(s.invocationId)));
     await Promise.all(suspended.map((s) => client.waitForStatus(s.invocationId, 'suspended')));
 
-    const stats = await eventually(async () => {
+    const stats = await indexed(async () => {
       const [d, f, w] = await Promise.all(['q_done', 'q.fail', 'q_wait'].map((handler) => client.getWorkflowStats({ handler })));
       expect(counts(d!)).toEqual({ completed: 7 });
       expect(counts(f!)).toEqual({ failed: 5 });
@@ -134,7 +124,7 @@ describe('listWorkflows and getWorkflowStats', () => {
       const page = await client.listWorkflows({ handler: 'q_wait', limit: 1000 });
       return page.invocations.filter((s) => s.invocationId === invocationId).map((s) => s.status);
     };
-    await eventually(async () => expect(await statusOf()).toEqual(['suspended']));
+    await indexed(async () => expect(await statusOf()).toEqual(['suspended']));
 
     // The client's own writes wait for their index write: no retrying from here on.
     await client.pause(invocationId);
@@ -152,7 +142,7 @@ describe('listWorkflows and getWorkflowStats', () => {
   it('repairs a stale entry, and drops one without a state, when a listing reads it', async () => {
     const { invocationId } = await client.submit(stale, {});
     await client.waitForResult(invocationId);
-    await eventually(async () => expect(counts(await client.getWorkflowStats({ handler: 'q_stale' }))).toEqual({ completed: 1 }));
+    await indexed(async () => expect(counts(await client.getWorkflowStats({ handler: 'q_stale' }))).toEqual({ completed: 1 }));
 
     // As if a crash had lost the purge of an older status, and as if a state had been deleted.
     const js = jetstream(nc);
@@ -175,7 +165,7 @@ describe('listWorkflows and getWorkflowStats', () => {
     const submitted = await Promise.all(Array.from({ length: 200 }, (_, i) => client.submit(many, { fail: i % 4 === 0 })));
     const ended = await Promise.all(submitted.map((s) => client.waitForResult(s.invocationId, { timeoutMs: 60_000 })));
     expect(ended.filter((s) => s.status === 'failed')).toHaveLength(50);
-    await eventually(async () => {
+    await indexed(async () => {
       const stats = await client.getWorkflowStats({ handler: 'q_many' });
       expect(counts(stats)).toEqual({ completed: 150, failed: 50 });
       expect(stats.total).toBe(200);
@@ -187,7 +177,7 @@ describe('listWorkflows and getWorkflowStats', () => {
   });
 
   it('reindex rebuilds a deleted index from the states, and drops entries without a state', async () => {
-    const before = await eventually(async () => {
+    const before = await indexed(async () => {
       const stats = await client.getWorkflowStats();
       expect(stats.byStatus.running).toBe(0);
       return stats;

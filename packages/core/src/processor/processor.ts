@@ -142,6 +142,16 @@ export class Processor {
     return processor;
   }
 
+  /**
+   * Resolves once the runs in progress have finished (ended, suspended or stopped) and every
+   * execution index write issued so far is stored (they are written in the background):
+   * from then on, listings and stats include them.
+   */
+  async indexed(): Promise<void> {
+    await Promise.allSettled([...this.#running.values()]);
+    await this.#index?.settled();
+  }
+
   /** Invocations running now. */
   get running(): number {
     return this.#running.size;
