@@ -9,7 +9,6 @@ import {
   decodeJson,
   defineWorkflow,
   DurableClient,
-  Processor,
   TerminalError,
 } from '../src/index.js';
 import { startTestEngine, type TestEngine } from './helpers.js';
@@ -40,12 +39,11 @@ const approver = defineWorkflow<{ awakeableId: string; approve: boolean }, strin
 });
 
 let engine: TestEngine;
-let processor: Processor;
 let client: DurableClient;
 
 beforeAll(async () => {
   engine = await startTestEngine(namespace, [approval, approver]);
-  ({ processor, client } = engine);
+  ({ client } = engine);
 });
 
 afterAll(async () => {

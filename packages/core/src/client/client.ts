@@ -11,7 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
-import { CommandKind, CommandSchema, ExecutionStateSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
 import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
@@ -342,13 +342,6 @@ export class DurableClient {
     if (isTerminal(state.status) && state.journal.length === state.journalLength) return [...state.journal];
     const { entries } = await this.#journals.read(invocationId);
     return [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
-  }
-
-  /** Every invocation ID in the state bucket. Reads every key: for tools, not hot paths. */
-  async listInvocationIds(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const key of await this.#kv.keys()) ids.push(key);
-    return ids.sort();
   }
 
   /**

@@ -29,7 +29,6 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
-import { decodeJson, encodeJson } from './codec.js';
 import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
 import type { AwakeableStore, InvocationGateway, JournalStore, KeyedStateStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';

@@ -6,7 +6,7 @@
 import { create } from '@bufbuild/protobuf';
 import { randomUUID } from 'node:crypto';
 import { checkInvocationId, checkPartitionKey } from '../config.js';
-import { CommandKind, CommandSchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
+import { CommandSchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { CancelledError, ConflictError, errorMessage, InvocationNotFoundError, ServiceNotFoundError, TerminalError } from '../errors.js';
 import { Executor } from '../engine/executor.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
@@ -15,6 +15,7 @@ import type { InvocationGateway, ResultNotifier, WakeTarget } from '../engine/st
 import { inputCodec, outputCodec, workflowName, WorkflowRegistry, type AnyWorkflow, type WorkflowRef } from '../engine/workflow.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
+import { resumeCommand } from '../engine/commands.js';
 
 /** Options of {@link LocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -143,7 +144,7 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
   async wake(target: WakeTarget, messageId: string): Promise<void> {
     if (this.#woken.has(messageId)) return;
     this.#woken.add(messageId);
-    const resume = create(CommandSchema, { ...target, kind: CommandKind.RESUME, submittedAtMs: BigInt(Date.now()) });
+    const resume = resumeCommand(target);
     setImmediate(() => this.#dispatch(resume));
   }
 

@@ -115,6 +115,17 @@ const WARN_EVERY_MS = 60_000;
 /** How long the background mode gathers writes before publishing the newest of each invocation, ms. */
 const COALESCE_MS = 200;
 
+/** What a state write was: a create, or an update over a state of a known status. */
+interface WriteKind {
+  created?: boolean;
+  previousStatus?: string;
+}
+
+/** The `from` of a {@link Move} for a state write. */
+function replacedStatus(write: WriteKind): string {
+  return write.created ? 'none' : (write.previousStatus ?? 'unknown');
+}
+
 /** What a write changes in the index: an invocation's entry moves from `from` to its status now. */
 interface Move {
   state: ExecutionState;
@@ -164,8 +175,8 @@ export class ExecutionIndex {
    * index write is done. Never rejects: a failure is logged, and the entry is repaired later
    * (see the README's Query).
    */
-  record(state: ExecutionState, options: { created?: boolean; previousStatus?: string } = {}): Promise<void> {
-    const from = options.created ? 'none' : (options.previousStatus ?? 'unknown');
+  record(state: ExecutionState, options: WriteKind = {}): Promise<void> {
+    const from = replacedStatus(options);
     if (!this.#background) return this.#move({ state, from });
     // The entry to replace is the one before the first write gathered.
     const earlier = this.#gathered.get(state.invocationId);
@@ -182,10 +193,10 @@ export class ExecutionIndex {
    * without being waited for. If the state write then fails, call {@link syncIndex} with
    * the state that stands.
    */
-  recordEnded(state: ExecutionState, options: { created?: boolean; previousStatus?: string } = {}): Promise<void> {
+  recordEnded(state: ExecutionState, options: WriteKind = {}): Promise<void> {
     const gathered = this.#gathered.get(state.invocationId);
     this.#gathered.delete(state.invocationId);
-    const move = { state, from: gathered?.from ?? (options.created ? 'none' : (options.previousStatus ?? 'unknown')) };
+    const move = { state, from: gathered?.from ?? replacedStatus(options) };
     if (!this.#background) return this.#move(move);
     let stored: () => void = () => undefined;
     const published = new Promise<void>((resolve) => (stored = resolve));

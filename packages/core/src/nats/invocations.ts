@@ -3,17 +3,18 @@
  * timer), waking suspended ones with a resume command, cancelling them. Shared by the
  * client and by running workflows (`ctx.send`, `ctx.invoke`, cancellation of children).
  */
-import { create, toBinary } from '@bufbuild/protobuf';
+import { toBinary } from '@bufbuild/protobuf';
 import { headers } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EngineNames } from '../config.js';
-import { CommandKind, CommandSchema, ExecutionStateSchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
+import { CommandSchema, ExecutionStateSchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { ConflictError, FencedError, InvocationNotFoundError } from '../errors.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
 import type { InvocationGateway, StateStore, WakeTarget } from '../engine/stores.js';
 import { resultSubject } from './result-channel.js';
 import { WAKE_AT } from './timers.js';
+import { resumeCommand } from '../engine/commands.js';
 
 /** The connection and names {@link cancelInvocation} and the gateway work with. */
 export interface ClusterHandles {
@@ -56,13 +57,7 @@ export class NatsInvocationGateway implements InvocationGateway {
 
 /** Queues a resume command: the invocation continues from its journal on a processor. */
 export async function sendResume(cluster: ClusterHandles, target: WakeTarget, messageId: string): Promise<void> {
-  const resume = create(CommandSchema, {
-    invocationId: target.invocationId,
-    handler: target.handler,
-    partitionKey: target.partitionKey,
-    kind: CommandKind.RESUME,
-    submittedAtMs: BigInt(Date.now()),
-  });
+  const resume = resumeCommand(target);
   await cluster.js.publish(`${cluster.names.commandsSubject}.${target.partitionKey}`, toBinary(CommandSchema, resume), { msgID: messageId });
 }
 

@@ -5,15 +5,16 @@
  * timer and redelivers it when due: no processor holds or polls anything meanwhile, and a
  * timer due during an outage fires as soon as a processor is up.
  */
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { headers } from '@nats-io/nats-core';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { EngineNames } from '../config.js';
-import { CommandKind, CommandSchema } from '../gen/durable/durable_pb.js';
+import { CommandSchema } from '../gen/durable/durable_pb.js';
 import { errorMessage } from '../errors.js';
 import type { TimerRequest, TimerScheduler } from '../engine/stores.js';
 import type { Logger } from '../logger.js';
 import { TIMERS_CONSUMER } from './setup.js';
+import { resumeCommand } from '../engine/commands.js';
 
 /** Header of a timer message: when it is due, unix ms. */
 export const WAKE_AT = 'Durable-Wake-At';
@@ -26,13 +27,7 @@ export class NatsTimerScheduler implements TimerScheduler {
   ) {}
 
   async schedule(timer: TimerRequest): Promise<void> {
-    const command = create(CommandSchema, {
-      invocationId: timer.invocationId,
-      handler: timer.handler,
-      partitionKey: timer.partitionKey,
-      kind: CommandKind.RESUME,
-      submittedAtMs: BigInt(Date.now()),
-    });
+    const command = resumeCommand(timer);
     const h = headers();
     h.set(WAKE_AT, String(timer.wakeAtMs));
     await this.js.publish(`${this.names.timersSubject}.${timer.invocationId}`, toBinary(CommandSchema, command), {
