@@ -315,6 +315,9 @@ function laggingFollowers(jsz: unknown): number {
   if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return 0;
   const meta = jsz.meta_cluster;
   if (typeof meta !== 'object' || meta === null || !('replicas' in meta) || !Array.isArray(meta.replicas)) return 0;
+  // Servers from 2.11 list the leader among a follower's replicas: only the leader's list counts.
+  const leader = 'leader' in meta ? meta.leader : undefined;
+  if (meta.replicas.some((r: unknown) => typeof r === 'object' && r !== null && 'name' in r && r.name === leader)) return 0;
   const current = meta.replicas.filter((r: unknown) => typeof r === 'object' && r !== null && 'current' in r && r.current === true);
   return CLUSTER_SIZE - 1 - current.length;
 }

@@ -48,6 +48,8 @@ export interface EngineNames {
   handlersBucket: string;
   /** Key-value bucket of the shared state and lock of each partition key (exclusive workflows). */
   keyedStateBucket: string;
+  /** Key-value bucket of live processors: one heartbeat record each, to share the partitions. */
+  processorsBucket: string;
 }
 
 /**
@@ -78,6 +80,7 @@ export function engineNames(namespace = ''): EngineNames {
     indexSubject: `${lower}index`,
     handlersBucket: `${upper}EXECUTION_HANDLERS`,
     keyedStateBucket: `${upper}KEYED_STATE`,
+    processorsBucket: `${upper}PROCESSORS`,
   };
 }
 

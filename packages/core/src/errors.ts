@@ -23,6 +23,7 @@ export const ErrorCode = {
   Interrupted: 'INTERRUPTED',
   AwakeableNotFound: 'AWAKEABLE_NOT_FOUND',
   Paused: 'PAUSED',
+  Configuration: 'CONFIGURATION',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -195,6 +196,13 @@ export class AttemptsExhaustedError extends TerminalError {
 export class ConnectionError extends DurableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Connection, message, options);
+  }
+}
+
+/** The cluster's resources are set up in a way this version cannot use; the message says what to do. */
+export class ConfigurationError extends DurableError {
+  constructor(message: string) {
+    super(ErrorCode.Configuration, message);
   }
 }
 

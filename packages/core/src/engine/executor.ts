@@ -31,7 +31,17 @@ import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
-import type { AwakeableStore, InvocationGateway, JournalStore, KeyedStateStore, ResultNotifier, StateStore, TimerScheduler } from './stores.js';
+import type {
+  AwakeableStore,
+  InvocationGateway,
+  JournalLog,
+  JournalStore,
+  KeyedStateStore,
+  ResultNotifier,
+  StateStore,
+  TimerScheduler,
+  VersionedState,
+} from './stores.js';
 import type { AnyWorkflow, WorkflowRegistry } from './workflow.js';
 
 /** Options of {@link Executor}. */
@@ -83,7 +93,30 @@ export type ExecutionOutcome =
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
-  | { kind: 'interrupted'; reason: string };
+  | { kind: 'interrupted'; reason: string }
+  /** The invocation exists but its workflow is not registered here: another processor must run it. */
+  | { kind: 'unavailable'; reason: string };
+
+/** What admission found: an outcome already, or an invocation to claim. */
+type Admission = { kind: 'outcome'; outcome: ExecutionOutcome } | Admitted;
+interface Admitted {
+  kind: 'admitted';
+  workflow: AnyWorkflow;
+  /** The state to claim: the one found, or a new one. */
+  state: ExecutionState;
+  found: VersionedState | null;
+  /** Set when admission already created the state (a first delivery). */
+  created?: { state: ExecutionState; revision: number };
+}
+/** An invocation this run owns, ready to run. */
+interface Claimed {
+  kind: 'claimed';
+  state: ExecutionState;
+  revision: number;
+  input: unknown;
+  journal: JournalLog;
+  keyedState: Map<string, Uint8Array> | undefined;
+}
 
 /** Control of one run. */
 export interface ExecuteOptions {
@@ -100,6 +133,11 @@ export interface ExecuteOptions {
    * start command for the same ID is recognised as a duplicate and dropped.
    */
   startSequence?: bigint;
+  /**
+   * How many times the command has been delivered: a run takes over a running invocation
+   * only from a copy delivered more often than the one it runs from.
+   */
+  delivery?: number;
 }
 
 const DEFAULT_INLINE_BYTES = 512 * 1024;
@@ -116,89 +154,131 @@ export class Executor {
     this.#maxAttempts = options.maxAttempts ?? 3;
   }
 
-  /** Runs the invocation a command names, as far as it can go now. */
+  /**
+   * Runs the invocation a command names, as far as it can go now, in four phases: admit
+   * (is there anything to run?), claim (take ownership with a fenced write), run the
+   * workflow, settle (write what the run came to).
+   */
   async execute(command: Command, options: ExecuteOptions = {}): Promise<ExecutionOutcome> {
-    const { states, journals, workflows, logger } = this.#options;
-    const id = command.invocationId;
-    const exclusive = workflows.find(command.handler)?.options.exclusive === true;
+    const admitted = await this.#admit(command, options);
+    if (admitted.kind === 'outcome') return admitted.outcome;
+    const claimed = await this.#claim(admitted, command, options);
+    if (claimed.kind === 'outcome') return claimed.outcome;
+    return this.#runAndSettle(claimed, admitted.workflow, options);
+  }
+
+  /** Decides what the command leads to before anything is written for it. */
+  async #admit(command: Command, options: ExecuteOptions): Promise<Admission> {
+    const { states, workflows } = this.#options;
+    const workflow = workflows.find(command.handler);
     // A command delivered for the first time almost always starts a new invocation: try
     // the create straight away, and read the state only when it already exists. Not for an
     // exclusive workflow: it may have to queue for its key first.
-    const created = options.firstDelivery && !exclusive ? await this.#tryCreate(command, options.startSequence) : undefined;
-    const found = created ? null : await states.get(id);
+    const created = options.firstDelivery && workflow && !workflow.options.exclusive ? await this.#tryCreate(command, options) : undefined;
+    if (created) return { kind: 'admitted', workflow: workflow!, state: created.state, found: null, created };
+    const found = await states.get(command.invocationId);
+    const outcome = this.#refuse(command, found, options);
+    if (outcome) return { kind: 'outcome', outcome: await outcome };
+    const state = found?.state ?? this.#initialState(command, options);
+    const handler = workflows.find(state.handler);
+    if (!handler) {
+      // An invocation that exists waits for a processor that has its workflow (a rolling
+      // deploy); only a new one fails at once.
+      if (found) return { kind: 'outcome', outcome: { kind: 'unavailable', reason: `workflow ${state.handler} is not registered here` } };
+      return { kind: 'outcome', outcome: await this.#end(state, undefined, 'failed', new HandlerNotFoundError(state.handler)) };
+    }
+    if (found?.state.cancelRequested) return { kind: 'outcome', outcome: await this.#end(found.state, found.revision, 'cancelled', new CancelledError()) };
+    if (found?.state.status === 'paused') return { kind: 'outcome', outcome: { kind: 'paused', state: found.state } };
+    if (found?.state.pauseRequested) return { kind: 'outcome', outcome: await this.#pause(found.state, found.revision) };
+    return { kind: 'admitted', workflow: handler, state, found };
+  }
+
+  /** The outcome of a command that must not run its invocation, or undefined when it may. */
+  #refuse(command: Command, found: VersionedState | null, options: ExecuteOptions): Promise<ExecutionOutcome> | ExecutionOutcome | undefined {
     if (found && isTerminal(found.state.status)) {
-      // Its end may not have been followed through (a crash right after the final write).
-      await this.#followUp(found.state);
-      this.#options.notifier?.announce(found.state);
-      return { kind: 'already-ended', state: found.state };
+      return this.#followUp(found.state).then(() => {
+        // Its end may not have been followed through (a crash right after the final write).
+        this.#options.notifier?.announce(found.state);
+        return { kind: 'already-ended', state: found.state } as const;
+      });
     }
     if (found && command.kind === CommandKind.START && isDuplicateStart(found.state, options.startSequence)) {
       return { kind: 'duplicate', state: found.state };
     }
-    // A wake-up for an invocation that is running: taking it over would run its current
-    // step twice. Only the redelivery of the command it runs from takes it over (a crash).
-    if (found?.state.status === 'running' && isAnotherRun(found.state, options.startSequence)) {
-      return { kind: 'busy', state: found.state };
+    if (found?.state.status === 'running') {
+      // A wake-up for an invocation that is running: taking it over would run its current
+      // step twice. Only the redelivery of the command it runs from takes it over (a crash),
+      // and only a copy delivered more often than the one it runs from: an older copy is stale.
+      if (isAnotherRun(found.state, options.startSequence)) return { kind: 'busy', state: found.state };
+      if (options.delivery !== undefined && found.state.runDelivery >= options.delivery) {
+        return { kind: 'fenced', reason: `a stale copy (delivery ${options.delivery}) of the command it runs from (delivery ${found.state.runDelivery})` };
+      }
     }
     // A wake-up for an invocation with no state: never a start (it has no input); its start
     // command, if there is one, creates it and runs it.
-    if (!found && !created && command.kind === CommandKind.RESUME) return { kind: 'dropped', reason: 'a wake-up for an invocation that has no state' };
+    if (!found && command.kind === CommandKind.RESUME) return { kind: 'dropped', reason: 'a wake-up for an invocation that has no state' };
+    return undefined;
+  }
 
-    let state = created?.state ?? found?.state ?? this.#initialState(command, options.startSequence);
-    const workflow = workflows.find(state.handler);
-    if (!workflow) return this.#end(state, found?.revision, 'failed', new HandlerNotFoundError(state.handler));
-
-    if (found?.state.cancelRequested) {
-      return this.#end(found.state, found.revision, 'cancelled', new CancelledError());
-    }
-    if (found?.state.status === 'paused') return { kind: 'paused', state: found.state };
-    if (found?.state.pauseRequested) return this.#pause(found.state, found.revision);
-
+  /**
+   * Takes ownership of the invocation: its key first (exclusive workflows), then a fenced
+   * write of its state that also counts the attempt, then its journal (claimed when the
+   * invocation is taken over from a run that may be stalled rather than dead).
+   */
+  async #claim(admitted: Admitted, command: Command, options: ExecuteOptions): Promise<Claimed | { kind: 'outcome'; outcome: ExecutionOutcome }> {
+    const { states, journals } = this.#options;
+    const { workflow, found, created } = admitted;
+    let state = admitted.state;
     let keyedState: Map<string, Uint8Array> | undefined;
     if (workflow.options.exclusive) {
       const taken = await this.#takeKey(workflow, state, found);
-      if (taken.kind !== 'granted') return taken.outcome;
+      if (taken.kind !== 'granted') return { kind: 'outcome', outcome: taken.outcome };
       keyedState = taken.values;
     }
-
-    let revision: number;
-    try {
-      if (found) {
-        const attempt = found.state.status === 'running' ? found.state.attempt + 1 : 1;
-        if (attempt > this.#maxAttempts) {
-          const reason = new TerminalError(
-            `gave up after ${found.state.attempt} attempts: each run stopped without finishing (processor crash or lost lease)`,
-          );
-          return this.#end(found.state, found.revision, 'failed', reason);
-        }
-        // The inline journal of a suspension is read below, not written again.
-        state = {
-          ...found.state,
-          status: transition(found.state.status, 'running'),
-          attempt,
-          owner: this.#processorId,
-          updatedAtMs: now(),
-          journal: [],
-          journalLastSequence: 0n,
-          runSequence: options.startSequence ?? 0n,
-        };
-        revision = await states.update(state, found.revision, found.state);
-      } else {
-        revision = created?.revision ?? (await states.create(state));
-      }
-    } catch (err) {
-      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
-      throw err;
+    const takeover = found?.state.status === 'running';
+    const attempt = takeover ? found.state.attempt + 1 : 1;
+    if (found && attempt > this.#maxAttempts) {
+      const reason = new TerminalError(
+        `gave up after ${found.state.attempt} attempts: each run stopped without finishing (processor crash or lost lease)`,
+      );
+      return { kind: 'outcome', outcome: await this.#end(found.state, found.revision, 'failed', reason) };
     }
-
+    const written = await this.#fenced(async () => {
+      if (created) return created.revision;
+      if (!found) return states.create(state);
+      // The inline journal of a suspension is read below, not written again.
+      state = {
+        ...found.state,
+        status: transition(found.state.status, 'running'),
+        attempt,
+        owner: this.#processorId,
+        updatedAtMs: now(),
+        journal: [],
+        journalLastSequence: 0n,
+        runSequence: options.startSequence ?? 0n,
+        runDelivery: options.delivery ?? 0,
+      };
+      return states.update(state, found.revision, found.state);
+    });
+    if (typeof written !== 'number') return { kind: 'outcome', outcome: written };
     let input: unknown;
     try {
       input = workflow.input.decode(state.input, 'workflow input');
     } catch (err) {
-      return this.#end(state, revision, 'failed', new TerminalError(errorMessage(err), { cause: err }));
+      return { kind: 'outcome', outcome: await this.#end(state, written, 'failed', new TerminalError(errorMessage(err), { cause: err })) };
     }
+    const journal = await this.#fenced(() =>
+      journals.open(command.invocationId, !found ? { fresh: true } : takeover ? { claim: this.#processorId } : knownJournal(found.state)),
+    );
+    if ('kind' in journal) return { kind: 'outcome', outcome: journal };
+    return { kind: 'claimed', state, revision: written, input, journal, keyedState };
+  }
 
-    const journal = await journals.open(id, found ? knownJournal(found.state) : { fresh: true });
+  /** Runs the workflow from its journal and writes what the run came to. */
+  async #runAndSettle(claimed: Claimed, workflow: AnyWorkflow, options: ExecuteOptions): Promise<ExecutionOutcome> {
+    const { states, logger } = this.#options;
+    const { state, revision, journal, keyedState } = claimed;
+    const id = state.invocationId;
     const ctx = new DurableContext({
       invocationId: id,
       handler: state.handler,
@@ -225,7 +305,7 @@ export class Executor {
     let thrown: unknown;
     let suspended = false;
     try {
-      const run = workflow.handler(ctx, input).then((value) => ({ value }));
+      const run = workflow.handler(ctx, claimed.input).then((value) => ({ value }));
       const result = await Promise.race([run, ctx.suspension.then(() => undefined)]);
       if (result) output = result.value;
       else suspended = true;
@@ -246,13 +326,7 @@ export class Executor {
     }
     if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
-    if (fatal instanceof CancelledError || fatal instanceof PausedError) {
-      // The requester marked the state, so take its revision; the invocation is still ours.
-      const current = await states.get(id);
-      if (!current || current.state.owner !== state.owner) return { kind: 'fenced', reason: 'state changed while stopping' };
-      if (fatal instanceof PausedError) return this.#pause({ ...state, pauseRequested: true }, current.revision);
-      return this.#end({ ...withJournal, cancelRequested: true }, current.revision, 'cancelled', fatal);
-    }
+    if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
     let currentState: Uint8Array;
     try {
@@ -268,6 +342,33 @@ export class Executor {
       logger.warn({ invocation_id: id, err: lateFailure }, `Completed ${id}, but its last journal append failed: ${lateFailure.message}`);
     }
     return ended;
+  }
+
+  /**
+   * A run stopped by a cancel or pause request: the request wrote the state, so the run
+   * builds on the state as it is now (never on its own older copy, which would undo a
+   * request that came after), and a cancel wins over a pause.
+   */
+  async #stopOnRequest(run: ExecutionState, fatal: CancelledError | PausedError): Promise<ExecutionOutcome> {
+    const current = await this.#options.states.get(run.invocationId);
+    if (!current || current.state.owner !== run.owner || current.state.status !== 'running') {
+      return { kind: 'fenced', reason: 'state changed while stopping' };
+    }
+    const journal = { journal: run.journal, journalLength: run.journalLength, journalStream: run.journalStream, journalSubject: run.journalSubject };
+    if (current.state.cancelRequested || fatal instanceof CancelledError) {
+      return this.#end({ ...current.state, ...journal, workflowState: run.workflowState, cancelRequested: true }, current.revision, 'cancelled', new CancelledError());
+    }
+    return this.#pause({ ...current.state, pauseRequested: true }, current.revision);
+  }
+
+  /** Runs a write; a FencedError (someone else owns the invocation now) becomes the `fenced` outcome. */
+  async #fenced<T>(write: () => Promise<T>): Promise<T | { kind: 'fenced'; reason: string }> {
+    try {
+      return await write();
+    } catch (err) {
+      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
+      throw err;
+    }
   }
 
   /**
@@ -324,9 +425,8 @@ export class Executor {
   }
 
   /** Creates the invocation's state if it has none and its workflow exists; undefined otherwise. */
-  async #tryCreate(command: Command, startSequence: bigint | undefined): Promise<{ state: ExecutionState; revision: number } | undefined> {
-    if (!this.#options.workflows.find(command.handler)) return undefined;
-    const state = this.#initialState(command, startSequence);
+  async #tryCreate(command: Command, options: ExecuteOptions): Promise<{ state: ExecutionState; revision: number } | undefined> {
+    const state = this.#initialState(command, options);
     try {
       return { state, revision: await this.#options.states.create(state) };
     } catch (err) {
@@ -336,7 +436,8 @@ export class Executor {
   }
 
   /** The state of an invocation nobody has taken up yet. */
-  #initialState(command: Command, startSequence: bigint | undefined): ExecutionState {
+  #initialState(command: Command, options: ExecuteOptions): ExecutionState {
+    const startSequence = options.startSequence;
     const at = now();
     return create(ExecutionStateSchema, {
       invocationId: command.invocationId,
@@ -354,6 +455,7 @@ export class Executor {
       retryOf: command.retryOf,
       startSequence: startSequence ?? 0n,
       runSequence: startSequence ?? 0n,
+      runDelivery: options.delivery ?? 0,
       ...(command.parent ? { parent: command.parent } : {}),
     });
   }
@@ -382,12 +484,8 @@ export class Executor {
     };
     const { keyed, workflows } = this.#options;
     if (keyed && workflows.find(final.handler)?.options.exclusive) await keyed.apply(final);
-    try {
-      await Promise.all([revision === undefined ? states.create(final) : states.update(final, revision, state), appends]);
-    } catch (err) {
-      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
-      throw err;
-    }
+    const written = await this.#fenced(() => Promise.all([revision === undefined ? states.create(final) : states.update(final, revision, state), appends]));
+    if ('kind' in written) return written;
     if (status === 'completed') {
       logger.info({ invocation_id: final.invocationId, status }, `Execution completed successfully: ${final.invocationId}`);
     } else {
@@ -406,12 +504,8 @@ export class Executor {
   /** Parks the invocation until a resume; it holds no consumer slot meanwhile. */
   async #pause(state: ExecutionState, revision: number): Promise<ExecutionOutcome> {
     const paused: ExecutionState = { ...state, status: transition(state.status, 'paused'), pauseRequested: false, owner: '', attempt: 0, updatedAtMs: now() };
-    try {
-      await this.#options.states.update(paused, revision, state);
-    } catch (err) {
-      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
-      throw err;
-    }
+    const written = await this.#fenced(() => this.#options.states.update(paused, revision, state));
+    if (typeof written !== 'number') return written;
     this.#options.logger.info({ invocation_id: state.invocationId }, `Paused ${state.invocationId}`);
     return { kind: 'paused', state: paused };
   }
@@ -437,12 +531,8 @@ export class Executor {
       currentStepType: '',
       updatedAtMs: now(),
     };
-    try {
-      await this.#options.states.update(waiting, revision, state);
-    } catch (err) {
-      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
-      throw err;
-    }
+    const written = await this.#fenced(() => this.#options.states.update(waiting, revision, state));
+    if (typeof written !== 'number') return written;
     this.#options.logger.info({ invocation_id: state.invocationId }, `Suspended ${state.invocationId}: waiting on a timer or an awakeable`);
     return { kind: 'suspended', state: waiting };
   }

@@ -20,7 +20,7 @@ import type {
   JournalLog,
   JournalStore,
   KeyedStateStore,
-  KnownJournal,
+  OpenJournalOptions,
   OwnerIsLive,
   StateStore,
   VersionedState,
@@ -66,13 +66,17 @@ export class MemoryStateStore implements StateStore {
 /** A JournalStore in memory; `appends` counts durable writes, for tests. */
 export class MemoryJournalStore implements JournalStore {
   readonly #journals = new Map<string, JournalEntry[]>();
+  /** Claims per journal: a log opened before the latest claim may not append. */
+  readonly #claims = new Map<string, number>();
   appends = 0;
 
   /** Sequences are entry counts: the last entry's sequence is the journal's length. */
-  async open(invocationId: string, options: { known?: KnownJournal } = {}): Promise<JournalLog> {
+  async open(invocationId: string, options: OpenJournalOptions = {}): Promise<JournalLog> {
     const stored = options.known?.entries ?? this.#journals.get(invocationId) ?? [];
     const entries = stored.map((e) => clone(JournalEntrySchema, e));
     let expectedLength = options.known?.lastSequence ?? stored.length;
+    if (options.claim !== undefined) this.#claims.set(invocationId, (this.#claims.get(invocationId) ?? 0) + 1);
+    const claim = this.#claims.get(invocationId) ?? 0;
     return {
       entries,
       get lastSequence() {
@@ -80,6 +84,7 @@ export class MemoryJournalStore implements JournalStore {
       },
       append: async (entry: JournalEntry) => {
         const current = this.#journals.get(invocationId) ?? [];
+        if ((this.#claims.get(invocationId) ?? 0) !== claim) throw new FencedError(`journal of ${invocationId} was claimed by another run`);
         if (current.length !== expectedLength) {
           throw new FencedError(`journal of ${invocationId} has ${current.length} entries, expected ${expectedLength}`);
         }

@@ -48,6 +48,20 @@ export interface KnownJournal {
   lastSequence: number;
 }
 
+/** How a journal is opened. */
+export interface OpenJournalOptions {
+  /** The caller has just created the invocation: the journal is empty and nothing is read. */
+  fresh?: boolean;
+  /** The caller holds the whole journal already. */
+  known?: KnownJournal;
+  /**
+   * The caller takes the invocation over from a run that may still be alive (stalled, not
+   * dead): after reading, a claim mark is written, fenced on the last entry read, so that
+   * the earlier run's next append fails. Marks are never returned as entries.
+   */
+  claim?: string;
+}
+
 /** Where journals live. */
 export interface JournalStore {
   /**
@@ -55,7 +69,7 @@ export interface JournalStore {
    * just created the invocation's state) and nothing is read; with `known`, it holds the
    * whole journal already. Either way, appends stay fenced: a wrong guess is a FencedError.
    */
-  open(invocationId: string, options?: { fresh?: boolean; known?: KnownJournal }): Promise<JournalLog>;
+  open(invocationId: string, options?: OpenJournalOptions): Promise<JournalLog>;
   /** Where the entries of an invocation live, for the state's `journal_stream`/`journal_subject`. */
   location(invocationId: string): { stream: string; subject: string };
 }

@@ -3,13 +3,17 @@
  * per entry, each publish fenced on the subject's last sequence. An append costs one
  * replicated write whatever the journal's length.
  */
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, TimeoutError } from '../errors.js';
-import type { JournalLog, JournalStore, KnownJournal } from '../engine/stores.js';
+import type { JournalLog, JournalStore, OpenJournalOptions } from '../engine/stores.js';
 import { isWrongLastSequence } from './state-store.js';
+
+/** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
+const CLAIM_STEP = -1;
+const CLAIM_TYPE = '$claim';
 
 /** How long reading one journal may stall before the read is tried again, ms. */
 const READ_STALL_MS = 3_000;
@@ -27,7 +31,7 @@ export class NatsJournalStore implements JournalStore {
     return { stream: this.names.journalStream, subject: `${this.names.journalSubject}.${invocationId}` };
   }
 
-  async open(invocationId: string, options: { fresh?: boolean; known?: KnownJournal } = {}): Promise<JournalLog> {
+  async open(invocationId: string, options: OpenJournalOptions = {}): Promise<JournalLog> {
     const { subject } = this.location(invocationId);
     const { entries, lastSeq } = options.known
       ? { entries: [...options.known.entries], lastSeq: options.known.lastSequence }
@@ -35,6 +39,15 @@ export class NatsJournalStore implements JournalStore {
         ? { entries: [], lastSeq: 0 }
         : await this.read(invocationId);
     let expected = lastSeq;
+    if (options.claim !== undefined) {
+      const mark = create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request: new TextEncoder().encode(options.claim) });
+      try {
+        expected = (await this.js.publish(subject, toBinary(JournalEntrySchema, mark), { expect: { lastSubjectSequence: expected } })).seq;
+      } catch (err) {
+        if (isWrongLastSequence(err)) throw new FencedError(`journal of ${invocationId} was appended to while it was being claimed`, { cause: err });
+        throw err;
+      }
+    }
     return {
       entries,
       get lastSequence() {
@@ -59,7 +72,9 @@ export class NatsJournalStore implements JournalStore {
   /** Every entry of a journal, and the stream sequence of the last one (0 when empty). */
   async read(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
     const { stream, subject } = this.location(invocationId);
-    const last = await this.jsm.direct.getMessage(stream, { last_by_subj: subject });
+    // From the stream's leader: a replica behind it could hide the last entries, and the run
+    // would replay a short journal, then fail its first append.
+    const last = await this.jsm.streams.getMessage(stream, { last_by_subj: subject });
     if (!last) return { entries: [], lastSeq: 0 };
     for (let tries = 1; ; tries++) {
       try {
@@ -80,7 +95,8 @@ export class NatsJournalStore implements JournalStore {
     try {
       for await (const m of messages) {
         try {
-          entries.push(fromBinary(JournalEntrySchema, m.data));
+          const entry = fromBinary(JournalEntrySchema, m.data);
+          if (entry.stepNumber !== CLAIM_STEP) entries.push(entry);
         } catch (err) {
           throw new DecodeError(`journal entry ${m.seq} of ${subject} is not a durable.JournalEntry`, { cause: err });
         }

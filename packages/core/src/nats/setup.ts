@@ -12,13 +12,14 @@ import {
   StorageType,
   jetstreamManager,
   type JetStreamManager,
+  type ConsumerConfig,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as wait } from 'node:timers/promises';
 import { engineNames, type EngineNames } from '../config.js';
-import { ConnectionError, errorMessage } from '../errors.js';
+import { ConfigurationError, ConnectionError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** Options of {@link setupEngine}. */
@@ -33,6 +34,11 @@ export interface SetupOptions {
   ackWaitSeconds?: number;
   /** Commands in flight at once (the consumer's max ack pending). @default 100 */
   maxConcurrent?: number;
+  /**
+   * Partitions of the command stream, fixed when the stream is created (a processor joining
+   * later reads the stream's own count). @default 16
+   */
+  partitions?: number;
   /** Where the guide's setup lines go. */
   logger?: Logger;
 }
@@ -41,14 +47,36 @@ export interface SetupOptions {
 export interface EngineResources {
   names: EngineNames;
   jsm: JetStreamManager;
+  /** The buckets the engine decides from, read from their stream's leader (read-after-write). */
   stateKv: KV;
   awakeablesKv: KV;
   keyedStateKv: KV;
   replicas: number;
   consumerName: string;
+  /** Partitions of the command stream: partition `p` is consumed by `partitionConsumer(consumerName, p)`. */
+  partitions: number;
+  /** Live processors, one heartbeat record each (see `processor/membership.ts`). */
+  processorsKv: KV;
 }
 
 const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
+
+/** Default number of command partitions. */
+export const DEFAULT_PARTITIONS = 16;
+/** The priority group whose one pinned client owns a partition. */
+export const OWNER_GROUP = 'owner';
+/**
+ * How long a partition's pinned processor may go without pulling before the server pins
+ * another one, ns: a stalled or dead owner loses its partition this soon.
+ */
+const PIN_TIMEOUT_NS = 5 * 1e9;
+/** Most commands of one partition delivered and not yet acknowledged (running or waiting for their key). */
+export const MAX_PARTITION_IN_FLIGHT = 1_000;
+
+/** The durable consumer of partition `p`. */
+export function partitionConsumer(consumerName: string, partition: number): string {
+  return `${consumerName}-p${partition}`;
+}
 
 /** The durable consumer the processors share for timers. */
 export const TIMERS_CONSUMER = 'timers';
@@ -65,16 +93,9 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const jsm = await jetstreamManager(nc);
 
   log?.info('Setting up JetStream streams...');
-  await ensureStream(jsm, {
-    name: names.commandsStream,
-    subjects: [`${names.commandsSubject}.>`],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    num_replicas: replicas,
-    // No max age: an unprocessed command is never dropped by the stream.
-    duplicate_window: DUPLICATE_WINDOW_NS,
-    discard: DiscardPolicy.Old,
-  });
+  // Commands are published on `commands.<key>` and stored on `commands.<partition>.<key>`:
+  // the server maps each key to one partition, and each partition has one owner at a time.
+  const partitions = await ensureCommandsStream(jsm, names, replicas, options.partitions ?? DEFAULT_PARTITIONS);
   await ensureStream(jsm, {
     name: names.journalStream,
     subjects: [`${names.journalSubject}.>`],
@@ -98,10 +119,17 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     num_replicas: replicas,
     duplicate_window: DUPLICATE_WINDOW_NS,
   });
-  await ensureConsumer(jsm, names.commandsStream, consumerName, options);
+  for (let p = 0; p < partitions; p++) {
+    await ensureConsumer(jsm, names.commandsStream, partitionConsumer(consumerName, p), {
+      ackWaitSeconds: options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S,
+      maxAckPending: MAX_PARTITION_IN_FLIGHT,
+      filterSubject: `${names.commandsSubject}.${p}.>`,
+      pinned: true,
+    });
+  }
   // Every pending timer is one unacknowledged message waiting for its redelivery at the
   // due time, so the limit of pending acks is the limit of concurrent sleepers.
-  await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxConcurrent: MAX_TIMERS });
+  await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxAckPending: MAX_TIMERS });
   await ensureIndexResources(nc, jsm, names, replicas);
 
   log?.info('Setting up KV buckets...');
@@ -114,7 +142,55 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const keyedStateKv = await withMetaRetry(`bucket ${names.keyedStateBucket}`, () =>
     new Kvm(nc).create(names.keyedStateBucket, { history: 5, replicas, storage: StorageType.File }),
   );
-  return { names, jsm, stateKv, awakeablesKv, keyedStateKv, replicas, consumerName };
+  // The engine decides from these reads, so they go to each stream's leader: a direct get
+  // may be answered by a replica that has not applied the latest write yet.
+  const kvm = new Kvm(nc);
+  const leaderReads = { allow_direct: false };
+  const processorsKv = await withMetaRetry(`bucket ${names.processorsBucket}`, () =>
+    new Kvm(nc).create(names.processorsBucket, { history: 1, replicas, storage: StorageType.File }),
+  );
+  return {
+    names,
+    jsm,
+    stateKv: await kvm.open(names.stateBucket, leaderReads),
+    awakeablesKv: await kvm.open(names.awakeablesBucket, leaderReads),
+    keyedStateKv: await kvm.open(names.keyedStateBucket, leaderReads),
+    processorsKv,
+    replicas,
+    consumerName,
+    partitions,
+  };
+}
+
+/** Default seconds a delivered command may go without word from its processor. */
+export const DEFAULT_ACK_WAIT_S = 8;
+
+/**
+ * Creates the command stream with `partitions` partitions, or reads the count of the one
+ * that exists (every processor must agree on it, so the stream's own count wins).
+ */
+async function ensureCommandsStream(jsm: JetStreamManager, names: EngineNames, replicas: number, partitions: number): Promise<number> {
+  const source = `${names.commandsSubject}.*`;
+  await ensureStream(jsm, {
+    name: names.commandsStream,
+    // One token after the prefix: a key with a dot is refused at publish, never stored unread.
+    subjects: [source],
+    subject_transform: { src: source, dest: `${names.commandsSubject}.{{partition(${partitions},1)}}.{{wildcard(1)}}` },
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    // No max age: an unprocessed command is never dropped by the stream.
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    discard: DiscardPolicy.Old,
+  });
+  const info = await withMetaRetry(`stream ${names.commandsStream}`, () => jsm.streams.info(names.commandsStream));
+  const count = /\{\{\s*partition\((\d+)/i.exec(info.config.subject_transform?.dest ?? '')?.[1];
+  if (count === undefined) {
+    throw new ConfigurationError(
+      `stream ${names.commandsStream} has no partition mapping (created by an older version): drain it, delete it, and start a processor again`,
+    );
+  }
+  return Number(count);
 }
 
 /**
@@ -154,18 +230,21 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 }
 
 /**
- * Creates the shared durable pull consumer, or brings its ack wait and concurrency to
- * the given values. No max deliver: the processor counts attempts itself and records a
+ * Creates a durable pull consumer, or brings its ack wait and limit of pending acks to the
+ * given values. No max deliver: the processor counts attempts itself and records a
  * failure with its reason, where a server-side limit would drop the command silently.
  */
-async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: SetupOptions): Promise<void> {
-  const ackWait = (options.ackWaitSeconds ?? 30) * NS_PER_S;
-  const maxAckPending = options.maxConcurrent ?? 100;
+async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: ConsumerSettings): Promise<void> {
+  const wanted: Partial<ConsumerConfig> = {
+    ack_wait: options.ackWaitSeconds * NS_PER_S,
+    max_ack_pending: options.maxAckPending,
+    ...(options.pinned ? { priority_groups: [OWNER_GROUP], priority_policy: 'pinned_client' as const, priority_timeout: PIN_TIMEOUT_NS } : {}),
+  };
   await withMetaRetry(`consumer ${name}`, async () => {
     try {
       const info = await jsm.consumers.info(stream, name);
-      if (info.config.ack_wait !== ackWait || info.config.max_ack_pending !== maxAckPending) {
-        await jsm.consumers.update(stream, name, { ack_wait: ackWait, max_ack_pending: maxAckPending });
+      if (info.config.ack_wait !== wanted.ack_wait || info.config.max_ack_pending !== wanted.max_ack_pending) {
+        await jsm.consumers.update(stream, name, wanted);
       }
       return;
     } catch (err) {
@@ -176,14 +255,23 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, name: strin
         durable_name: name,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        ack_wait: ackWait,
         max_deliver: -1,
-        max_ack_pending: maxAckPending,
+        ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
+        ...wanted,
       });
     } catch (err) {
       if (!isAlreadyInUse(err)) throw err;
     }
   });
+}
+
+/** How a durable consumer is set up. */
+interface ConsumerSettings {
+  ackWaitSeconds: number;
+  maxAckPending: number;
+  filterSubject?: string;
+  /** One pinned client at a time (a partition's owner), see {@link OWNER_GROUP}. */
+  pinned?: boolean;
 }
 
 /**

@@ -1,16 +1,26 @@
 /**
- * The processor: pulls commands from the shared durable consumer and runs them through
- * the executor, commands of one partition key in order and up to `maxConcurrent` at once.
+ * The processor: owns some partitions of the command stream and runs their commands
+ * through the executor, commands of one partition key in order and up to `maxConcurrent`
+ * at once.
  *
- * A command is acknowledged only once its invocation has ended (or was found ended);
- * while it runs, the processor tells the server it is still working on it, so a live
- * invocation is never redelivered and a crashed processor's invocations come back after
- * the ack wait. A command that cannot be decoded is moved to the dead-letter stream.
+ * The work is shared by partition. The command stream maps each key to one of its
+ * partitions; each partition has a durable consumer whose owner group pins one client at a
+ * time, so one processor receives a partition's commands. Live processors agree on who
+ * should own which partition from their heartbeat records (`membership.ts`); a processor
+ * that joins takes its share within seconds, one that leaves or dies has its partitions
+ * taken over once its record expires and the server unpins it.
+ *
+ * A command is acknowledged only once its run has finished (ended, suspended, queued or
+ * found done); while it runs or waits for its key, the processor tells the server it is
+ * still working on it, so a live processor's commands are never redelivered and a crashed
+ * processor's come back after the ack wait. A command that cannot be decoded is moved to
+ * the dead-letter stream.
  */
 import { fromBinary } from '@bufbuild/protobuf';
 import { headers } from '@nats-io/nats-core';
-import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, type EngineNames } from '../config.js';
@@ -21,7 +31,7 @@ import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
 import { createLogger, type Logger } from '../logger.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
-import { setupEngine } from '../nats/setup.js';
+import { DEFAULT_ACK_WAIT_S, MAX_PARTITION_IN_FLIGHT, partitionConsumer, setupEngine, type EngineResources } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
 import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
@@ -29,7 +39,9 @@ import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
-import { PartitionQueue } from './partition-queue.js';
+import { Membership } from './membership.js';
+import { PartitionLane, type Disposition, type LaneHandler } from './partition-lane.js';
+import { Slots } from './slots.js';
 
 /** Options of {@link Processor.start}. */
 export interface ProcessorOptions {
@@ -47,14 +59,16 @@ export interface ProcessorOptions {
   consumerName?: string;
   /** Commands in flight at once. @default 100 */
   maxConcurrent?: number;
-  /** Seconds a delivered command may go without word from its processor before it is redelivered. @default 30 */
+  /** Seconds a delivered command may go without word from its processor before it is redelivered. @default 8 */
   ackWaitSeconds?: number;
   /** Runs an invocation may take without finishing before it fails with the reason. @default 3 */
   maxAttempts?: number;
   /** Replicas of streams and buckets. @default 3 on a cluster, 1 on a single server */
   replicas?: number;
-  /** Recorded as the owner of running invocations. @default `<hostname>-<pid>` */
+  /** Recorded as the owner of running invocations. @default `<hostname>-<pid>-<random>` */
   processorId?: string;
+  /** Partitions of the command stream when this processor creates it. @default 16 */
+  partitions?: number;
 }
 
 /** Options of {@link Processor.stop}. */
@@ -63,44 +77,57 @@ export interface StopOptions {
   graceMs?: number;
 }
 
-/** Delay before a wake-up for an invocation running from another command is delivered again, ms. */
+/** Delay before a wake-up for an invocation running from another command is tried again, ms. */
 const BUSY_RETRY_MS = 250;
 
-/** Delay before a command whose run hit an infrastructure error is delivered again, ms. */
+/** Delay before a command whose run hit an infrastructure error is tried again, ms. */
 const RETRY_DELAY_MS = 2_000;
+
+/** How long a partition given up to another processor lets its running invocations finish, ms. */
+const HANDOVER_GRACE_MS = 10_000;
 
 /** A running processor. */
 export class Processor {
   readonly consumerName: string;
   readonly #options: ProcessorOptions;
+  readonly #resources: EngineResources;
   readonly #names: EngineNames;
   readonly #js: JetStreamClient;
   readonly #executor: Executor;
+  readonly #workflows: WorkflowRegistry;
   readonly #logger: Logger;
   readonly #ackWaitMs: number;
-  readonly #queue = new PartitionQueue<JsMsg>();
-  readonly #running = new Map<string, Promise<void>>();
+  readonly #slots: Slots;
+  readonly #lanes = new Map<number, PartitionLane>();
+  /** Lanes being given up, until their running invocations have finished. */
+  readonly #leaving = new Set<Promise<void>>();
   readonly #stopping = new AbortController();
-  #messages: ConsumerMessages | undefined;
+  #membership: Membership | undefined;
   #timers: TimerService | undefined;
   #index: ExecutionIndex | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
   /** Per running invocation, aborts its run with a CancelledError. */
   readonly #cancels = new Map<string, AbortController>();
   #cancelRequests: Subscription | undefined;
-  #loop: Promise<void> = Promise.resolve();
+  /** Workflows this processor lacks, each reported once. */
+  readonly #missing = new Set<string>();
 
-  private constructor(options: ProcessorOptions, names: EngineNames, executor: Executor, logger: Logger) {
+  private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger) {
     this.#options = options;
-    this.#names = names;
+    this.#resources = resources;
+    this.#names = resources.names;
     this.#executor = executor;
+    this.#workflows = workflows;
     this.#logger = logger;
     this.#js = jetstream(options.nc);
-    this.consumerName = options.consumerName ?? 'processor-1';
-    this.#ackWaitMs = (options.ackWaitSeconds ?? 30) * 1_000;
+    this.consumerName = resources.consumerName;
+    this.#ackWaitMs = (options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S) * 1_000;
+    this.#slots = new Slots(options.maxConcurrent ?? 100);
   }
 
   /**
-   * Creates the streams, bucket and consumer where missing and starts consuming.
+   * Creates the streams, buckets and consumers where missing, joins the processors and
+   * starts consuming its share of the partitions.
    *
    * @example
    * const processor = await Processor.start({ nc, workflows: [helloWorkflow], services });
@@ -110,7 +137,7 @@ export class Processor {
     const logger = options.logger ?? createLogger({ name: 'processor' });
     const resources = await setupEngine(options.nc, {
       logger,
-      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent']),
+      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent', 'partitions']),
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
@@ -118,6 +145,7 @@ export class Processor {
     const states = new NatsStateStore(resources.stateKv, index);
     // Known to the stats from the start, with 0 until their first invocation.
     await registerWorkflows(options.nc, resources.names, workflows.names());
+    const processorId = options.processorId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const executor = new Executor({
       workflows,
       states,
@@ -129,15 +157,18 @@ export class Processor {
       awakeables: new NatsAwakeableStore(resources.awakeablesKv),
       invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
       keyed: new NatsKeyedStateStore(resources.keyedStateKv),
-      processorId: options.processorId ?? `${hostname()}-${process.pid}`,
+      processorId,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });
-    const processor = new Processor(options, resources.names, executor, logger);
+    const processor = new Processor(options, resources, executor, workflows, logger);
     processor.#index = index;
     processor.#timers = new TimerService(js, resources.names, logger);
     await processor.#timers.start();
     processor.#listenForCancels();
-    await processor.#consume();
+    processor.#membership = await Membership.join(resources.processorsKv, processorId, workflows.names(), logger);
+    processor.#membership.onChange(() => processor.#rebalance());
+    processor.#heartbeat = setInterval(() => processor.#keepAlive(), Math.max(500, processor.#ackWaitMs / 4));
+    await processor.#rebalance();
     logger.info({ consumer: processor.consumerName }, `Processor started, consuming from ${processor.consumerName}`);
     return processor;
   }
@@ -148,34 +179,106 @@ export class Processor {
    * from then on, listings and stats include them.
    */
   async indexed(): Promise<void> {
-    await Promise.allSettled([...this.#running.values()]);
+    await Promise.allSettled([...this.#lanes.values()].map((lane) => lane.idle()));
     await this.#index?.settled();
   }
 
   /** Invocations running now. */
   get running(): number {
-    return this.#running.size;
+    let running = 0;
+    for (const lane of this.#lanes.values()) running += lane.running;
+    return running;
+  }
+
+  /** The partitions this processor owns now. */
+  get partitions(): number[] {
+    return [...this.#lanes.keys()].sort((a, b) => a - b);
   }
 
   /**
    * Stops pulling commands, lets running invocations reach their next step boundary, and
-   * hands back the commands it holds so they are delivered again at once.
+   * hands back the commands it holds so they are delivered again at once; its partitions
+   * go to the other processors.
    */
   async stop(options: StopOptions = {}): Promise<void> {
-    if (this.#stopping.signal.aborted) return this.#loop;
+    if (this.#stopping.signal.aborted) return;
     this.#stopping.abort();
-    this.#messages?.stop();
+    this.#slots.close();
     this.#cancelRequests?.unsubscribe();
+    await this.#membership?.leave();
     await this.#timers?.stop();
-    for (const msg of this.#queue.drainWaiting()) msg.nak();
-    const grace = wait(options.graceMs ?? 10_000, 'timeout' as const);
-    const settled = Promise.allSettled([...this.#running.values()]).then(() => 'done' as const);
-    if ((await Promise.race([settled, grace])) === 'timeout') {
-      this.#logger.warn(`${this.#running.size} invocations did not reach a step boundary in time; they will be redelivered`);
-    }
-    await this.#loop;
+    let late = 0;
+    const lanes = [...this.#lanes.values()];
+    this.#lanes.clear();
+    await Promise.all([
+      ...lanes.map((lane) => lane.stop(options.graceMs ?? 10_000, (running) => (late += running))),
+      ...this.#leaving,
+    ]);
+    clearInterval(this.#heartbeat);
+    if (late > 0) this.#logger.warn(`${late} invocations did not reach a step boundary in time; they will be redelivered`);
     // Index writes run in the background: let them land before the connection goes.
     await this.#index?.settled();
+  }
+
+  /** Takes the partitions assigned to this processor and gives up the others. */
+  async #rebalance(): Promise<void> {
+    if (this.#stopping.signal.aborted || !this.#membership) return;
+    const wanted = this.#membership.assigned(this.#resources.partitions);
+    for (const [partition, lane] of this.#lanes) {
+      if (wanted.has(partition)) continue;
+      this.#lanes.delete(partition);
+      const leaving = lane.stop(HANDOVER_GRACE_MS).finally(() => this.#leaving.delete(leaving));
+      this.#leaving.add(leaving);
+    }
+    const added: number[] = [];
+    for (const partition of wanted) {
+      if (this.#lanes.has(partition)) continue;
+      const lane = await this.#lane(partition);
+      if (this.#stopping.signal.aborted) break;
+      this.#lanes.set(partition, lane);
+      added.push(partition);
+    }
+    if (added.length > 0) {
+      this.#logger.debug({ partitions: this.partitions }, `Owning partitions ${this.partitions.join(', ')}`);
+    }
+  }
+
+  async #lane(partition: number): Promise<PartitionLane> {
+    const name = partitionConsumer(this.consumerName, partition);
+    const lane = new PartitionLane({
+      partition,
+      stream: this.#names.commandsStream,
+      consumerName: name,
+      consumer: await this.#js.consumers.get(this.#names.commandsStream, name),
+      subjectPrefix: `${this.#names.commandsSubject}.${partition}`,
+      jsm: this.#resources.jsm,
+      handler: this.#laneHandler,
+      logger: this.#logger,
+      maxMessages: MAX_PARTITION_IN_FLIGHT,
+      retryDelayMs: () => RETRY_DELAY_MS,
+    });
+    await lane.start();
+    return lane;
+  }
+
+  readonly #laneHandler: LaneHandler = {
+    decode: (msg) => {
+      try {
+        return { key: decodeCommand(msg.data).partitionKey };
+      } catch (err) {
+        void this.#deadLetter(msg, errorMessage(err));
+        return undefined;
+      }
+    },
+    // It decoded when it arrived; decoding again is cheaper than keeping both around.
+    run: (msg) => this.#run(msg, decodeCommand(msg.data)),
+    slot: () => this.#slots.acquire(),
+    release: () => this.#slots.release(),
+  };
+
+  /** Tells the server every command held here, running or waiting for its key, is still being worked on. */
+  #keepAlive(): void {
+    for (const lane of this.#lanes.values()) for (const msg of lane.held()) msg.working();
   }
 
   /** A cancel or pause request for an invocation running here stops it at its next step boundary. */
@@ -188,61 +291,17 @@ export class Processor {
     });
   }
 
-  async #consume(): Promise<void> {
-    const consumer = await this.#js.consumers.get(this.#names.commandsStream, this.consumerName);
-    const messages = await consumer.consume({ max_messages: this.#options.maxConcurrent ?? 100 });
-    this.#messages = messages;
-    this.#loop = (async () => {
-      for await (const msg of messages) this.#receive(msg);
-    })().catch((err: unknown) => {
-      if (!this.#stopping.signal.aborted) this.#logger.error({ err }, `Stopped consuming commands: ${errorMessage(err)}`);
-    });
-  }
-
-  #receive(msg: JsMsg): void {
-    let command: Command;
-    try {
-      command = decodeCommand(msg.data);
-    } catch (err) {
-      void this.#deadLetter(msg, errorMessage(err));
-      return;
+  async #run(msg: JsMsg, command: Command): Promise<Disposition> {
+    if (!this.#workflows.find(command.handler) && this.#membership?.someoneRuns(command.handler)) {
+      // A rolling deploy: another processor has this workflow. The command waits, its key
+      // with it, until the partition moves to a processor that has it.
+      this.#reportMissing(command.handler, 'another processor has it');
+      return 'retry';
     }
-    const key = command.partitionKey;
-    if (this.#queue.enqueue(key, msg)) this.#start(key, msg, command);
-  }
-
-  #start(key: string, msg: JsMsg, command: Command): void {
-    const id = command.invocationId;
-    const run = this.#run(msg, command)
-      .catch((err: unknown) => {
-        this.#logger.error({ err, invocation_id: id }, `Run of ${id} failed, retrying in ${RETRY_DELAY_MS / 1000} s: ${errorMessage(err)}`);
-        msg.nak(RETRY_DELAY_MS);
-      })
-      .finally(() => {
-        this.#running.delete(msg.info.streamSequence.toString());
-        const next = this.#queue.next(key);
-        if (next === undefined) return;
-        if (this.#stopping.signal.aborted) {
-          next.nak();
-          for (let more = this.#queue.next(key); more; more = this.#queue.next(key)) more.nak();
-          return;
-        }
-        this.#startDecoded(key, next);
-      });
-    this.#running.set(msg.info.streamSequence.toString(), run);
-  }
-
-  #startDecoded(key: string, msg: JsMsg): void {
-    // It decoded when it arrived; decoding again is cheaper than keeping both around.
-    this.#start(key, msg, decodeCommand(msg.data));
-  }
-
-  async #run(msg: JsMsg, command: Command): Promise<void> {
     this.#logger.info(
       { invocation_id: command.invocationId, handler: command.handler, service: command.service },
       `Processing command: invocation_id=${command.invocationId} handler=${command.handler} service=${command.service}`,
     );
-    const heartbeat = setInterval(() => msg.working(), Math.max(1_000, this.#ackWaitMs / 3));
     const cancel = new AbortController();
     this.#cancels.set(command.invocationId, cancel);
     let outcome: ExecutionOutcome;
@@ -251,57 +310,64 @@ export class Processor {
         signal: AbortSignal.any([this.#stopping.signal, cancel.signal]),
         firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
         startSequence: BigInt(msg.seq),
+        delivery: msg.info.deliveryCount,
       });
+    } catch (err) {
+      this.#logger.error({ err, invocation_id: command.invocationId }, `Run of ${command.invocationId} failed, retrying in ${RETRY_DELAY_MS / 1000} s: ${errorMessage(err)}`);
+      return 'retry';
     } finally {
-      clearInterval(heartbeat);
       this.#cancels.delete(command.invocationId);
     }
     switch (outcome.kind) {
       case 'ended':
-        msg.ack();
-        return;
+      case 'suspended':
+      case 'paused':
+      case 'queued':
+        return 'ack';
       case 'already-ended':
         // Its index entry may lag if a processor stopped right after the final write.
         await this.#index?.syncIndex(outcome.state).catch(() => undefined);
         this.#logger.info({ invocation_id: command.invocationId }, `Invocation ${command.invocationId} already ${outcome.state.status}; not run again`);
-        msg.ack();
-        return;
-      case 'suspended':
-      case 'paused':
-      case 'queued':
-        msg.ack();
-        return;
+        return 'ack';
       case 'busy':
         // Running from another command: once it suspends or ends, this wake-up finds it so.
-        msg.nak(BUSY_RETRY_MS);
-        return;
+        await wait(BUSY_RETRY_MS);
+        return 'retry';
       case 'dropped':
         this.#logger.debug({ invocation_id: command.invocationId }, `Dropped a command for ${command.invocationId}: ${outcome.reason}`);
-        msg.ack();
-        return;
+        return 'ack';
       case 'duplicate':
         this.#logger.warn(
           { invocation_id: command.invocationId, seq: msg.seq },
           `Dropped a second start command for ${command.invocationId}: the invocation exists (${outcome.state.status})`,
         );
-        msg.ack();
-        return;
+        return 'ack';
       case 'fenced':
         // Another processor holds the invocation and will acknowledge the command.
         this.#logger.warn({ invocation_id: command.invocationId }, `Abandoned ${command.invocationId}: ${outcome.reason}`);
-        return;
+        return 'abandon';
       case 'interrupted':
         this.#logger.info({ invocation_id: command.invocationId }, `Stopped ${command.invocationId} at a step boundary: ${outcome.reason}`);
-        msg.nak(this.#stopping.signal.aborted ? 0 : RETRY_DELAY_MS);
-        return;
+        return this.#stopping.signal.aborted ? 'handback' : 'retry';
+      case 'unavailable':
+        this.#reportMissing(command.handler, outcome.reason);
+        return 'retry';
     }
+  }
+
+  /** Says once per workflow that its commands wait here for a processor that has it. */
+  #reportMissing(handler: string, reason: string): void {
+    if (this.#missing.has(handler)) return;
+    this.#missing.add(handler);
+    this.#logger.warn({ handler }, `Workflow ${handler} is not registered on this processor (${reason}); its commands wait for one that has it`);
   }
 
   /** Keeps an undecodable command where an operator can see it, then takes it out of the work queue. */
   async #deadLetter(msg: JsMsg, reason: string): Promise<void> {
     const h = headers();
     h.set('Durable-Reason', reason);
-    h.set('Durable-Original-Subject', msg.subject);
+    // Stored on `<commands>.<partition>.<key>`, published on `<commands>.<key>`: the latter is what its sender used.
+    h.set('Durable-Original-Subject', `${this.#names.commandsSubject}.${msg.subject.split('.').pop() ?? ''}`);
     h.set('Durable-Original-Sequence', String(msg.seq));
     const tail = msg.subject.split('.').pop() ?? 'unknown';
     try {

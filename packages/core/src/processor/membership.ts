@@ -1,0 +1,148 @@
+/**
+ * Who is alive, and which partitions each processor should own. Every processor writes a
+ * heartbeat record to the `PROCESSORS` bucket every {@link HEARTBEAT_MS} and watches the
+ * others'; a record not renewed for {@link EXPIRY_MS} is a processor gone. Each partition
+ * goes to the live processor that ranks highest for it (rendezvous hashing), so a join or a
+ * leave moves only the partitions that must move, and every processor computes the same
+ * assignment without talking to the others.
+ *
+ * The assignment only says who should pull a partition; who may run its commands is the
+ * server's call (one pinned client per partition consumer), so two processors that briefly
+ * disagree never both receive the partition's commands.
+ */
+import { createHash } from 'node:crypto';
+import { setTimeout as wait } from 'node:timers/promises';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { Logger } from '../logger.js';
+import { errorMessage } from '../errors.js';
+
+/** How often a processor renews its record, ms. */
+export const HEARTBEAT_MS = 2_000;
+/** A record not renewed for this long is a processor gone, ms. */
+export const EXPIRY_MS = 6_000;
+
+/** What a processor says of itself in its record. */
+interface MemberRecord {
+  workflows: string[];
+}
+
+/** A processor's view of the live processors. */
+export class Membership {
+  readonly #kv: KV;
+  readonly #self: string;
+  readonly #record: Uint8Array;
+  readonly #logger: Logger;
+  /** Live processors: when their record was last seen renewed (this process's clock). */
+  readonly #seen = new Map<string, { at: number; workflows: string[] }>();
+  readonly #listeners = new Set<() => void>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #watch: { stop(): void } | undefined;
+  #lastMembers = '';
+
+  private constructor(kv: KV, self: string, workflows: string[], logger: Logger) {
+    this.#kv = kv;
+    this.#self = self;
+    this.#logger = logger;
+    this.#record = new TextEncoder().encode(JSON.stringify({ workflows } satisfies MemberRecord));
+  }
+
+  /** Writes this processor's record and follows everyone's. */
+  static async join(kv: KV, self: string, workflows: string[], logger: Logger): Promise<Membership> {
+    const membership = new Membership(kv, self, workflows, logger);
+    await kv.put(self, membership.#record);
+    membership.#seen.set(self, { at: performance.now(), workflows });
+    const watch = await kv.watch();
+    membership.#watch = watch;
+    let caughtUp: () => void = () => undefined;
+    const initial = new Promise<void>((resolve) => (caughtUp = resolve));
+    void (async () => {
+      for await (const entry of watch) {
+        // Records left by processors that died long ago are not taken for live ones.
+        if (entry.operation !== 'PUT' || Date.now() - entry.created.getTime() < EXPIRY_MS) membership.#observe(entry);
+        if (entry.delta === 0) caughtUp();
+      }
+    })().catch(() => undefined);
+    // The others' records first, so the first assignment is not "everything is mine".
+    await Promise.race([initial, wait(2_000)]);
+    membership.#heartbeat = setInterval(() => membership.#renew(), HEARTBEAT_MS);
+    return membership;
+  }
+
+  /** Called whenever the set of live processors may have changed. */
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener);
+  }
+
+  /** Live processors, this one included, sorted. */
+  members(): string[] {
+    const now = performance.now();
+    for (const [id, seen] of this.#seen) if (id !== this.#self && now - seen.at > EXPIRY_MS) this.#seen.delete(id);
+    return [...this.#seen.keys()].sort();
+  }
+
+  /** True when some live processor (this one included) runs the workflow. */
+  someoneRuns(workflow: string): boolean {
+    this.members();
+    for (const seen of this.#seen.values()) if (seen.workflows.includes(workflow)) return true;
+    return false;
+  }
+
+  /** The partitions (of `count`) this processor should own now. */
+  assigned(count: number): Set<number> {
+    const members = this.members();
+    const mine = new Set<number>();
+    for (let p = 0; p < count; p++) if (owner(members, p) === this.#self) mine.add(p);
+    return mine;
+  }
+
+  /** Removes this processor's record, so the others take its partitions at once. */
+  async leave(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    this.#watch?.stop();
+    await this.#kv.delete(this.#self).catch(() => undefined);
+  }
+
+  #renew(): void {
+    this.#kv.put(this.#self, this.#record).catch((err: unknown) => {
+      this.#logger.debug({ err }, `Could not renew processor record: ${errorMessage(err)}`);
+    });
+    // Expiries are noticed on the clock, not by a message.
+    this.#changed();
+  }
+
+  #observe(entry: KvWatchEntry): void {
+    if (entry.operation !== 'PUT') {
+      if (entry.key !== this.#self) this.#seen.delete(entry.key);
+    } else {
+      let workflows: string[] = [];
+      try {
+        workflows = (JSON.parse(entry.string()) as MemberRecord).workflows ?? [];
+      } catch {
+        // A record this version cannot read still counts as a live processor.
+      }
+      this.#seen.set(entry.key, { at: performance.now(), workflows });
+    }
+    this.#changed();
+  }
+
+  #changed(): void {
+    const members = this.members().join(',');
+    if (members === this.#lastMembers) return;
+    this.#lastMembers = members;
+    for (const listener of this.#listeners) listener();
+  }
+}
+
+/** The member that ranks highest for a partition (rendezvous hashing). */
+export function owner(members: readonly string[], partition: number): string | undefined {
+  let best: string | undefined;
+  let bestScore = '';
+  for (const member of members) {
+    const score = createHash('sha1').update(`${member}/${partition}`).digest('hex');
+    if (best === undefined || score > bestScore) {
+      best = member;
+      bestScore = score;
+    }
+  }
+  return best;
+}

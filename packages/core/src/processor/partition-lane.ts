@@ -1,0 +1,308 @@
+/**
+ * One partition of the command stream, owned by this processor: pulls its consumer as the
+ * one pinned client of the owner group, and starts the commands of each partition key one
+ * at a time, in stream order, the next only once the one before it has finished its run.
+ *
+ * Order across owners. When a partition changes hands, commands the previous owner had
+ * received and not acknowledged come back only after their ack wait (or at once, if it
+ * handed them back), later than newer commands of the same keys. So a new owner starts a
+ * command only once it knows no older command of its key is outstanding elsewhere: until
+ * the partition is *settled* (every command stored before this owner's first delivery is
+ * held here or gone, see {@link PartitionLane.#settle}) each start first asks the stream
+ * leader for the oldest stored command of its key. Once settled, nothing older than what
+ * this owner holds can exist, and starts cost no read.
+ */
+import type { Consumer, ConsumerMessages, JetStreamManager, JsMsg, MsgRequest, NextMsgRequest } from '@nats-io/jetstream';
+import { setTimeout as wait } from 'node:timers/promises';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { OWNER_GROUP } from '../nats/setup.js';
+
+/** What became of a command the lane started. */
+export type Disposition =
+  /** Finished: acknowledged, the key goes on. */
+  | 'ack'
+  /** Not now (an infrastructure error, or its invocation is busy): kept first in its key's line and tried again. */
+  | 'retry'
+  /** Another processor has it: forgotten here, neither acknowledged nor handed back. */
+  | 'abandon'
+  /** The processor is stopping: handed back for immediate redelivery. */
+  | 'handback';
+
+/** How a lane runs what it starts. */
+export interface LaneHandler {
+  /** Decodes a message; undefined when it is not a command (the handler dealt with it). */
+  decode(msg: JsMsg): { key: string } | undefined;
+  /** Runs one command, its key's previous one finished. */
+  run(msg: JsMsg): Promise<Disposition>;
+  /** Waits for a free run slot; resolves false when the processor stops. */
+  slot(): Promise<boolean>;
+  /** Gives a run slot back. */
+  release(): void;
+}
+
+/** Options of a {@link PartitionLane}. */
+export interface LaneOptions {
+  partition: number;
+  stream: string;
+  consumer: Consumer;
+  consumerName: string;
+  /** Stored subjects of the partition are `<subjectPrefix>.<key>`. */
+  subjectPrefix: string;
+  jsm: JetStreamManager;
+  handler: LaneHandler;
+  logger: Logger;
+  /** Most commands pulled and not yet acknowledged. */
+  maxMessages: number;
+  /** How long a command waits before it is tried again after a `retry`, ms. */
+  retryDelayMs: (msg: JsMsg) => number;
+}
+
+/** Delay before an unsettled partition's blocked keys are looked at again, ms. */
+const RECHECK_MS = 500;
+
+/** One owned partition. */
+export class PartitionLane {
+  readonly partition: number;
+  readonly #o: LaneOptions;
+  /** Commands waiting, per key, in stream order. */
+  readonly #waiting = new Map<string, JsMsg[]>();
+  /** The command running (or being started) per key. */
+  readonly #running = new Map<string, JsMsg>();
+  readonly #runs = new Set<Promise<void>>();
+  #messages: ConsumerMessages | undefined;
+  #stopped = false;
+  /** Stream sequences up to this were delivered before this owner's session: possibly elsewhere. */
+  #sessionFloor: number | undefined;
+  #settled = false;
+  #settling = false;
+  /** Commands of this session finished here whose acks may not have reached the stream yet. */
+  readonly #finished = new Set<number>();
+  #recheck: NodeJS.Timeout | undefined;
+
+  constructor(options: LaneOptions) {
+    this.partition = options.partition;
+    this.#o = options;
+  }
+
+  /** Starts pulling. */
+  async start(): Promise<void> {
+    const messages = await this.#o.consumer.consume({ group: OWNER_GROUP, max_messages: this.#o.maxMessages, expires: 2_000 });
+    this.#messages = messages;
+    void (async () => {
+      for await (const status of messages.status()) {
+        if (status.type === 'consumer_unpinned') this.#lostPin();
+      }
+    })().catch(() => undefined);
+    void (async () => {
+      for await (const msg of messages) this.#receive(msg);
+    })().catch((err: unknown) => {
+      if (!this.#stopped) this.#o.logger.error({ err, partition: this.partition }, `Stopped consuming partition ${this.partition}: ${errorMessage(err)}`);
+    });
+  }
+
+  /** Every command held here, for heartbeats. */
+  *held(): Iterable<JsMsg> {
+    yield* this.#running.values();
+    for (const line of this.#waiting.values()) yield* line;
+  }
+
+  /** Commands running now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Stops pulling, hands the waiting commands back, lets the running ones finish (up to
+   * `graceMs`), then unpins the partition so its next owner is served at once.
+   */
+  async stop(graceMs: number, onTimeout?: (running: number) => void): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#recheck);
+    this.#messages?.stop();
+    for (const line of this.#waiting.values()) for (const msg of line) msg.nak();
+    this.#waiting.clear();
+    const settled = Promise.allSettled([...this.#runs]).then(() => true);
+    if (!(await Promise.race([settled, wait(graceMs, false)]))) onTimeout?.(this.#running.size);
+    await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
+  }
+
+  /** Resolves once the runs in progress have finished. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.#runs]);
+  }
+
+  #receive(msg: JsMsg): void {
+    if (this.#stopped) {
+      msg.nak();
+      return;
+    }
+    const decoded = this.#o.handler.decode(msg);
+    if (!decoded) return;
+    if (this.#sessionFloor === undefined) this.#beginSession();
+    const line = this.#waiting.get(decoded.key) ?? [];
+    const at = line.findIndex((m) => m.seq >= msg.seq);
+    if (at >= 0 && line[at]!.seq === msg.seq) line[at] = msg; // a redelivery: its newest copy answers
+    else if (this.#running.get(decoded.key)?.seq === msg.seq) return; // running here: the old copy is heartbeated
+    else line.splice(at < 0 ? line.length : at, 0, msg);
+    this.#waiting.set(decoded.key, line);
+    void this.#pump(decoded.key);
+  }
+
+  /** This processor is the partition's owner from now on: note what was delivered before. */
+  #beginSession(): void {
+    this.#sessionFloor = Number.MAX_SAFE_INTEGER; // until the consumer says, nothing is settled
+    this.#settled = false;
+    void this.#o.jsm.consumers
+      .info(this.#o.stream, this.#o.consumerName)
+      .then((info) => {
+        this.#sessionFloor = info.delivered.stream_seq;
+        void this.#settle();
+      })
+      .catch(() => {
+        this.#sessionFloor = undefined; // asked again on the next delivery
+      });
+  }
+
+  /** The server gave the partition to another processor: what waits here is theirs now. */
+  #lostPin(): void {
+    this.#o.logger.info({ partition: this.partition }, `Partition ${this.partition} moved to another processor`);
+    this.#waiting.clear();
+    this.#sessionFloor = undefined;
+    this.#settled = false;
+    this.#finished.clear();
+  }
+
+  /**
+   * Settles the partition: walks the stream's stored commands of this partition up to the
+   * session floor; each must be held here or finished here. One that is not (held by the
+   * previous owner, or handed back and not yet redelivered) leaves the partition unsettled
+   * until it comes back or goes away.
+   */
+  async #settle(): Promise<void> {
+    if (this.#settled || this.#settling || this.#sessionFloor === undefined) return;
+    this.#settling = true;
+    try {
+      const floor = this.#sessionFloor;
+      let from = 0;
+      for (;;) {
+        const next = await this.#oldest(`${this.#o.subjectPrefix}.>`, from);
+        if (next === undefined || next > floor) break;
+        if (!this.#holds(next)) {
+          this.#scheduleRecheck();
+          return;
+        }
+        from = next + 1;
+      }
+      this.#settled = true;
+      for (const key of this.#waiting.keys()) void this.#pump(key);
+    } catch (err) {
+      this.#o.logger.debug({ err, partition: this.partition }, `Could not settle partition ${this.partition}: ${errorMessage(err)}`);
+      this.#scheduleRecheck();
+    } finally {
+      this.#settling = false;
+    }
+  }
+
+  #scheduleRecheck(): void {
+    if (this.#stopped || this.#recheck) return;
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      if (!this.#settled) void this.#settle();
+      for (const key of this.#waiting.keys()) void this.#pump(key);
+    }, RECHECK_MS);
+  }
+
+  #holds(seq: number): boolean {
+    if (this.#finished.has(seq)) return true;
+    for (const msg of this.held()) if (msg.seq === seq) return true;
+    return false;
+  }
+
+  /** Starts the next command of a key when it may go. */
+  async #pump(key: string): Promise<void> {
+    if (this.#stopped || this.#running.has(key)) return;
+    const head = this.#waiting.get(key)?.[0];
+    if (!head) {
+      this.#waiting.delete(key);
+      return;
+    }
+    this.#running.set(key, head); // reserved: a second pump of the key returns above
+    this.#waiting.get(key)!.shift();
+    let mayStart: boolean;
+    try {
+      mayStart = this.#settled || (await this.#isOldest(head));
+    } catch (err) {
+      this.#o.logger.debug({ err, partition: this.partition }, `Could not check the order of ${head.subject}: ${errorMessage(err)}`);
+      mayStart = false;
+    }
+    if (!mayStart || !(await this.#o.handler.slot())) {
+      this.#putBack(key, head);
+      if (!this.#stopped) this.#scheduleRecheck();
+      return;
+    }
+    const run = this.#run(key, head);
+    this.#runs.add(run);
+    void run.finally(() => this.#runs.delete(run));
+  }
+
+  async #run(key: string, msg: JsMsg): Promise<void> {
+    let disposition: Disposition;
+    try {
+      disposition = await this.#o.handler.run(msg);
+    } catch {
+      disposition = 'retry';
+    } finally {
+      this.#o.handler.release();
+    }
+    if (this.#running.get(key) === msg) this.#running.delete(key);
+    switch (disposition) {
+      case 'ack':
+        this.#finished.add(msg.seq);
+        // The next command of the key may look for this one in the stream: let the ack land first.
+        await msg.ackAck().catch(() => false);
+        break;
+      case 'retry':
+        this.#putBack(key, msg);
+        await wait(this.#o.retryDelayMs(msg));
+        break;
+      case 'abandon':
+        break;
+      case 'handback':
+        msg.nak();
+        break;
+    }
+    void this.#pump(key);
+  }
+
+  #putBack(key: string, msg: JsMsg): void {
+    if (this.#running.get(key) === msg) this.#running.delete(key);
+    if (this.#stopped) {
+      msg.nak();
+      return;
+    }
+    const line = this.#waiting.get(key) ?? [];
+    if (!line.some((m) => m.seq === msg.seq)) line.unshift(msg);
+    this.#waiting.set(key, line);
+  }
+
+  /** True when no command of the message's key older than it is stored (other than ones finished here). */
+  async #isOldest(msg: JsMsg): Promise<boolean> {
+    let from = 0;
+    for (;;) {
+      const oldest = await this.#oldest(msg.subject, from);
+      if (oldest === undefined || oldest >= msg.seq) return true;
+      if (!this.#finished.has(oldest)) return false;
+      from = oldest + 1;
+    }
+  }
+
+  /** The stream sequence of the first stored message on `subject` from `from`, asked of the stream leader. */
+  async #oldest(subject: string, from: number): Promise<number | undefined> {
+    // The leader's get takes `next_by_subj` as the direct get does; the client's type omits it.
+    const query: NextMsgRequest = { next_by_subj: subject, seq: from };
+    const found = await this.#o.jsm.streams.getMessage(this.#o.stream, query as unknown as MsgRequest);
+    return found?.seq;
+  }
+}
