@@ -141,12 +141,9 @@ export class PartitionLane {
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) return;
     if (this.#sessionFloor === undefined) this.#beginSession();
-    const line = this.#waiting.get(decoded.key) ?? [];
-    const at = line.findIndex((m) => m.seq >= msg.seq);
-    if (at >= 0 && line[at]!.seq === msg.seq) line[at] = msg; // a redelivery: its newest copy answers
-    else if (this.#running.get(decoded.key)?.seq === msg.seq) return; // running here: the old copy is heartbeated
-    else line.splice(at < 0 ? line.length : at, 0, msg);
-    this.#waiting.set(decoded.key, line);
+    // Running here already: the copy it runs from is heartbeated and answers.
+    if (this.#running.get(decoded.key)?.seq === msg.seq) return;
+    this.#line(decoded.key, msg);
     void this.#pump(decoded.key);
   }
 
@@ -242,6 +239,7 @@ export class PartitionLane {
       if (!this.#stopped) this.#scheduleRecheck();
       return;
     }
+    this.#o.logger.trace({ partition: this.partition, seq: head.seq, key, settled: this.#settled, delivery: head.info.deliveryCount }, `Partition ${this.partition}: starting command ${head.seq} of key ${key}`);
     const run = this.#run(key, head);
     this.#runs.add(run);
     void run.finally(() => this.#runs.delete(run));
@@ -282,8 +280,15 @@ export class PartitionLane {
       msg.nak();
       return;
     }
+    this.#line(key, msg);
+  }
+
+  /** Puts a command in its key's line, in stream order; a second copy of one there replaces it (its newest delivery answers). */
+  #line(key: string, msg: JsMsg): void {
     const line = this.#waiting.get(key) ?? [];
-    if (!line.some((m) => m.seq === msg.seq)) line.unshift(msg);
+    const at = line.findIndex((m) => m.seq >= msg.seq);
+    if (at >= 0 && line[at]!.seq === msg.seq) line[at] = msg;
+    else line.splice(at < 0 ? line.length : at, 0, msg);
     this.#waiting.set(key, line);
   }
 
