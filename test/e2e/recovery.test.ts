@@ -177,4 +177,35 @@ describe('Example 3: failure recovery', () => {
     await inspectCompleted(id, names);
     expect(receivedOf(names)).toEqual(names);
   });
+
+  it('a processor stalled (SIGSTOP) past its ownership loses the invocation to another, and its writes are refused when it wakes', async () => {
+    const token = uniq();
+    const names = Array.from({ length: STEPS }, (_, i) => `t${i + 1}-${token}`);
+    const one = await processor('processor#1');
+    const two = await processor('processor#2');
+    const id = await submit(names);
+    const owner = await Promise.race(
+      [one, two].map((p) => p.waitForLine(guideLine(`Processing command: invocation_id=${id} handler=custom_workflow service=HelloService`), 30_000).then(() => p)),
+    );
+    const other = owner === one ? two : one;
+    await waitForReceived(names, 2);
+    owner.kill('SIGSTOP');
+    try {
+      // Its partition and its command go to the other processor, which claims the journal.
+      await other.waitForLine(guideLine(`Execution completed successfully: ${id}`), 60_000);
+    } finally {
+      owner.kill('SIGCONT');
+    }
+    // Awake again, the stalled run's next write is refused: it abandons the invocation.
+    await owner.waitForLine(new RegExp(`Abandoned ${escapeRegExp(id)}: `), 30_000);
+    expect(owner.matching(new RegExp(`Execution completed successfully: ${escapeRegExp(id)}`))).toEqual([]);
+    await inspectCompleted(id, names);
+    // Each step journaled once: the stalled run appended nothing after the takeover.
+    const journal = await runApp('inspect', { args: [id] });
+    const steps = journal.texts('stdout').filter((l) => /^  Step \d+: /.test(l));
+    expect(new Set(steps).size).toBe(steps.length);
+    // At most the call in flight at the stall was made twice.
+    const calls = receivedOf(names);
+    expect(calls.length).toBeLessThanOrEqual(STEPS + 1);
+  });
 });

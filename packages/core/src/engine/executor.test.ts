@@ -376,4 +376,43 @@ describe('race', () => {
     const race = stored!.state.journal.find((e) => e.stepType === 'RACE');
     expect(decodeJson(race!.response)).toEqual({ winner: 0 });
   });
+
+  it('refuses every write of a run taken over from it, even before the new run appends, and lets a stale copy of the command take nothing', async () => {
+    // Each run of step `b` waits at its own gate, so the test decides who goes when.
+    const entered: Array<() => void> = [];
+    const gates: Array<Promise<void>> = [];
+    const opened: Array<() => void> = [];
+    const reached = (n: number) => new Promise<void>((resolve) => (entered[n] = resolve));
+    for (let i = 0; i < 2; i++) gates.push(new Promise((resolve) => (opened[i] = resolve)));
+    const reachedFirst = reached(0);
+    const reachedSecond = reached(1);
+    let runsOfB = 0;
+    const stallable = defineWorkflow<Record<string, never>, string>('stallable', async (ctx) => {
+      await ctx.run('a', () => 'a');
+      return ctx.run('b', async () => {
+        const n = runsOfB++;
+        entered[n]?.();
+        await gates[n];
+        return `b${n}`;
+      });
+    });
+    const { states, journals, executor } = setup([stallable]);
+    const cmd = command('stallable');
+
+    const stalled = executor.execute(cmd, { startSequence: 7n, delivery: 1, firstDelivery: true });
+    await reachedFirst;
+    // Its command comes back (the ack wait passed while it was stalled) to another run.
+    const takeover = executor.execute(cmd, { startSequence: 7n, delivery: 2 });
+    await reachedSecond;
+    // An older copy of the command, still held somewhere, takes nothing over.
+    expect((await executor.execute(cmd, { startSequence: 7n, delivery: 1 })).kind).toBe('fenced');
+
+    opened[0]!();
+    expect((await stalled).kind).toBe('fenced');
+    opened[1]!();
+    const ended = await takeover;
+    expect(ended.kind).toBe('ended');
+    expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('b1');
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a', 'RUN:b']);
+  });
 });
