@@ -1,14 +1,14 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command } from '../gen/durable/durable_pb.js';
-import { RetryableError, ServiceCallError, TerminalError } from '../errors.js';
+import { FencedError, PausedError, RetryableError, ServiceCallError, TerminalError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
-import { MemoryAwakeableStore, MemoryJournalStore, MemoryStateStore } from './memory-stores.js';
+import { MemoryAwakeableStore, MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
-import type { TimerRequest, TimerScheduler } from './stores.js';
+import type { JournalStore, KeyedStateStore, TimerRequest, TimerScheduler } from './stores.js';
 
 /** Records timers instead of keeping them. */
 class RecordedTimers implements TimerScheduler {
@@ -414,5 +414,133 @@ describe('race', () => {
     expect(ended.kind).toBe('ended');
     expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('b1');
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a', 'RUN:b']);
+  });
+
+  describe('control requests and keyed state', () => {
+    /** A workflow that waits at a gate inside its one step, then sets a keyed value. */
+    function gated(exclusive: boolean) {
+      let open: () => void = () => undefined;
+      let reached: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const atGate = new Promise<void>((resolve) => (reached = resolve));
+      const workflow = defineWorkflow<Record<string, never>, string>(
+        exclusive ? 'gated_exclusive' : 'gated',
+        async (ctx) => {
+          await ctx.run('wait', async () => {
+            reached();
+            await gate;
+            return 'opened';
+          });
+          if (exclusive) await ctx.set('seen', true);
+          // Its append is still in flight when the workflow returns.
+          await ctx.run('after', () => 1);
+          return 'done';
+        },
+        { exclusive },
+      );
+      return { workflow, open: () => open(), atGate };
+    }
+
+    function setupKeyed(workflows: AnyWorkflow[], keyed = new MemoryKeyedStateStore(), journals = new MemoryJournalStore()) {
+      const states = new MemoryStateStore();
+      const executor = new Executor({ workflows: new WorkflowRegistry(workflows), states, journals, services: new FakeServices(), logger: silentLogger(), keyed });
+      return { states, executor, keyed };
+    }
+
+    /** What the client does for a request: marks the state by compare-and-set. */
+    async function mark(states: MemoryStateStore, id: string, request: 'cancelRequested' | 'pauseRequested'): Promise<void> {
+      const found = (await states.get(id))!;
+      await states.update({ ...found.state, [request]: true }, found.revision);
+    }
+
+    it('ends a run cancelled when a cancel follows a pause before the run stops (the pause does not undo it)', async () => {
+      const { workflow, open, atGate } = gated(false);
+      const { states, executor } = setupKeyed([workflow]);
+      const cmd = command(workflow.name);
+      const control = new AbortController();
+      const run = executor.execute(cmd, { signal: control.signal, startSequence: 1n, delivery: 1 });
+      await atGate;
+      await mark(states, cmd.invocationId, 'pauseRequested');
+      control.abort(new PausedError());
+      await mark(states, cmd.invocationId, 'cancelRequested');
+      open();
+      expect((await run).kind).toBe('ended');
+      expect((await states.get(cmd.invocationId))!.state.status).toBe('cancelled');
+    });
+
+    it('completes a run whose cancel notice was lost, once and for good: the request came too late to change its end', async () => {
+      const { workflow, open, atGate } = gated(true);
+      const { states, executor, keyed } = setupKeyed([workflow]);
+      const cmd = create(CommandSchema, { ...command(workflow.name), partitionKey: 'cart-late' });
+      const run = executor.execute(cmd, { startSequence: 1n, delivery: 1 });
+      await atGate;
+      await mark(states, cmd.invocationId, 'cancelRequested'); // its notice never reaches the run
+      open();
+      expect((await run).kind).toBe('ended');
+      // The command is delivered again (its ack was lost): nothing changes.
+      expect((await executor.execute(cmd, { startSequence: 1n, delivery: 2 })).kind).toBe('already-ended');
+      expect((await states.get(cmd.invocationId))!.state.status).toBe('completed');
+      expect(Object.fromEntries(await keyed.values('cart-late'))).toEqual({ seen: encodeJson(true) });
+    });
+
+    it('applies no keyed change of a run whose last append is refused (it lost the invocation)', async () => {
+      const { workflow, open, atGate } = gated(true);
+      let refuse = false;
+      const inner = new MemoryJournalStore();
+      const journals: JournalStore = {
+        location: (id) => inner.location(id),
+        open: async (id, options) => {
+          const log = await inner.open(id, options);
+          return {
+            entries: log.entries,
+            get lastSequence() {
+              return log.lastSequence;
+            },
+            append: async (entry) => {
+              if (refuse && entry.stepType === 'RUN:after') {
+                // Refused a moment later, as over the network: the workflow has returned by then.
+                await new Promise((resolve) => setImmediate(resolve));
+                throw new FencedError('journal claimed by another run');
+              }
+              return log.append(entry);
+            },
+          };
+        },
+      };
+      const { executor, keyed } = setupKeyed([workflow], new MemoryKeyedStateStore(), journals as MemoryJournalStore);
+      const cmd = create(CommandSchema, { ...command(workflow.name), partitionKey: 'cart-stale' });
+      const run = executor.execute(cmd, { startSequence: 1n, delivery: 1 });
+      refuse = true;
+      await atGate;
+      open();
+      expect((await run).kind).toBe('fenced');
+      expect(Object.fromEntries(await keyed.values('cart-stale'))).toEqual({});
+    });
+
+    it('writes the pending state of a queued exclusive invocation before it joins the key’s line', async () => {
+      const { workflow, open, atGate } = gated(true);
+      const states = new MemoryStateStore();
+      const inner = new MemoryKeyedStateStore();
+      const stateAtAcquire: Array<string | undefined> = [];
+      const keyed: KeyedStateStore = {
+        acquire: async (key, waiter) => {
+          stateAtAcquire.push((await states.get(waiter.invocationId))?.state.status);
+          return inner.acquire(key, waiter);
+        },
+        apply: (state) => inner.apply(state),
+        release: (state) => inner.release(state),
+        values: (key) => inner.values(key),
+      };
+      const executor = new Executor({ workflows: new WorkflowRegistry([workflow]), states, journals: new MemoryJournalStore(), services: new FakeServices(), logger: silentLogger(), keyed });
+      const first = create(CommandSchema, { ...command(workflow.name), partitionKey: 'cart-q' });
+      const second = create(CommandSchema, { ...command(workflow.name), partitionKey: 'cart-q' });
+      const running = executor.execute(first, { startSequence: 1n, delivery: 1 });
+      await atGate;
+      expect((await executor.execute(second, { startSequence: 2n, delivery: 1 })).kind).toBe('queued');
+      // The release that hands the key on can only wake an invocation whose state exists.
+      expect(stateAtAcquire).toEqual(['pending', 'pending']);
+      open();
+      expect((await running).kind).toBe('ended');
+    });
   });
 });

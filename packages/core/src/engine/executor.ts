@@ -227,16 +227,20 @@ export class Executor {
    */
   async #claim(admitted: Admitted, command: Command, options: ExecuteOptions): Promise<Claimed | { kind: 'outcome'; outcome: ExecutionOutcome }> {
     const { states, journals } = this.#options;
-    const { workflow, found, created } = admitted;
+    const { workflow, created } = admitted;
+    let { found } = admitted;
     let state = admitted.state;
     let keyedState: Map<string, Uint8Array> | undefined;
     if (workflow.options.exclusive) {
       const taken = await this.#takeKey(workflow, state, found);
       if (taken.kind !== 'granted') return { kind: 'outcome', outcome: taken.outcome };
       keyedState = taken.values;
+      found = taken.found;
     }
+    // Never run before: nothing to read from its journal.
+    const fresh = !found || (found.state.status === 'pending' && found.state.journalLength === 0);
     const takeover = found?.state.status === 'running';
-    const attempt = takeover ? found.state.attempt + 1 : 1;
+    const attempt = takeover && found ? found.state.attempt + 1 : 1;
     if (found && attempt > this.#maxAttempts) {
       const reason = new TerminalError(
         `gave up after ${found.state.attempt} attempts: each run stopped without finishing (processor crash or lost lease)`,
@@ -268,7 +272,7 @@ export class Executor {
       return { kind: 'outcome', outcome: await this.#end(state, written, 'failed', new TerminalError(errorMessage(err), { cause: err })) };
     }
     const journal = await this.#fenced(() =>
-      journals.open(command.invocationId, !found ? { fresh: true } : takeover ? { claim: this.#processorId } : knownJournal(found.state)),
+      journals.open(command.invocationId, fresh || !found ? { fresh: true } : takeover ? { claim: this.#processorId } : knownJournal(found.state)),
     );
     if ('kind' in journal) return { kind: 'outcome', outcome: journal };
     return { kind: 'claimed', state, revision: written, input, journal, keyedState };
@@ -334,7 +338,11 @@ export class Executor {
     } catch (err) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
     }
-    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, ctx.drained());
+    // The appends in flight, failing if one was refused: the run lost the invocation.
+    const appends = ctx.drained().then(() => {
+      if (ctx.fatal instanceof FencedError) throw ctx.fatal;
+    });
+    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, appends);
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
     if (ended.kind === 'ended' && lateFailure) {
@@ -361,6 +369,27 @@ export class Executor {
     return this.#pause({ ...current.state, pauseRequested: true }, current.revision);
   }
 
+  /**
+   * Replaces the state this run owns. A cancel or pause request written meanwhile changes
+   * the revision without taking the invocation from the run (its notice may be lost on the
+   * way): then the write is made again on the state as it is, keeping the request's mark.
+   * A request that finds the run ending is too late to change how it ends.
+   * @throws FencedError when another run owns the invocation now.
+   */
+  async #updateOwned(next: ExecutionState, revision: number, previous: ExecutionState): Promise<{ revision: number; requested?: ExecutionState }> {
+    const { states } = this.#options;
+    try {
+      return { revision: await states.update(next, revision, previous) };
+    } catch (err) {
+      if (!(err instanceof FencedError)) throw err;
+      const current = await states.get(next.invocationId);
+      if (!current || !sameRun(current.state, previous)) throw err;
+      const marks = isTerminal(next.status) ? {} : { cancelRequested: current.state.cancelRequested, pauseRequested: current.state.pauseRequested };
+      const requested = { ...next, ...marks };
+      return { revision: await states.update(requested, current.revision, current.state), requested };
+    }
+  }
+
   /** Runs a write; a FencedError (someone else owns the invocation now) becomes the `fenced` outcome. */
   async #fenced<T>(write: () => Promise<T>): Promise<T | { kind: 'fenced'; reason: string }> {
     try {
@@ -378,25 +407,24 @@ export class Executor {
   async #takeKey(
     workflow: AnyWorkflow,
     state: ExecutionState,
-    found: { state: ExecutionState; revision: number } | null,
-  ): Promise<{ kind: 'granted'; values: Map<string, Uint8Array> } | { kind: 'queued'; outcome: ExecutionOutcome }> {
+    found: VersionedState | null,
+  ): Promise<{ kind: 'granted'; values: Map<string, Uint8Array>; found: VersionedState } | { kind: 'queued'; outcome: ExecutionOutcome }> {
     const keyed = this.#options.keyed;
     if (!keyed) throw new TerminalError(`workflow ${workflow.name} is exclusive, and this executor has no keyed state store`);
-    const values = await keyed.acquire(state.partitionKey, create(KeyedWaiterSchema, { invocationId: state.invocationId, handler: state.handler }));
-    if (values) return { kind: 'granted', values };
     if (!found) {
+      // Its state exists before it joins the key's line: the release that hands it the key
+      // wakes an invocation that is there to be woken.
       const pending: ExecutionState = { ...state, status: 'pending', owner: '', attempt: 0 };
-      try {
-        await this.#options.states.create(pending);
-      } catch (err) {
-        if (!(err instanceof FencedError)) throw err;
-      }
-      this.#options.logger.info(
-        { invocation_id: state.invocationId, partition_key: state.partitionKey },
-        `Queued ${state.invocationId}: partition key ${state.partitionKey} is held by an earlier invocation`,
-      );
-      return { kind: 'queued', outcome: { kind: 'queued', state: pending } };
+      const revision = await this.#fenced(() => this.#options.states.create(pending));
+      if (typeof revision !== 'number') return { kind: 'queued', outcome: { kind: 'busy', state: pending } };
+      found = { state: pending, revision };
     }
+    const values = await keyed.acquire(state.partitionKey, create(KeyedWaiterSchema, { invocationId: state.invocationId, handler: state.handler }));
+    if (values) return { kind: 'granted', values, found };
+    this.#options.logger.info(
+      { invocation_id: state.invocationId, partition_key: state.partitionKey },
+      `Queued ${state.invocationId}: partition key ${state.partitionKey} is held by an earlier invocation`,
+    );
     return { kind: 'queued', outcome: { kind: 'queued', state: found.state } };
   }
 
@@ -466,7 +494,7 @@ export class Executor {
     revision: number | undefined,
     status: Extract<InvocationStatus, 'completed' | 'failed' | 'cancelled'>,
     error?: Error,
-    /** Journal appends still in flight, written beside the final state. */
+    /** Journal appends still in flight, written beside the final state; rejects with a FencedError when one was refused. */
     appends: Promise<void> = Promise.resolve(),
   ): Promise<ExecutionOutcome> {
     const { states, logger, notifier } = this.#options;
@@ -483,8 +511,17 @@ export class Executor {
       errorCode: error instanceof TerminalError ? error.errorCode : 0,
     };
     const { keyed, workflows } = this.#options;
-    if (keyed && workflows.find(final.handler)?.options.exclusive) await keyed.apply(final);
-    const written = await this.#fenced(() => Promise.all([revision === undefined ? states.create(final) : states.update(final, revision, state), appends]));
+    if (keyed && workflows.find(final.handler)?.options.exclusive) {
+      // Only journaled changes may take effect: a run whose last appends are refused (it
+      // lost the invocation) must not have applied them. A run that applied them and then
+      // loses its final write changes nothing, as the run that takes over replays them.
+      const journaled = await this.#fenced(() => appends);
+      if (journaled) return journaled;
+      await keyed.apply(final);
+    }
+    const written = await this.#fenced(() =>
+      Promise.all([revision === undefined ? states.create(final) : this.#updateOwned(final, revision, state), appends]),
+    );
     if ('kind' in written) return written;
     if (status === 'completed') {
       logger.info({ invocation_id: final.invocationId, status }, `Execution completed successfully: ${final.invocationId}`);
@@ -531,8 +568,12 @@ export class Executor {
       currentStepType: '',
       updatedAtMs: now(),
     };
-    const written = await this.#fenced(() => this.#options.states.update(waiting, revision, state));
-    if (typeof written !== 'number') return written;
+    const written = await this.#fenced(() => this.#updateOwned(waiting, revision, state));
+    if ('kind' in written) return written;
+    // A request whose notice did not reach the run is acted on now, as at any suspension.
+    const requested = written.requested;
+    if (requested?.cancelRequested) return this.#end(requested, written.revision, 'cancelled', new CancelledError());
+    if (requested?.pauseRequested) return this.#pause(requested, written.revision);
     this.#options.logger.info({ invocation_id: state.invocationId }, `Suspended ${state.invocationId}: waiting on a timer or an awakeable`);
     return { kind: 'suspended', state: waiting };
   }
@@ -574,6 +615,17 @@ function now(): bigint {
   return BigInt(Date.now());
 }
 
+
+/** True when `current` is still the run `previous` was written by: same owner, attempt and command. */
+function sameRun(current: ExecutionState, previous: ExecutionState): boolean {
+  return (
+    current.status === previous.status &&
+    current.owner === previous.owner &&
+    current.attempt === previous.attempt &&
+    current.runSequence === previous.runSequence &&
+    !isTerminal(current.status)
+  );
+}
 
 /** True when a command is not the one the running invocation was taken up from. */
 function isAnotherRun(state: ExecutionState, sequence: bigint | undefined): boolean {
