@@ -310,11 +310,17 @@ export async function nodeProblem(monitorUrl: string): Promise<string> {
   }
 }
 
-/** On the meta leader, how many of the other nodes are missing or not current; 0 elsewhere. */
+/**
+ * On the meta leader, how many of the other nodes are missing or not current; 0 elsewhere.
+ * Servers from 2.12 on list replicas on followers too, the leader among them, as each follower
+ * sees them (another follower is never "current" there): only the leader's list counts.
+ */
 function laggingFollowers(jsz: unknown): number {
   if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return 0;
   const meta = jsz.meta_cluster;
   if (typeof meta !== 'object' || meta === null || !('replicas' in meta) || !Array.isArray(meta.replicas)) return 0;
+  const leader = metaLeader(jsz);
+  if (meta.replicas.some((r: unknown) => typeof r === 'object' && r !== null && 'name' in r && r.name === leader)) return 0;
   const current = meta.replicas.filter((r: unknown) => typeof r === 'object' && r !== null && 'current' in r && r.current === true);
   return CLUSTER_SIZE - 1 - current.length;
 }
