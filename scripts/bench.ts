@@ -5,6 +5,11 @@
  * with HelloService and the processor as separate processes (bin/*), so the processor
  * has a core of its own as far as the machine allows.
  *
+ * That cluster runs as shipped, with `sync_interval: always` (every write fsynced before
+ * its ack). The raw publish figures are measured once more on a second, short-lived
+ * cluster with the server's default sync_interval (its ports are the first's + 10), so
+ * the table shows what each durability choice costs.
+ *
  * Prints the machine and a markdown table (stdout; progress goes to stderr), then stops
  * everything it started, also on failure and Ctrl+C. App logs: .data/bench/*.log.
  */
@@ -22,14 +27,14 @@ import {
   errorMessage,
   loadServiceRegistry,
 } from '../packages/core/src/index.js';
-import { type NatsCluster, REPO_ROOT, natsServerBinary, startCluster } from '../test/support/nats-cluster.js';
+import { type ClusterPorts, type NatsCluster, REPO_ROOT, natsServerBinary, startCluster } from '../test/support/nats-cluster.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CpuGroup, cpuBetween, cpuSnapshot } from './bench/cpu.js';
 import { summariseProfile } from './bench/cpuprofile.js';
 import { connectionNodes, messageCounts } from './bench/connz.js';
 import { type Probe, helloLatency, helloThroughput, stepsRun, totalWrites } from './bench/engine.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
-import { rawBaselines } from './bench/raw.js';
+import { type RawFigures, type RawOptions, rawBaselines } from './bench/raw.js';
 import { sleepers } from './bench/sleepers.js';
 import { count, latency, markdownTable, ms, nowMs, ratio } from './bench/stats.js';
 
@@ -38,6 +43,12 @@ const PORTS = {
   clientPort: portFromEnv('BENCH_CLIENT_PORT', 24222),
   routePort: portFromEnv('BENCH_ROUTE_PORT', 26222),
   monitorPort: portFromEnv('BENCH_MONITOR_PORT', 28222),
+};
+/** The second cluster's (server default sync_interval, raw figures only): the first's + 10. */
+const DEFAULT_SYNC_PORTS: ClusterPorts = {
+  clientPort: PORTS.clientPort + 10,
+  routePort: PORTS.routePort + 10,
+  monitorPort: PORTS.monitorPort + 10,
 };
 const LOG_DIR = join(REPO_ROOT, '.data/bench');
 /** BENCH_PROFILE=1: the processor runs from source under `node --cpu-prof` (slower: figures not for quoting). */
@@ -93,14 +104,16 @@ async function main(): Promise<void> {
   const load = `load average before the run ${loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min)`;
   progress(`${machine}; ${load}`);
 
-  progress('starting a 3-node cluster');
-  cluster = await startCluster(PORTS);
+  progress('starting a 3-node cluster (sync_interval always, as shipped)');
+  cluster = await startCluster({ ...PORTS, syncInterval: 'always' });
   nc = await connectNats({ servers: cluster.urls, name: BENCH_CONNECTION, maxAttempts: 3 });
   const jsm = await jetstreamManager(nc);
 
   progress(`raw JetStream: ${count(SIZES.raw.sequential)} publishes, ${count(SIZES.raw.pipelinedCount)} pipelined, ${count(SIZES.raw.sequential)} fenced appends`);
   const serverGroup: CpuGroup[] = [{ name: 'servers', pids: serverPids(cluster).length === 3 ? serverPids(cluster) : [-1] }];
   const raw = await rawBaselines(nc, SIZES.raw, () => cpuSnapshot(serverGroup).get('servers') ?? Number.NaN);
+  progress('raw JetStream again on a second cluster with the default sync_interval');
+  const rawDefaultSync = await rawWithDefaultSync(SIZES.raw);
 
   const grpcPort = await freePort();
   const helloAddress = `127.0.0.1:${grpcPort}`;
@@ -171,17 +184,15 @@ async function main(): Promise<void> {
   const writesPerStep = long.writes.journal / long.steps;
   const ceiling = raw.pipelinedRate / writesPerInvocation;
   const rows: string[][] = [
-    [
-      `raw: R3 publish, awaiting each ack (${count(raw.options.sequential)})`,
-      `p50 ${ms(raw.publish.p50)} ms, p99 ${ms(raw.publish.p99)} ms (servers' CPU ${ms(raw.serverCpuPerPublish)} ms per publish)`,
-      '',
-    ],
-    [
-      `raw: R3 publish, ${raw.options.inFlight} in flight (${count(raw.options.pipelinedCount)})`,
-      `${count(raw.pipelinedRate)} msgs/s (servers' CPU ${ms(raw.serverCpuPerPipelined)} ms per publish)`,
-      '',
-    ],
+    ...rawRows(raw, 'sync_interval always, as shipped and as every row below'),
     [`raw: R3 fenced append, \`expect: { lastSubjectSequence }\` (${count(raw.options.sequential)})`, `p50 ${ms(raw.fenced.p50)} ms, p99 ${ms(raw.fenced.p99)} ms`, ''],
+    ...rawRows(rawDefaultSync, "sync_interval default (2 min), a second cluster's"),
+    [
+      'ratio: sync_interval always / default',
+      `publish p50 ${ratio(raw.publish.p50 / rawDefaultSync.publish.p50)}, p99 ${ratio(raw.publish.p99 / rawDefaultSync.publish.p99)}; ` +
+        `pipelined rate ${ratio(raw.pipelinedRate / rawDefaultSync.pipelinedRate)}`,
+      '',
+    ],
     [`raw: HelloService.SayHello gRPC call (${grpc.count})`, `p50 ${ms(grpc.p50)} ms, p99 ${ms(grpc.p99)} ms`, ''],
     [
       `hello_workflow invoke-to-result, one at a time (${lat.latency.count} after ${SIZES.latency.warmup})`,
@@ -319,6 +330,38 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
   const warnings = apps.filter((a) => /WARN|ERROR|FATAL/.test(a.logTail(1_000))).map((a) => a.logFile);
   if (warnings.length > 0) progress(`warnings or errors were logged, see ${warnings.join(', ')}`);
+}
+
+/** The raw rows of one cluster: a publish awaiting each ack, and pipelined publishes. */
+function rawRows(figures: RawFigures, policy: string): string[][] {
+  return [
+    [
+      `raw: R3 publish, awaiting each ack (${count(figures.options.sequential)}); ${policy}`,
+      `p50 ${ms(figures.publish.p50)} ms, p99 ${ms(figures.publish.p99)} ms (servers' CPU ${ms(figures.serverCpuPerPublish)} ms per publish)`,
+      '',
+    ],
+    [
+      `raw: R3 publish, ${figures.options.inFlight} in flight (${count(figures.options.pipelinedCount)}); ${policy}`,
+      `${count(figures.pipelinedRate)} msgs/s (servers' CPU ${ms(figures.serverCpuPerPipelined)} ms per publish)`,
+      '',
+    ],
+  ];
+}
+
+/** The raw figures on a second cluster with the server's default sync_interval, stopped after. */
+async function rawWithDefaultSync(options: RawOptions): Promise<RawFigures> {
+  const other = await startCluster({ ...DEFAULT_SYNC_PORTS, syncInterval: 'default' });
+  try {
+    const otherNc = await connectNats({ servers: other.urls, name: BENCH_CONNECTION, maxAttempts: 3 });
+    try {
+      const group: CpuGroup[] = [{ name: 'servers', pids: serverPids(other).length === 3 ? serverPids(other) : [-1] }];
+      return await rawBaselines(otherNc, options, () => cpuSnapshot(group).get('servers') ?? Number.NaN);
+    } finally {
+      await otherNc.close();
+    }
+  } finally {
+    await other.stop();
+  }
 }
 
 /** The pids of the cluster's servers, from the pid files the harness writes. */

@@ -5,7 +5,12 @@
  * .data/cluster/nats-N of the checkout. The logic is the test harness's, so the suite and
  * the dev cluster start servers the same way. `wait` only waits for readiness on those
  * ports, whoever runs the servers (scripts/docker-up.sh uses it after `docker compose up`).
+ *
+ * The nodes fsync every write before acknowledging it (`sync_interval: always`, as
+ * deploy/nats/cluster.conf); `NATS_SYNC_INTERVAL=default` starts them with the server's
+ * faster default instead (see the README's Guarantees for what each survives).
  */
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   CLUSTER_SIZE,
@@ -13,8 +18,11 @@ import {
   DEV_CLUSTER_PORTS,
   REPO_ROOT,
   type RunningNode,
+  SYNC_INTERVALS,
+  type SyncInterval,
   clientUrls,
   monitorUrls,
+  nodeDir,
   nodeName,
   nodeProblem,
   runningNodes,
@@ -27,14 +35,39 @@ const dataDir = join(REPO_ROOT, '.data/cluster');
 const monitors = monitorUrls(DEV_CLUSTER_PORTS);
 const READY = 'NATS cluster is ready';
 
+/** `NATS_SYNC_INTERVAL`: `always` (the default) or `default`. */
+function syncInterval(): SyncInterval {
+  const value = process.env.NATS_SYNC_INTERVAL || 'always';
+  const known = SYNC_INTERVALS.find((choice) => choice === value);
+  if (known === undefined) {
+    throw new ClusterError(`NATS_SYNC_INTERVAL must be one of ${SYNC_INTERVALS.join(', ')}, not ${JSON.stringify(value)}`);
+  }
+  return known;
+}
+
+/** The sync policy a node of the running cluster was started with, from its generated config. */
+function runningSyncInterval(): SyncInterval | undefined {
+  try {
+    const config = readFileSync(join(nodeDir(dataDir, 0), 'nats.conf'), 'utf8');
+    return /^\s*sync_interval:\s*always\s*$/m.test(config) ? 'always' : 'default';
+  } catch {
+    return undefined;
+  }
+}
+
 function describe(nodes: RunningNode[]): string {
   return nodes.map((n) => `${n.name} pid ${n.pid}`).join(', ');
 }
 
 async function up(): Promise<number> {
+  const sync = syncInterval();
   const running = runningNodes(dataDir);
   if (running.length === CLUSTER_SIZE) {
     console.log(`NATS cluster is already running (${describe(running)})`);
+    const current = runningSyncInterval();
+    if (current !== undefined && current !== sync) {
+      console.log(`It runs with sync_interval ${current}, not ${sync}: \`make cluster-down\` first to change it`);
+    }
     await waitForCluster(monitors);
     console.log(READY);
     return 0;
@@ -45,8 +78,8 @@ async function up(): Promise<number> {
     console.log(`Only ${describe(running)} running; restarting the whole cluster`);
     await stopDetachedCluster(dataDir);
   }
-  const cluster = await startCluster({ ...DEV_CLUSTER_PORTS, dataDir, detached: true });
-  console.log(`NATS cluster started: ${cluster.url}`);
+  const cluster = await startCluster({ ...DEV_CLUSTER_PORTS, dataDir, detached: true, syncInterval: sync });
+  console.log(`NATS cluster started: ${cluster.url} (sync_interval ${sync})`);
   console.log(`Data, logs and pid files in ${relative(process.cwd(), dataDir) || '.'}/nats-{1,2,3}`);
   console.log(READY);
   return 0;

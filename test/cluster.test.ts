@@ -1,6 +1,7 @@
 /**
- * The test harness itself: the suite's cluster answers, and a cluster from startCluster()
- * replicates an R3 file stream that keeps taking writes while one node is down.
+ * The test harness itself: the suite's cluster answers and fsyncs every write, as shipped;
+ * a cluster from startCluster() replicates an R3 file stream that keeps taking writes while
+ * one node is down, and takes the faster sync policy when asked.
  *
  * Talks to JetStream through its wire API ($JS.API.*) over a plain connection, so the
  * proof depends on the servers, not on a client library's retries.
@@ -88,7 +89,19 @@ describe('the suite cluster (global setup)', () => {
       expect(jsz.meta_cluster?.leader).toMatch(/^nats-[123]$/);
     }
   });
+
+  it('fsyncs every write before acknowledging it (sync_interval: always, as deploy/nats ships)', async () => {
+    for (const monitor of inject('natsMonitorUrls')) {
+      expect(await jetStreamConfig(monitor)).toMatchObject({ sync_always: true });
+    }
+  });
 });
+
+/** The `config` of a node's `/jsz`: how its JetStream was started. */
+async function jetStreamConfig(monitor: string): Promise<{ sync_always?: boolean; sync_interval?: number }> {
+  const jsz = (await (await fetch(`${monitor}/jsz`)).json()) as { config?: { sync_always?: boolean; sync_interval?: number } };
+  return jsz.config ?? {};
+}
 
 describe('startCluster', () => {
   // Its own cluster, on ports of its own, since this test stops nodes.
@@ -99,13 +112,21 @@ describe('startCluster', () => {
   beforeAll(async () => {
     // Ports of its own, below the range the system hands out to outgoing connections
     // (32768 and up): the benchmark uses 24222-28224 and the suite 14222-18224.
-    cluster = await startCluster({ clientPort: 11222, routePort: 12222, monitorPort: 13222 });
+    cluster = await startCluster({ clientPort: 11222, routePort: 12222, monitorPort: 13222, syncInterval: 'default' });
     nc = await connectNats({ servers: cluster.urls, maxAttempts: 1 });
   });
 
   afterAll(async () => {
     await nc?.close();
     await cluster?.stop();
+  });
+
+  it("leaves the server's default sync interval (2 min) with syncInterval 'default'", async () => {
+    for (const monitor of cluster.monitorUrls) {
+      const config = await jetStreamConfig(monitor);
+      expect(config.sync_always ?? false).toBe(false);
+      expect(config.sync_interval).toBe(120_000_000_000); // nanoseconds
+    }
   });
 
   it('keeps an R3 file stream writable while one node is down, and takes the node back', async () => {

@@ -68,7 +68,20 @@ export interface ClusterOptions extends ClusterPorts {
   jetstreamMaxStore?: number;
   /** How long to wait for readiness before failing. @default 30_000 */
   readyTimeoutMs: number;
+  /**
+   * JetStream's `sync_interval`: `always` fsyncs each write before it is acknowledged, as
+   * deploy/nats/cluster.conf ships (all three nodes on one host can lose power at once);
+   * `default` leaves it to the server (a flush every 2 minutes; faster, see the README's
+   * Guarantees). @default 'always'
+   */
+  syncInterval: SyncInterval;
 }
+
+/** The choices of {@link ClusterOptions.syncInterval}. */
+export const SYNC_INTERVALS = ['always', 'default'] as const;
+
+/** One of {@link SYNC_INTERVALS}. */
+export type SyncInterval = (typeof SYNC_INTERVALS)[number];
 
 /** Defaults of {@link ClusterOptions}. */
 export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
@@ -76,6 +89,7 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   host: '127.0.0.1',
   detached: false,
   readyTimeoutMs: 30_000,
+  syncInterval: 'always',
 };
 
 /** A running cluster. Node indexes are 0-based: node `i` is `nats-${i + 1}` at `urls[i]`. */
@@ -107,7 +121,7 @@ const POLL_INTERVAL_MS = 100;
 let binary: string | undefined;
 
 /**
- * The path of a `nats-server` >= 2.10, from scripts/install-nats-server.sh (run once per
+ * The path of a `nats-server` >= 2.12, from scripts/install-nats-server.sh (run once per
  * process: it takes `$NATS_SERVER`, the cached copy under .tools/, the PATH, or Debian's).
  */
 export function natsServerBinary(): string {
@@ -243,9 +257,8 @@ function nodeConfig(opts: ClusterOptions, dir: string, i: number): string {
     `http: ${opts.host}:${opts.monitorPort + i}`,
     `jetstream {`,
     `  store_dir: ${JSON.stringify(dir)}`,
-    `  # sync_interval left at its default (2 min): durability comes from the 3 replicas.`,
-    `  # deploy/nats/cluster.conf has the measured cost of \`sync_interval: always\`.`,
-    `  # sync_interval: always`,
+    // deploy/nats/cluster.conf says why `always`, and what the default costs in durability.
+    ...(opts.syncInterval === 'always' ? ['  sync_interval: always'] : ['  # sync_interval: server default (2 min)']),
     ...limits,
     `}`,
     `cluster {`,
@@ -310,13 +323,16 @@ export async function nodeProblem(monitorUrl: string): Promise<string> {
   }
 }
 
-/** On the meta leader, how many of the other nodes are missing or not current; 0 elsewhere. */
+/**
+ * On the meta leader, how many of the other nodes are missing or not current; 0 elsewhere.
+ * Servers from 2.12 on list replicas on followers too, the leader among them, as each follower
+ * sees them (another follower is never "current" there): only the leader's list counts.
+ */
 function laggingFollowers(jsz: unknown): number {
   if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return 0;
   const meta = jsz.meta_cluster;
   if (typeof meta !== 'object' || meta === null || !('replicas' in meta) || !Array.isArray(meta.replicas)) return 0;
-  // Servers from 2.11 list the leader among a follower's replicas: only the leader's list counts.
-  const leader = 'leader' in meta ? meta.leader : undefined;
+  const leader = metaLeader(jsz);
   if (meta.replicas.some((r: unknown) => typeof r === 'object' && r !== null && 'name' in r && r.name === leader)) return 0;
   const current = meta.replicas.filter((r: unknown) => typeof r === 'object' && r !== null && 'current' in r && r.current === true);
   return CLUSTER_SIZE - 1 - current.length;

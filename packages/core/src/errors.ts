@@ -18,6 +18,7 @@ export const ErrorCode = {
   Decode: 'DECODE',
   AttemptsExhausted: 'ATTEMPTS_EXHAUSTED',
   Connection: 'CONNECTION',
+  ServerVersion: 'SERVER_VERSION',
   Conflict: 'CONFLICT',
   Cancelled: 'CANCELLED',
   Interrupted: 'INTERRUPTED',
@@ -203,6 +204,29 @@ export class ConnectionError extends DurableError {
 export class ConfigurationError extends DurableError {
   constructor(message: string) {
     super(ErrorCode.Configuration, message);
+  }
+}
+
+/**
+ * The nats-server the connection reached is older than the engine needs. Not retried:
+ * the server must be upgraded (scripts/install-nats-server.sh fetches a recent one).
+ */
+export class ServerVersionError extends DurableError {
+  /** The server's version as it reported it. */
+  readonly serverVersion: string;
+  /** The server's address. */
+  readonly server: string;
+  /** The oldest version the engine accepts. */
+  readonly minimum: string;
+
+  constructor(serverVersion: string, server: string, minimum: string) {
+    super(
+      ErrorCode.ServerVersion,
+      `nats-server ${serverVersion} at ${server} is too old: this engine needs ${minimum} or newer (scripts/install-nats-server.sh fetches one)`,
+    );
+    this.serverVersion = serverVersion;
+    this.server = server;
+    this.minimum = minimum;
   }
 }
 

@@ -33,6 +33,7 @@ export {
   NonDeterminismError,
   RetryableError,
   ServiceCallError,
+  ServerVersionError,
   ServiceNotFoundError,
   TerminalError,
   TimeoutError,
@@ -59,6 +60,7 @@ export { MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './e
 export type { InvocationGateway, JournalLog, JournalStore, KeyedStateStore, ResultNotifier, StateStore, VersionedState, WakeTarget } from './engine/stores.js';
 
 export { connectNats } from './nats/connection.js';
+export { MIN_NATS_SERVER_VERSION } from './nats/server-version.js';
 export type { ConnectOptions } from './nats/connection.js';
 export { setupEngine } from './nats/setup.js';
 export type { EngineResources, SetupOptions } from './nats/setup.js';

@@ -1,12 +1,14 @@
 /**
  * Connecting to the cluster. An unreachable cluster is reported in one line and retried;
- * a lost connection is reported and the client reconnects on its own.
+ * a lost connection is reported and the client reconnects on its own. A server older than
+ * the engine needs is refused at once, in one line.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as wait } from 'node:timers/promises';
 import { natsServers } from '../config.js';
 import { ConnectionError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { assertServerVersion } from './server-version.js';
 
 /** Options of {@link connectNats}. */
 export interface ConnectOptions {
@@ -27,14 +29,27 @@ export interface ConnectOptions {
 /**
  * Connects to the cluster, retrying while it is unreachable.
  * @throws ConnectionError after `maxAttempts`, or when aborted.
+ * @throws ServerVersionError when the server is older than the engine needs (`MIN_NATS_SERVER_VERSION`, 2.12); not retried.
  */
 export async function connectNats(options: ConnectOptions = {}): Promise<NatsConnection> {
+  const nc = await connectWithRetries(options);
+  try {
+    assertServerVersion(nc);
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  if (options.logger) reportStatus(nc, options.logger);
+  return nc;
+}
+
+async function connectWithRetries(options: ConnectOptions): Promise<NatsConnection> {
   const servers = options.servers ?? natsServers();
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   const retryDelayMs = options.retryDelayMs ?? 2_000;
   for (let attempt = 1; ; attempt++) {
     try {
-      const nc = await connect({
+      return await connect({
         servers,
         ...(options.name ? { name: options.name } : {}),
         maxReconnectAttempts: -1,
@@ -44,8 +59,6 @@ export async function connectNats(options: ConnectOptions = {}): Promise<NatsCon
         // the hot path, where requests are many and their errors say what they are anyway.
         noAsyncTraces: true,
       });
-      if (options.logger) reportStatus(nc, options.logger);
-      return nc;
     } catch (err) {
       const message = `NATS unreachable at ${servers.join(',')}: ${errorMessage(err)}`;
       if (attempt >= maxAttempts || options.signal?.aborted) throw new ConnectionError(message, { cause: err });
