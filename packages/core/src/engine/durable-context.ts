@@ -8,7 +8,7 @@
  * appended to the journal before the workflow sees it. Appends are fenced: a processor
  * that lost the invocation learns it on its next append and stops.
  */
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkPartitionKey } from '../config.js';
@@ -22,6 +22,7 @@ import {
   FencedError,
   InterruptedError,
   InvalidArgumentError,
+  JournalEntryTooLargeError,
   NonDeterminismError,
   PausedError,
   ServiceCallError,
@@ -206,10 +207,11 @@ export class DurableContext implements Context {
         done.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
         done.errorCode = outcome.error.errorCode;
       }
+      const failure = this.#failIfTooLarge(done) ?? (outcome.ok ? undefined : outcome.error);
       const appended = this.#append(done);
-      if (!outcome.ok) {
+      if (failure) {
         await appended;
-        throw outcome.error;
+        throw failure;
       }
       // The workflow goes on while the append is in flight: the next side effect waits for
       // it (above), and the final state is written beside it.
@@ -331,6 +333,7 @@ export class DurableContext implements Context {
       const done = create(JournalEntrySchema, { stepNumber: step, stepType, request: encodeJson({ invocationId: childId }), recordedAtMs: BigInt(Date.now()), attempts: 1 });
       if (child.state.status === 'completed') done.response = child.state.currentState;
       else done.error = `child invocation ${childId} ${child.state.status}: ${child.state.error}`;
+      this.#failIfTooLarge(done);
       await this.#append(done);
       return done;
     });
@@ -393,6 +396,7 @@ export class DurableContext implements Context {
       const done = create(JournalEntrySchema, { stepNumber: step, stepType, recordedAtMs: BigInt(Date.now()), attempts: 1 });
       if (outcome.ok) done.response = outcome.value;
       else done.error = outcome.error;
+      this.#failIfTooLarge(done);
       await this.#append(done);
       return done;
     });
@@ -574,6 +578,28 @@ export class DurableContext implements Context {
     }
   }
 
+  /**
+   * Turns an outcome too large for the journal into the step's terminal failure, journaled
+   * in its place (the step is not run again, and a replay throws the same error).
+   * @returns the error, or undefined when the entry fits.
+   */
+  #failIfTooLarge(entry: JournalEntry): JournalEntryTooLargeError | undefined {
+    const limit = this.#options.journal.maxEntryBytes;
+    if (limit === undefined) return undefined;
+    const size = toBinary(JournalEntrySchema, entry).length;
+    if (size <= limit) return undefined;
+    const error = new JournalEntryTooLargeError({ invocationId: this.invocationId, step: entry.stepNumber, stepType: entry.stepType, size, limit });
+    this.#options.logger.warn(
+      { invocation_id: this.invocationId, step: entry.stepNumber, step_type: entry.stepType, size, limit },
+      `Step ${entry.stepNumber} ${entry.stepType} failed: ${error.message}`,
+    );
+    entry.request = new Uint8Array();
+    entry.response = new Uint8Array();
+    entry.error = error.message;
+    entry.errorCode = 0;
+    return error;
+  }
+
   /** Resolves once every append issued so far has been written (or failed: see {@link fatal}). */
   drained(): Promise<void> {
     return this.#appending;
@@ -597,9 +623,12 @@ export class DurableContext implements Context {
       try {
         await this.#options.journal.append(entry);
       } catch (err) {
-        // Fenced: another processor owns the invocation. Anything else (the cluster did not
+        // Fenced: another processor owns the invocation. Too large: no retry would make it
+        // fit, so the invocation fails with the reason. Anything else (the cluster did not
         // answer): stop here and let the invocation be taken up again from its journal.
-        this.#fatal ??= err instanceof FencedError ? err : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
+        this.#fatal ??= err instanceof FencedError || err instanceof JournalEntryTooLargeError
+          ? err
+          : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
         throw this.#fatal;
       }
     });

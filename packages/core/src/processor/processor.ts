@@ -121,7 +121,7 @@ export class Processor {
     const executor = new Executor({
       workflows,
       states,
-      journals: new NatsJournalStore(js, resources.jsm, resources.names),
+      journals: new NatsJournalStore(js, resources.jsm, resources.names, { maxPayload: () => options.nc.info?.max_payload }),
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
