@@ -9,9 +9,9 @@
  * that lost the invocation learns it on its next append and stops.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
-import { checkPartitionKey } from '../config.js';
+import { checkPartitionKey, derivedInvocationId } from '../config.js';
 import { CommandSchema, EntryPhase, JournalEntrySchema, ParentRefSchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
@@ -283,7 +283,7 @@ export class DurableContext implements Context {
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const args = inputCodec(workflow).encode(input);
     return this.#step<string>(`SEND:${handler}`, { partitionKey, delay }, undefined, async (step) => {
-      const invocationId = childInvocationId(this.invocationId, step);
+      const invocationId = derivedInvocationId(this.invocationId, step);
       await this.#gateway().start(
         create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId }),
         { delayMs: delay },
@@ -296,7 +296,7 @@ export class DurableContext implements Context {
     const handler = workflowName(workflow);
     const stepType = `INVOKE:${handler}`;
     const step = this.#takeStep();
-    const childId = childInvocationId(this.invocationId, step);
+    let childId = derivedInvocationId(this.invocationId, step);
     const output = outputCodec(workflow);
     const journaled = this.#journaled.get(step);
     if (journaled && journaled.phase === EntryPhase.COMPLETED) {
@@ -305,6 +305,8 @@ export class DurableContext implements Context {
     }
     if (journaled) {
       this.#checkType(step, stepType, journaled);
+      // The child the journal names: one started under an earlier form of derived IDs too.
+      childId = decodeJson<{ invocationId: string }>(journaled.request, `request of step ${step}`).invocationId;
     } else {
       this.#checkRunning();
       const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
@@ -637,15 +639,6 @@ export class DurableContext implements Context {
   }
 }
 
-/**
- * The ID of the invocation started by `step` of another (`send`, `invoke`): the same on
- * every replay, which is what makes a journaled send start exactly one invocation.
- */
-export function childInvocationId(parentId: string, step: number): string {
-  const id = `${parentId}-${step}`;
-  return id.length <= 128 ? id : createHash('sha256').update(id).digest('base64url');
-}
-
 /** The children an invocation started with `invoke` whose outcome it has not journaled yet. */
 export function openChildren(entries: readonly JournalEntry[]): string[] {
   const done = new Set(entries.filter((e) => e.phase === EntryPhase.COMPLETED).map((e) => e.stepNumber));
@@ -661,7 +654,7 @@ export function awakeableId(invocationId: string, step: number): string {
 
 /** The invocation an awakeable ID belongs to, or undefined when it is not an awakeable ID. */
 export function awakeableInvocation(id: string): string | undefined {
-  return /^awk_\d+_([A-Za-z0-9_=-]{1,128})$/.exec(id)?.[1];
+  return /^awk_\d+_([A-Za-z0-9_=/-]{1,128})$/.exec(id)?.[1];
 }
 
 /** A sleep's journal entry: STARTED records when it is due, COMPLETED that it passed. */

@@ -13,7 +13,7 @@ import { jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } fr
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
-import { checkInvocationId, type EngineNames } from '../config.js';
+import { checkAnyInvocationId, type EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type Command } from '../gen/durable/durable_pb.js';
 import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
@@ -331,7 +331,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
   }
   if (command.handler === '') throw new DecodeError('command has no handler');
   try {
-    checkInvocationId(command.invocationId);
+    checkAnyInvocationId(command.invocationId);
   } catch (err) {
     throw new DecodeError(errorMessage(err), { cause: err });
   }
