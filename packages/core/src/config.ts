@@ -34,8 +34,7 @@ export interface EngineNames {
   deadLetterSubject: string;
   /** Core NATS subject prefix on which the outcome of invocation `id` is announced. */
   resultSubject: string;
-  /** Work-queue stream of durable timers, and its subject prefix. */
-  timersStream: string;
+  /** Subject prefix of the durable timers: scheduled messages in the commands stream, see `nats/timers.ts`. */
   timersSubject: string;
   /** Core NATS subject prefix on which cancel or pause of invocation `id` is requested (payload `cancel` or `pause`). */
   controlSubject: string;
@@ -71,7 +70,6 @@ export function engineNames(namespace = ''): EngineNames {
     deadLetterStream: `${upper}DEAD_LETTERS`,
     deadLetterSubject: `${lower}dead.commands`,
     resultSubject: `${lower}durable.result`,
-    timersStream: `${upper}TIMERS`,
     timersSubject: `${lower}timers`,
     controlSubject: `${lower}durable.control`,
     awakeablesBucket: `${upper}AWAKEABLES`,

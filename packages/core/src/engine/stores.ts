@@ -118,7 +118,7 @@ export interface WakeTarget {
 /**
  * How a running invocation reaches other invocations: starts new ones (`ctx.send`,
  * `ctx.invoke`), wakes a suspended one, cancels one. The processor backs it with the
- * COMMANDS and TIMERS streams, local mode with an in-process queue.
+ * COMMANDS stream (and its scheduled timers), local mode with an in-process queue.
  */
 export interface InvocationGateway {
   /**

@@ -50,10 +50,6 @@ export interface EngineResources {
 
 const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
 
-/** The durable consumer the processors share for timers. */
-export const TIMERS_CONSUMER = 'timers';
-/** Most timers pending at once across the deployment. */
-export const MAX_TIMERS = 1_000_000;
 const NS_PER_S = 1e9;
 
 /** Creates whatever of the engine's JetStream resources is missing. */
@@ -65,16 +61,21 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const jsm = await jetstreamManager(nc);
 
   log?.info('Setting up JetStream streams...');
-  await ensureStream(jsm, {
+  const commands: Partial<StreamConfig> & { name: string } = {
     name: names.commandsStream,
-    subjects: [`${names.commandsSubject}.>`],
+    // The durable timers are scheduled messages in the same stream: a schedule's target
+    // must be a subject of its own stream (see `timers.ts`).
+    subjects: [`${names.commandsSubject}.>`, `${names.timersSubject}.>`],
+    allow_msg_schedules: true,
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: replicas,
     // No max age: an unprocessed command is never dropped by the stream.
     duplicate_window: DUPLICATE_WINDOW_NS,
     discard: DiscardPolicy.Old,
-  });
+  };
+  await ensureStream(jsm, commands);
+  await allowTimers(jsm, commands);
   await ensureStream(jsm, {
     name: names.journalStream,
     subjects: [`${names.journalSubject}.>`],
@@ -90,18 +91,8 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     storage: StorageType.File,
     num_replicas: replicas,
   });
-  await ensureStream(jsm, {
-    name: names.timersStream,
-    subjects: [`${names.timersSubject}.>`],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    num_replicas: replicas,
-    duplicate_window: DUPLICATE_WINDOW_NS,
-  });
-  await ensureConsumer(jsm, names.commandsStream, consumerName, options);
-  // Every pending timer is one unacknowledged message waiting for its redelivery at the
-  // due time, so the limit of pending acks is the limit of concurrent sleepers.
-  await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxConcurrent: MAX_TIMERS });
+  // Commands only: the timers wait in the stream, seen by no consumer until they fire.
+  await ensureConsumer(jsm, names.commandsStream, consumerName, { ...options, filterSubject: `${names.commandsSubject}.>` });
   await ensureIndexResources(nc, jsm, names, replicas);
 
   log?.info('Setting up KV buckets...');
@@ -154,18 +145,32 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 }
 
 /**
- * Creates the shared durable pull consumer, or brings its ack wait and concurrency to
- * the given values. No max deliver: the processor counts attempts itself and records a
+ * A COMMANDS stream made before the timers moved into it (from a stream of their own) gets
+ * their subjects and message schedules.
+ */
+async function allowTimers(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  await withMetaRetry(`timers on stream ${config.name}`, async () => {
+    const info = await jsm.streams.info(config.name);
+    const subjects = config.subjects ?? [];
+    if (info.config.allow_msg_schedules === true && subjects.every((s) => info.config.subjects.includes(s))) return;
+    await jsm.streams.update(config.name, { ...info.config, subjects, allow_msg_schedules: true });
+  });
+}
+
+/**
+ * Creates the shared durable pull consumer, or brings its filter, ack wait and concurrency
+ * to the given values. No max deliver: the processor counts attempts itself and records a
  * failure with its reason, where a server-side limit would drop the command silently.
  */
-async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: SetupOptions): Promise<void> {
+async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: SetupOptions & { filterSubject: string }): Promise<void> {
   const ackWait = (options.ackWaitSeconds ?? 30) * NS_PER_S;
   const maxAckPending = options.maxConcurrent ?? 100;
+  const filter = options.filterSubject;
   await withMetaRetry(`consumer ${name}`, async () => {
     try {
       const info = await jsm.consumers.info(stream, name);
-      if (info.config.ack_wait !== ackWait || info.config.max_ack_pending !== maxAckPending) {
-        await jsm.consumers.update(stream, name, { ack_wait: ackWait, max_ack_pending: maxAckPending });
+      if (info.config.ack_wait !== ackWait || info.config.max_ack_pending !== maxAckPending || info.config.filter_subject !== filter) {
+        await jsm.consumers.update(stream, name, { ack_wait: ackWait, max_ack_pending: maxAckPending, filter_subject: filter });
       }
       return;
     } catch (err) {
@@ -176,6 +181,7 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, name: strin
         durable_name: name,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
+        filter_subject: filter,
         ack_wait: ackWait,
         max_deliver: -1,
         max_ack_pending: maxAckPending,

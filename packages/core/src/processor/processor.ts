@@ -27,7 +27,7 @@ import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
-import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
+import { NatsTimerScheduler } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { PartitionQueue } from './partition-queue.js';
 
@@ -82,7 +82,6 @@ export class Processor {
   readonly #running = new Map<string, Promise<void>>();
   readonly #stopping = new AbortController();
   #messages: ConsumerMessages | undefined;
-  #timers: TimerService | undefined;
   #index: ExecutionIndex | undefined;
   /** Per running invocation, aborts its run with a CancelledError. */
   readonly #cancels = new Map<string, AbortController>();
@@ -134,8 +133,6 @@ export class Processor {
     });
     const processor = new Processor(options, resources.names, executor, logger);
     processor.#index = index;
-    processor.#timers = new TimerService(js, resources.names, logger);
-    await processor.#timers.start();
     processor.#listenForCancels();
     await processor.#consume();
     logger.info({ consumer: processor.consumerName }, `Processor started, consuming from ${processor.consumerName}`);
@@ -166,7 +163,6 @@ export class Processor {
     this.#stopping.abort();
     this.#messages?.stop();
     this.#cancelRequests?.unsubscribe();
-    await this.#timers?.stop();
     for (const msg of this.#queue.drainWaiting()) msg.nak();
     const grace = wait(options.graceMs ?? 10_000, 'timeout' as const);
     const settled = Promise.allSettled([...this.#running.values()]).then(() => 'done' as const);
