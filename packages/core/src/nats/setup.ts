@@ -75,7 +75,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     discard: DiscardPolicy.Old,
   };
   await ensureStream(jsm, commands);
-  await allowTimers(jsm, commands);
+  await allowTimers(nc, jsm, commands);
   await ensureStream(jsm, {
     name: names.journalStream,
     subjects: [`${names.journalSubject}.>`],
@@ -147,14 +147,20 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 /**
  * A COMMANDS stream made before the timers moved into it (from a stream of their own) gets
  * their subjects and message schedules.
+ * @throws ConnectionError when the server keeps no message schedules (before nats-server 2.12).
  */
-async function allowTimers(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
-  await withMetaRetry(`timers on stream ${config.name}`, async () => {
+async function allowTimers(nc: NatsConnection, jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const subjects = config.subjects ?? [];
+  const allowed = await withMetaRetry(`timers on stream ${config.name}`, async () => {
     const info = await jsm.streams.info(config.name);
-    const subjects = config.subjects ?? [];
-    if (info.config.allow_msg_schedules === true && subjects.every((s) => info.config.subjects.includes(s))) return;
-    await jsm.streams.update(config.name, { ...info.config, subjects, allow_msg_schedules: true });
+    if (info.config.allow_msg_schedules === true && subjects.every((s) => info.config.subjects.includes(s))) return true;
+    const updated = await jsm.streams.update(config.name, { ...info.config, subjects, allow_msg_schedules: true });
+    return updated.config.allow_msg_schedules === true;
   });
+  // An older server ignores the setting: its timers would never fire.
+  if (!allowed) {
+    throw new ConnectionError(`stream ${config.name} keeps no message schedules: durable timers need nats-server 2.12 or newer (this one is ${nc.info?.version ?? 'unknown'})`);
+  }
 }
 
 /**
