@@ -2,7 +2,8 @@
  * Outcomes too large for the journal on the real cluster (over the server's max payload):
  * the step fails for good with a TerminalError naming the step, the size and the limit; its
  * side effect is not run again, and an invocation that does not catch it fails with it.
- * An input too large for a command is refused at the submit, saying so.
+ * An input too large for a command is refused at the submit, and an output too large for
+ * the final state fails the invocation at once, each saying so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJson, defineWorkflow, ErrorCode, InvalidArgumentError, JournalEntryTooLargeError, TerminalError } from '../src/index.js';
@@ -30,10 +31,16 @@ const bigResult = defineWorkflow<{ catchIt: boolean }, { caught: string; code: s
   },
 );
 
+/** Returns `bytes` characters. */
+const bigOutput = defineWorkflow<{ bytes: number }, string>('big_output', async (ctx, { bytes }) => {
+  sideEffects.set(ctx.invocationId, (sideEffects.get(ctx.invocationId) ?? 0) + 1);
+  return 'y'.repeat(bytes);
+});
+
 let engine: TestEngine;
 
 beforeAll(async () => {
-  engine = await startTestEngine(namespace, [bigResult]);
+  engine = await startTestEngine(namespace, [bigResult, bigOutput]);
 });
 
 afterAll(async () => {
@@ -70,5 +77,16 @@ describe('an input too large for a command', () => {
     const submit = engine.client.submit('big_result', 'x'.repeat(TWO_MIB));
     await expect(submit).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(submit).rejects.toThrow(/the command is \d+ bytes, over the NATS server's max_payload \(\d+ bytes/);
+  });
+});
+
+describe('a workflow output too large for the final state', () => {
+  it('fails the invocation at once with the size and the limit', async () => {
+    const { invocationId } = await engine.client.submit(bigOutput, { bytes: TWO_MIB });
+    const final = await engine.client.waitForResult(invocationId, { timeoutMs: 20_000 });
+    expect(final.status).toBe('failed');
+    expect(final.error).toMatch(/^workflow output of \d+ bytes is over the limit of \d+ bytes/);
+    // One run: no retry of a run that cannot end otherwise.
+    expect(sideEffects.get(invocationId)).toBe(1);
   });
 });

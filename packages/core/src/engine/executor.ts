@@ -260,6 +260,11 @@ export class Executor {
     } catch (err) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
     }
+    // The final state could not be written, and every run would end the same way.
+    const limit = journal.maxEntryBytes;
+    if (limit !== undefined && currentState.length > limit) {
+      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`));
+    }
     const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, ctx.drained());
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
