@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   apps.unshift(processor); // stopped first, while NATS and HelloService are still up
   // LOG_LEVEL=warn hides its "Processor started" line; its pull request waiting on the
   // consumer is the same fact, read from the server.
-  await waitUntil(processor, 'pull request on processor-1', async () => (await jsm.consumers.info(names.commandsStream, 'processor-1')).num_waiting > 0);
+  await waitUntil(processor, 'pull request on processor-1-p0', async () => (await jsm.consumers.info(names.commandsStream, 'processor-1-p0')).num_waiting > 0);
   const client = await DurableClient.connect({ nc });
   const groups: CpuGroup[] = [
     // A missing pid file reads as "n/a", not as a server that used no CPU.

@@ -2,6 +2,7 @@
  * Names and defaults shared by every process of the engine: where commands, journals and
  * states live on JetStream, and how the apps find the cluster.
  */
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from './errors.js';
 
 /** All three nodes of the local cluster, so every app survives the loss of one. */
@@ -33,8 +34,7 @@ export interface EngineNames {
   deadLetterSubject: string;
   /** Core NATS subject prefix on which the outcome of invocation `id` is announced. */
   resultSubject: string;
-  /** Work-queue stream of durable timers, and its subject prefix. */
-  timersStream: string;
+  /** Subject prefix of the durable timers: scheduled messages in the commands stream, see `nats/timers.ts`. */
   timersSubject: string;
   /** Core NATS subject prefix on which cancel or pause of invocation `id` is requested (payload `cancel` or `pause`). */
   controlSubject: string;
@@ -72,7 +72,6 @@ export function engineNames(namespace = ''): EngineNames {
     deadLetterStream: `${upper}DEAD_LETTERS`,
     deadLetterSubject: `${lower}dead.commands`,
     resultSubject: `${lower}durable.result`,
-    timersStream: `${upper}TIMERS`,
     timersSubject: `${lower}timers`,
     controlSubject: `${lower}durable.control`,
     awakeablesBucket: `${upper}AWAKEABLES`,
@@ -104,19 +103,47 @@ export function checkPartitionKey(key: string): string {
 
 /** Invocation IDs become a subject token and a KV key: letters, digits, `-`, `_`, `=`. */
 const INVOCATION_ID = /^[A-Za-z0-9_=-]{1,128}$/;
+/**
+ * IDs the engine derives for the invocations a workflow starts: the sender's ID and the
+ * step, joined by `/`, which a chosen ID may not contain (see {@link derivedInvocationId}).
+ */
+const ANY_INVOCATION_ID = /^(?=.{1,128}$)[A-Za-z0-9_=-]+(?:\/[0-9]+)*$/;
 
 /**
- * Checks an invocation ID, which becomes a KV key and a subject token.
+ * Checks an invocation ID a user chose, which becomes a KV key and a subject token. `/`
+ * is left to the IDs the engine derives, so a chosen ID never takes one of theirs.
  * @throws InvalidArgumentError naming what is wrong.
  */
 export function checkInvocationId(id: string): string {
   if (!INVOCATION_ID.test(id)) {
     throw new InvalidArgumentError(
       'invocation ID',
-      `${JSON.stringify(id)} must be 1 to 128 characters of letters, digits, '-', '_' or '='`,
+      `${JSON.stringify(id)} must be 1 to 128 characters of letters, digits, '-', '_' or '=' ('/' marks the IDs the engine derives)`,
     );
   }
   return id;
+}
+
+/**
+ * Checks an invocation ID on the wire: one a user chose, or one the engine derived.
+ * @throws InvalidArgumentError naming what is wrong.
+ */
+export function checkAnyInvocationId(id: string): string {
+  if (!ANY_INVOCATION_ID.test(id)) {
+    throw new InvalidArgumentError('invocation ID', `${JSON.stringify(id)} is neither a chosen ID nor one the engine derives (<id>/<step>)`);
+  }
+  return id;
+}
+
+/**
+ * The ID of the invocation started by `step` of another (`send`, `invoke`): the same on
+ * every replay, which is what makes a journaled send start exactly one invocation, and of
+ * a form no chosen ID has (`<sender id>/<step>`). A sender ID too long for it is replaced
+ * by its hash, keeping the form.
+ */
+export function derivedInvocationId(senderId: string, step: number): string {
+  const id = `${senderId}/${step}`;
+  return id.length <= 128 ? id : `${createHash('sha256').update(senderId).digest('base64url')}/${step}`;
 }
 
 function hasControlCharacter(s: string): boolean {

@@ -25,6 +25,7 @@ export const ErrorCode = {
   AwakeableNotFound: 'AWAKEABLE_NOT_FOUND',
   Paused: 'PAUSED',
   Configuration: 'CONFIGURATION',
+  JournalEntryTooLarge: 'JOURNAL_ENTRY_TOO_LARGE',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -258,6 +259,33 @@ export class PausedError extends DurableError {
 export class CancelledError extends TerminalError {
   constructor(message = 'invocation cancelled') {
     super(message, { code: ErrorCode.Cancelled });
+  }
+}
+
+/**
+ * A step's outcome cannot be journaled: its entry is larger than the journal takes (the
+ * NATS server's max payload). Running the step again would not make it smaller, so the
+ * step fails for good; the workflow may catch this like any {@link TerminalError}.
+ */
+export class JournalEntryTooLargeError extends TerminalError {
+  readonly invocationId: string;
+  readonly step: number;
+  readonly stepType: string;
+  /** Bytes of the entry. */
+  readonly size: number;
+  /** Bytes an entry may take at most. */
+  readonly limit: number;
+
+  constructor(entry: { invocationId: string; step: number; stepType: string; size: number; limit: number }) {
+    super(
+      `step ${entry.step} (${entry.stepType}) of ${entry.invocationId} cannot be journaled: its entry of ${entry.size} bytes is over the journal's limit of ${entry.limit} bytes (the NATS server's max_payload)`,
+      { code: ErrorCode.JournalEntryTooLarge },
+    );
+    this.invocationId = entry.invocationId;
+    this.step = entry.step;
+    this.stepType = entry.stepType;
+    this.size = entry.size;
+    this.limit = entry.limit;
   }
 }
 

@@ -30,6 +30,7 @@ export {
   InterruptedError,
   InvalidArgumentError,
   InvocationNotFoundError,
+  JournalEntryTooLargeError,
   NonDeterminismError,
   RetryableError,
   ServiceCallError,

@@ -84,7 +84,7 @@ afterAll(async () => {
 
 /** Resolves once the child of `parentId` has made its awakeable; returns the awakeable's ID. */
 function childAwakeable(parentId: string): Promise<string> {
-  const childId = `${parentId}-0`;
+  const childId = `${parentId}/0`;
   return new Promise((resolve) => {
     const known = childAwakeables.get(childId);
     if (known) resolve(known);
@@ -98,7 +98,7 @@ describe('ctx.send', () => {
     const final = await client.waitForResult(invocationId);
     expect(final.status).toBe('completed');
     const { sentTo } = JSON.parse(new TextDecoder().decode(final.currentState)) as { sentTo: string };
-    expect(sentTo).toBe(`${invocationId}-1`);
+    expect(sentTo).toBe(`${invocationId}/1`);
     const child = await client.waitForResult(sentTo);
     expect(child.status).toBe('completed');
     expect(child.parentInvocationId).toBe(invocationId);
@@ -144,7 +144,7 @@ describe('ctx.invoke', () => {
     expect(final.status).toBe('completed');
     expect(JSON.parse(new TextDecoder().decode(final.currentState))).toBe('child got yes');
     expect(final.journal.map((e) => e.stepType)).toEqual(['INVOKE:waiting_child', 'INVOKE:waiting_child']);
-    const child = await client.getState(`${invocationId}-0`);
+    const child = await client.getState(`${invocationId}/0`);
     expect(child?.parent?.invocationId).toBe(invocationId);
   });
 
@@ -154,7 +154,7 @@ describe('ctx.invoke', () => {
     const final = await client.waitForResult(invocationId);
     expect(final.status).toBe('completed');
     expect(JSON.parse(new TextDecoder().decode(final.currentState))).toBe(
-      `parent caught: child invocation ${invocationId}-0 failed: child refused no`,
+      `parent caught: child invocation ${invocationId}/0 failed: child refused no`,
     );
   });
 
@@ -164,7 +164,7 @@ describe('ctx.invoke', () => {
     await client.waitForStatus(invocationId, 'suspended');
     await client.cancel(invocationId);
     expect((await client.waitForResult(invocationId)).status).toBe('cancelled');
-    const child = await client.waitForResult(`${invocationId}-0`);
+    const child = await client.waitForResult(`${invocationId}/0`);
     expect(child.status).toBe('cancelled');
   });
 

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
 import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
-import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvalidArgumentError, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
 import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
@@ -46,6 +46,9 @@ export interface SubmitOptions {
   /** The failed invocation this one retries; recorded in its state. */
   retryOf?: string;
 }
+
+/** Room left in a command's message for its headers (the message ID). */
+const COMMAND_HEADER_ROOM = 256;
 
 /** Options of {@link DurableClient.waitForResult}. */
 export interface WaitOptions {
@@ -122,8 +125,12 @@ export class DurableClient {
       submittedAtMs: BigInt(Date.now()),
       retryOf: options.retryOf ?? '',
     });
+    const bytes = toBinary(CommandSchema, command);
+    // Refused here with the reason, not by the client's publish as if the cluster were away.
+    const limit = (this.#nc.info?.max_payload ?? Infinity) - COMMAND_HEADER_ROOM;
+    if (bytes.length > limit) throw new InvalidArgumentError('input', `the command is ${bytes.length} bytes, over the NATS server's max_payload (${limit} bytes with its headers)`);
     try {
-      const ack = await this.#js.publish(`${this.names.commandsSubject}.${partitionKey}`, toBinary(CommandSchema, command), {
+      const ack = await this.#js.publish(`${this.names.commandsSubject}.${partitionKey}`, bytes, {
         msgID: invocationId,
       });
       return { invocationId, handler, partitionKey, duplicate: ack.duplicate };

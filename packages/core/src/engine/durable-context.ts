@@ -8,10 +8,10 @@
  * appended to the journal before the workflow sees it. Appends are fenced: a processor
  * that lost the invocation learns it on its next append and stops.
  */
-import { create } from '@bufbuild/protobuf';
-import { createHash, randomUUID } from 'node:crypto';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
-import { checkPartitionKey } from '../config.js';
+import { checkPartitionKey, derivedInvocationId } from '../config.js';
 import { CommandSchema, EntryPhase, JournalEntrySchema, ParentRefSchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AttemptsExhaustedError,
@@ -22,6 +22,7 @@ import {
   FencedError,
   InterruptedError,
   InvalidArgumentError,
+  JournalEntryTooLargeError,
   NonDeterminismError,
   PausedError,
   ServiceCallError,
@@ -206,10 +207,11 @@ export class DurableContext implements Context {
         done.error = outcome.error instanceof ServiceCallError ? outcome.error.details : outcome.error.message;
         done.errorCode = outcome.error.errorCode;
       }
+      const failure = this.#failIfTooLarge(done) ?? (outcome.ok ? undefined : outcome.error);
       const appended = this.#append(done);
-      if (!outcome.ok) {
+      if (failure) {
         await appended;
-        throw outcome.error;
+        throw failure;
       }
       // The workflow goes on while the append is in flight: the next side effect waits for
       // it (above), and the final state is written beside it.
@@ -281,7 +283,7 @@ export class DurableContext implements Context {
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const args = inputCodec(workflow).encode(input);
     return this.#step<string>(`SEND:${handler}`, { partitionKey, delay }, undefined, async (step) => {
-      const invocationId = childInvocationId(this.invocationId, step);
+      const invocationId = derivedInvocationId(this.invocationId, step);
       await this.#gateway().start(
         create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId }),
         { delayMs: delay },
@@ -294,7 +296,7 @@ export class DurableContext implements Context {
     const handler = workflowName(workflow);
     const stepType = `INVOKE:${handler}`;
     const step = this.#takeStep();
-    const childId = childInvocationId(this.invocationId, step);
+    let childId = derivedInvocationId(this.invocationId, step);
     const output = outputCodec(workflow);
     const journaled = this.#journaled.get(step);
     if (journaled && journaled.phase === EntryPhase.COMPLETED) {
@@ -303,6 +305,8 @@ export class DurableContext implements Context {
     }
     if (journaled) {
       this.#checkType(step, stepType, journaled);
+      // The child the journal names: one started under an earlier form of derived IDs too.
+      childId = decodeJson<{ invocationId: string }>(journaled.request, `request of step ${step}`).invocationId;
     } else {
       this.#checkRunning();
       const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
@@ -331,6 +335,7 @@ export class DurableContext implements Context {
       const done = create(JournalEntrySchema, { stepNumber: step, stepType, request: encodeJson({ invocationId: childId }), recordedAtMs: BigInt(Date.now()), attempts: 1 });
       if (child.state.status === 'completed') done.response = child.state.currentState;
       else done.error = `child invocation ${childId} ${child.state.status}: ${child.state.error}`;
+      this.#failIfTooLarge(done);
       await this.#append(done);
       return done;
     });
@@ -393,6 +398,7 @@ export class DurableContext implements Context {
       const done = create(JournalEntrySchema, { stepNumber: step, stepType, recordedAtMs: BigInt(Date.now()), attempts: 1 });
       if (outcome.ok) done.response = outcome.value;
       else done.error = outcome.error;
+      this.#failIfTooLarge(done);
       await this.#append(done);
       return done;
     });
@@ -574,6 +580,28 @@ export class DurableContext implements Context {
     }
   }
 
+  /**
+   * Turns an outcome too large for the journal into the step's terminal failure, journaled
+   * in its place (the step is not run again, and a replay throws the same error).
+   * @returns the error, or undefined when the entry fits.
+   */
+  #failIfTooLarge(entry: JournalEntry): JournalEntryTooLargeError | undefined {
+    const limit = this.#options.journal.maxEntryBytes;
+    if (limit === undefined) return undefined;
+    const size = toBinary(JournalEntrySchema, entry).length;
+    if (size <= limit) return undefined;
+    const error = new JournalEntryTooLargeError({ invocationId: this.invocationId, step: entry.stepNumber, stepType: entry.stepType, size, limit });
+    this.#options.logger.warn(
+      { invocation_id: this.invocationId, step: entry.stepNumber, step_type: entry.stepType, size, limit },
+      `Step ${entry.stepNumber} ${entry.stepType} failed: ${error.message}`,
+    );
+    entry.request = new Uint8Array();
+    entry.response = new Uint8Array();
+    entry.error = error.message;
+    entry.errorCode = 0;
+    return error;
+  }
+
   /** Resolves once every append issued so far has been written (or failed: see {@link fatal}). */
   drained(): Promise<void> {
     return this.#appending;
@@ -597,24 +625,18 @@ export class DurableContext implements Context {
       try {
         await this.#options.journal.append(entry);
       } catch (err) {
-        // Fenced: another processor owns the invocation. Anything else (the cluster did not
+        // Fenced: another processor owns the invocation. Too large: no retry would make it
+        // fit, so the invocation fails with the reason. Anything else (the cluster did not
         // answer): stop here and let the invocation be taken up again from its journal.
-        this.#fatal ??= err instanceof FencedError ? err : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
+        this.#fatal ??= err instanceof FencedError || err instanceof JournalEntryTooLargeError
+          ? err
+          : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
         throw this.#fatal;
       }
     });
     this.#appending = appended.catch(() => undefined);
     return appended;
   }
-}
-
-/**
- * The ID of the invocation started by `step` of another (`send`, `invoke`): the same on
- * every replay, which is what makes a journaled send start exactly one invocation.
- */
-export function childInvocationId(parentId: string, step: number): string {
-  const id = `${parentId}-${step}`;
-  return id.length <= 128 ? id : createHash('sha256').update(id).digest('base64url');
 }
 
 /** The children an invocation started with `invoke` whose outcome it has not journaled yet. */
@@ -632,7 +654,7 @@ export function awakeableId(invocationId: string, step: number): string {
 
 /** The invocation an awakeable ID belongs to, or undefined when it is not an awakeable ID. */
 export function awakeableInvocation(id: string): string | undefined {
-  return /^awk_\d+_([A-Za-z0-9_=-]{1,128})$/.exec(id)?.[1];
+  return /^awk_\d+_([A-Za-z0-9_=/-]{1,128})$/.exec(id)?.[1];
 }
 
 /** A sleep's journal entry: STARTED records when it is due, COMPLETED that it passed. */

@@ -338,6 +338,11 @@ export class Executor {
     } catch (err) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
     }
+    // The final state could not be written, and every run would end the same way.
+    const limit = journal.maxEntryBytes;
+    if (limit !== undefined && currentState.length > limit) {
+      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`));
+    }
     // The appends in flight, failing if one was refused: the run lost the invocation.
     const appends = ctx.drained().then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;

@@ -35,9 +35,12 @@ export interface JournalLog {
   readonly entries: readonly JournalEntry[];
   /** Where the log's last entry is in its stream (0 when empty), for a later {@link JournalStore.open} with `known`. */
   readonly lastSequence: number;
+  /** Bytes one entry may take at most (the server's max payload); undefined when there is no limit. */
+  readonly maxEntryBytes?: number | undefined;
   /**
    * Appends one entry if nobody else appended since this log's last read or write.
    * @throws FencedError otherwise.
+   * @throws JournalEntryTooLargeError when the entry is over {@link maxEntryBytes}.
    */
   append(entry: JournalEntry): Promise<void>;
 }
@@ -129,7 +132,7 @@ export interface WakeTarget {
 /**
  * How a running invocation reaches other invocations: starts new ones (`ctx.send`,
  * `ctx.invoke`), wakes a suspended one, cancels one. The processor backs it with the
- * COMMANDS and TIMERS streams, local mode with an in-process queue.
+ * COMMANDS stream (and its scheduled timers), local mode with an in-process queue.
  */
 export interface InvocationGateway {
   /**

@@ -67,8 +67,8 @@ describe('local mode, the whole programming model', () => {
   it('awaits children and runs sends', async () => {
     const local = new LocalRuntime({ workflows: [child, parent] });
     const out = await local.invoke(parent, { n: 4 }, { invocationId: 'p1' });
-    expect(out).toEqual({ doubled: 8, sent: 'p1-1' });
-    expect((await local.waitForResult('p1-1')).currentState).toEqual(new TextEncoder().encode('16'));
+    expect(out).toEqual({ doubled: 8, sent: 'p1/1' });
+    expect((await local.waitForResult('p1/1')).currentState).toEqual(new TextEncoder().encode('16'));
   });
 
   it('resolves awakeables and keeps keyed state per partition key', async () => {

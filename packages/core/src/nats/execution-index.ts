@@ -10,7 +10,7 @@
  *   written as `=` and two hex digits of its UTF-8 bytes (`order.process` becomes
  *   `order=2Eprocess`): a `.` would split the token, and `=` never occurs in a handler
  *   name, so the encoding is reversible and the token is also a valid KV key.
- * - Invocation IDs (`[A-Za-z0-9_=-]`) are a token as they are.
+ * - Invocation IDs (`[A-Za-z0-9_=-]`, and `/` in those the engine derives) are a token as they are.
  * - The payload is JSON `{"created_at_ms", "updated_at_ms", "partition_key"}`, readable
  *   with `nats stream view`.
  *

@@ -4,7 +4,6 @@
  * client and by running workflows (`ctx.send`, `ctx.invoke`, cancellation of children).
  */
 import { toBinary } from '@bufbuild/protobuf';
-import { headers } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EngineNames } from '../config.js';
@@ -13,7 +12,7 @@ import { ConflictError, FencedError, InvocationNotFoundError } from '../errors.j
 import { isTerminal, transition } from '../engine/lifecycle.js';
 import type { InvocationGateway, StateStore, WakeTarget } from '../engine/stores.js';
 import { resultSubject } from './result-channel.js';
-import { WAKE_AT } from './timers.js';
+import { scheduleCommand } from './timers.js';
 import { resumeCommand } from '../engine/commands.js';
 
 /** The connection and names {@link cancelInvocation} and the gateway work with. */
@@ -24,7 +23,7 @@ export interface ClusterHandles {
   states: StateStore;
 }
 
-/** An InvocationGateway on the COMMANDS and TIMERS streams. */
+/** An InvocationGateway on the COMMANDS stream (and its timers). */
 export class NatsInvocationGateway implements InvocationGateway {
   constructor(private readonly cluster: ClusterHandles) {}
 
@@ -33,10 +32,8 @@ export class NatsInvocationGateway implements InvocationGateway {
     const bytes = toBinary(CommandSchema, command);
     const delayMs = options.delayMs ?? 0;
     if (delayMs > 0) {
-      // A timer holding the start command; the timer service queues it when due.
-      const h = headers();
-      h.set(WAKE_AT, String(Date.now() + delayMs));
-      await js.publish(`${names.timersSubject}.${command.invocationId}`, bytes, { headers: h, msgID: `${command.invocationId}:start` });
+      // A timer holding the start command: the server queues it when due.
+      await scheduleCommand(js, names, { command, dueAtMs: Date.now() + delayMs, timer: 'start', msgID: `${command.invocationId}:start` });
       return;
     }
     await js.publish(`${names.commandsSubject}.${command.partitionKey}`, bytes, { msgID: command.invocationId });

@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
-import { DecodeError, FencedError, TimeoutError } from '../errors.js';
+import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
 import type { JournalLog, JournalStore, OpenJournalOptions } from '../engine/stores.js';
 import { isWrongLastSequence } from './state-store.js';
 
@@ -18,6 +18,18 @@ const CLAIM_TYPE = '$claim';
 /** How long reading one journal may stall before the read is tried again, ms. */
 const READ_STALL_MS = 3_000;
 const READ_TRIES = 5;
+/** Room left in a message for the headers of a fenced append (the expected sequence). */
+const HEADER_ROOM = 128;
+
+/** Options of {@link NatsJournalStore}. */
+export interface NatsJournalStoreOptions {
+  /**
+   * The largest message the server takes (`nc.info.max_payload`): an entry that would not
+   * fit fails with a {@link JournalEntryTooLargeError} before it is published.
+   * @default no limit known: the publish itself fails
+   */
+  maxPayload?: () => number | undefined;
+}
 
 /** A JournalStore on a JetStream stream. */
 export class NatsJournalStore implements JournalStore {
@@ -25,7 +37,14 @@ export class NatsJournalStore implements JournalStore {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly names: EngineNames,
+    private readonly options: NatsJournalStoreOptions = {},
   ) {}
+
+  /** Bytes one entry may take at most, or undefined when the server's limit is not known. */
+  get maxEntryBytes(): number | undefined {
+    const maxPayload = this.options.maxPayload?.();
+    return maxPayload === undefined ? undefined : maxPayload - HEADER_ROOM;
+  }
 
   location(invocationId: string): { stream: string; subject: string } {
     return { stream: this.names.journalStream, subject: `${this.names.journalSubject}.${invocationId}` };
@@ -48,14 +67,24 @@ export class NatsJournalStore implements JournalStore {
         throw err;
       }
     }
+    const limit = (): number | undefined => this.maxEntryBytes;
     return {
       entries,
       get lastSequence() {
         return expected;
       },
+      get maxEntryBytes() {
+        return limit();
+      },
       append: async (entry: JournalEntry) => {
+        const bytes = toBinary(JournalEntrySchema, entry);
+        const max = limit();
+        if (max !== undefined && bytes.length > max) {
+          // The client would refuse it before sending; every retry would too.
+          throw new JournalEntryTooLargeError({ invocationId, step: entry.stepNumber, stepType: entry.stepType, size: bytes.length, limit: max });
+        }
         try {
-          const ack = await this.js.publish(subject, toBinary(JournalEntrySchema, entry), {
+          const ack = await this.js.publish(subject, bytes, {
             expect: { lastSubjectSequence: expected },
           });
           expected = ack.seq;

@@ -78,10 +78,6 @@ export function partitionConsumer(consumerName: string, partition: number): stri
   return `${consumerName}-p${partition}`;
 }
 
-/** The durable consumer the processors share for timers. */
-export const TIMERS_CONSUMER = 'timers';
-/** Most timers pending at once across the deployment. */
-export const MAX_TIMERS = 1_000_000;
 const NS_PER_S = 1e9;
 
 /** Creates whatever of the engine's JetStream resources is missing. */
@@ -95,7 +91,9 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   log?.info('Setting up JetStream streams...');
   // Commands are published on `commands.<key>` and stored on `commands.<partition>.<key>`:
   // the server maps each key to one partition, and each partition has one owner at a time.
-  const partitions = await ensureCommandsStream(jsm, names, replicas, options.partitions ?? DEFAULT_PARTITIONS);
+  // The durable timers are scheduled messages in the same stream: a schedule's target must
+  // be a subject of its own stream (see `timers.ts`).
+  const partitions = await ensureCommandsStream(nc, jsm, names, replicas, options.partitions ?? DEFAULT_PARTITIONS);
   await ensureStream(jsm, {
     name: names.journalStream,
     subjects: [`${names.journalSubject}.>`],
@@ -111,14 +109,8 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     storage: StorageType.File,
     num_replicas: replicas,
   });
-  await ensureStream(jsm, {
-    name: names.timersStream,
-    subjects: [`${names.timersSubject}.>`],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    num_replicas: replicas,
-    duplicate_window: DUPLICATE_WINDOW_NS,
-  });
+  // Commands only, one consumer per partition: the timers wait in the stream, seen by no
+  // consumer until they fire.
   for (let p = 0; p < partitions; p++) {
     await ensureConsumer(jsm, names.commandsStream, partitionConsumer(consumerName, p), {
       ackWaitSeconds: options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S,
@@ -127,9 +119,6 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
       pinned: true,
     });
   }
-  // Every pending timer is one unacknowledged message waiting for its redelivery at the
-  // due time, so the limit of pending acks is the limit of concurrent sleepers.
-  await ensureConsumer(jsm, names.timersStream, TIMERS_CONSUMER, { ackWaitSeconds: 30, maxAckPending: MAX_TIMERS });
   await ensureIndexResources(nc, jsm, names, replicas);
 
   log?.info('Setting up KV buckets...');
@@ -169,20 +158,29 @@ export const DEFAULT_ACK_WAIT_S = 8;
  * Creates the command stream with `partitions` partitions, or reads the count of the one
  * that exists (every processor must agree on it, so the stream's own count wins).
  */
-async function ensureCommandsStream(jsm: JetStreamManager, names: EngineNames, replicas: number, partitions: number): Promise<number> {
+async function ensureCommandsStream(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  names: EngineNames,
+  replicas: number,
+  partitions: number,
+): Promise<number> {
   const source = `${names.commandsSubject}.*`;
-  await ensureStream(jsm, {
+  const config: Partial<StreamConfig> & { name: string } = {
     name: names.commandsStream,
     // One token after the prefix: a key with a dot is refused at publish, never stored unread.
-    subjects: [source],
+    subjects: [source, `${names.timersSubject}.>`],
     subject_transform: { src: source, dest: `${names.commandsSubject}.{{partition(${partitions},1)}}.{{wildcard(1)}}` },
+    allow_msg_schedules: true,
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: replicas,
     // No max age: an unprocessed command is never dropped by the stream.
     duplicate_window: DUPLICATE_WINDOW_NS,
     discard: DiscardPolicy.Old,
-  });
+  };
+  await ensureStream(jsm, config);
+  await allowTimers(nc, jsm, config);
   const info = await withMetaRetry(`stream ${names.commandsStream}`, () => jsm.streams.info(names.commandsStream));
   const count = /\{\{\s*partition\((\d+)/i.exec(info.config.subject_transform?.dest ?? '')?.[1];
   if (count === undefined) {
@@ -227,6 +225,25 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
       if (!isAlreadyInUse(err)) throw err;
     }
   });
+}
+
+/**
+ * A COMMANDS stream made before the timers moved into it (from a stream of their own) gets
+ * their subjects and message schedules.
+ * @throws ConnectionError when the server keeps no message schedules (before nats-server 2.12).
+ */
+async function allowTimers(nc: NatsConnection, jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const subjects = config.subjects ?? [];
+  const allowed = await withMetaRetry(`timers on stream ${config.name}`, async () => {
+    const info = await jsm.streams.info(config.name);
+    if (info.config.allow_msg_schedules === true && subjects.every((s) => info.config.subjects.includes(s))) return true;
+    const updated = await jsm.streams.update(config.name, { ...info.config, subjects, allow_msg_schedules: true });
+    return updated.config.allow_msg_schedules === true;
+  });
+  // An older server ignores the setting: its timers would never fire.
+  if (!allowed) {
+    throw new ConnectionError(`stream ${config.name} keeps no message schedules: durable timers need nats-server 2.12 or newer (this one is ${nc.info?.version ?? 'unknown'})`);
+  }
 }
 
 /**

@@ -23,7 +23,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
-import { checkInvocationId, type EngineNames } from '../config.js';
+import { checkAnyInvocationId, type EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type Command } from '../gen/durable/durable_pb.js';
 import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
@@ -37,7 +37,7 @@ import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
-import { NatsTimerScheduler, TimerService } from '../nats/timers.js';
+import { NatsTimerScheduler } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { Membership } from './membership.js';
 import { PartitionLane, type Disposition, type LaneHandler } from './partition-lane.js';
@@ -103,7 +103,6 @@ export class Processor {
   readonly #leaving = new Set<Promise<void>>();
   readonly #stopping = new AbortController();
   #membership: Membership | undefined;
-  #timers: TimerService | undefined;
   #index: ExecutionIndex | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   /** Per running invocation, aborts its run with a CancelledError. */
@@ -149,7 +148,7 @@ export class Processor {
     const executor = new Executor({
       workflows,
       states,
-      journals: new NatsJournalStore(js, resources.jsm, resources.names),
+      journals: new NatsJournalStore(js, resources.jsm, resources.names, { maxPayload: () => options.nc.info?.max_payload }),
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
@@ -162,8 +161,6 @@ export class Processor {
     });
     const processor = new Processor(options, resources, executor, workflows, logger);
     processor.#index = index;
-    processor.#timers = new TimerService(js, resources.names, logger);
-    await processor.#timers.start();
     processor.#listenForCancels();
     processor.#membership = await Membership.join(resources.processorsKv, processorId, workflows.names(), logger);
     processor.#membership.onChange(() => processor.#rebalance());
@@ -206,7 +203,6 @@ export class Processor {
     this.#slots.close();
     this.#cancelRequests?.unsubscribe();
     await this.#membership?.leave();
-    await this.#timers?.stop();
     let late = 0;
     const lanes = [...this.#lanes.values()];
     this.#lanes.clear();
@@ -397,7 +393,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
   }
   if (command.handler === '') throw new DecodeError('command has no handler');
   try {
-    checkInvocationId(command.invocationId);
+    checkAnyInvocationId(command.invocationId);
   } catch (err) {
     throw new DecodeError(errorMessage(err), { cause: err });
   }
