@@ -51,8 +51,9 @@ export async function runFaults(
     try {
       await fault();
     } catch (err) {
-      counts.problems.push(`${what}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-      log(`${what} failed: ${counts.problems.at(-1)}`);
+      const why = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+      counts.problems.push(`${what}: ${why}`);
+      log(`${what} failed: ${why}`);
     }
   };
   const base = () => fleet.slots.slice(0, BASE_PROCESSORS);

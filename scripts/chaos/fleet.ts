@@ -50,7 +50,7 @@ export class Fleet {
   /** Starts HelloService and TicketService (JSON logs: each request with its idempotency key). */
   async startServices(): Promise<void> {
     await this.startHello();
-    const ticket = startApp('ticket-service', { env: { GRPC_PORT: String(this.ticketPort), LOG_FORMAT: 'json', NATS_URL: this.natsUrl } });
+    const ticket = startApp('ticket-service', { env: { GRPC_PORT: String(this.ticketPort), LOG_FORMAT: 'json', NATS_URL: this.natsUrl }, label: 'ticket-service#1' });
     this.#watch(ticket);
     this.services.push(ticket);
     await ticket.waitForLine(/TicketService listening on :\d+/, START_TIMEOUT_MS);
@@ -58,7 +58,11 @@ export class Fleet {
 
   /** Starts HelloService on its port (again, after {@link killHello}). */
   async startHello(): Promise<void> {
-    const hello = startApp('hello-service', { env: { GRPC_PORT: String(this.helloPort), LOG_FORMAT: 'json', NATS_URL: this.natsUrl } });
+    const incarnation = this.services.filter((s) => s.name.startsWith('hello-service')).length + 1;
+    const hello = startApp('hello-service', {
+      env: { GRPC_PORT: String(this.helloPort), LOG_FORMAT: 'json', NATS_URL: this.natsUrl },
+      label: `hello-service#${incarnation}`,
+    });
     this.#watch(hello);
     this.services.push(hello);
     this.#hello = hello;
@@ -96,7 +100,14 @@ export class Fleet {
     this.#watch(proc);
     slot.current = proc;
     slot.history.push(proc);
-    await proc.waitForLine(guideLine(/Processor started, consuming from .*/), START_TIMEOUT_MS);
+    try {
+      await proc.waitForLine(guideLine(/Processor started, consuming from .*/), START_TIMEOUT_MS);
+    } catch (err) {
+      // The slot is empty again: the next fault round starts it anew.
+      slot.current = undefined;
+      proc.kill('SIGKILL');
+      throw err;
+    }
   }
 
   /** Ends a slot's process with `signal` (SIGKILL: kill -9; SIGTERM: a clean stop) and waits for its exit. */
@@ -140,7 +151,9 @@ export class Fleet {
 
   #watch(proc: AppProcess): void {
     void proc.exited.then((status) => {
-      if (!this.#expectedExits.has(proc)) this.crashes.push(`${proc.name} exited by itself (${status.code ?? status.signal})`);
+      if (this.#expectedExits.has(proc)) return;
+      const last = proc.texts().at(-1) ?? '';
+      this.crashes.push(`${proc.name} exited by itself (${status.code ?? status.signal}): ${last}`);
     });
   }
 }

@@ -55,7 +55,7 @@ export function formatReport(report: ChaosReport): string {
     ['longest stall', s(f.longestStallMs), `from ${s(f.longestStallAtMs)} into the run`],
     ['malformed input', `${report.malformed.commands + report.malformed.requests}`, `${report.malformed.commands} commands, ${report.malformed.requests} requests; ${report.malformed.unclear.length} answered unclearly`],
     ['HTTP 5xx to good requests', `${report.submits.http5xx}`, ''],
-    ['processes that crashed', `${report.crashes.length}`, ''],
+    ['processes that exited by themselves', `${report.crashes.length}`, 'crashed, or could not start'],
     ['network partition', 'not run', 'see README'],
   ];
   const lines = ['| | count | |', '| --- | --- | --- |', ...rows.map((r) => `| ${r.join(' | ')} |`)];

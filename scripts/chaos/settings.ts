@@ -64,6 +64,12 @@ export interface ChaosSettings {
   log: (line: string) => void;
 }
 
+/**
+ * How long the stopped processor stays stopped: past the 30 s ack wait, the longest a
+ * processor owns a command today, so its work is taken over while it sleeps.
+ */
+const STOP_FOR_MS = 35_000;
+
 const FULL: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
   workflows: 1_000,
   orderedKeys: 10,
@@ -77,7 +83,7 @@ const FULL: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
     killEveryMs: 6_000,
     killFromMs: 5_000,
     stopAtMs: 20_000,
-    stopForMs: 15_000,
+    stopForMs: STOP_FOR_MS,
     extraAtMs: 30_000,
     extraUntilMs: 70_000,
     nodeKillAtMs: 45_000,
@@ -103,7 +109,7 @@ const SHORT: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
     killEveryMs: 5_000,
     killFromMs: 3_000,
     stopAtMs: 6_000,
-    stopForMs: 15_000,
+    stopForMs: STOP_FOR_MS,
     extraAtMs: 8_000,
     extraUntilMs: 24_000,
     nodeKillAtMs: 12_000,
@@ -118,7 +124,7 @@ const SHORT: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
 
 /**
  * The settings from the environment: `CHAOS_SHORT=1` (the short run), `CHAOS_WORKFLOWS`,
- * `CHAOS_NATS_PORT` (default 28222), `CHAOS_APP_PORT` (default 29300), `CHAOS_PROCESSOR_ARGS`,
+ * `CHAOS_NATS_PORT` (default 22522), `CHAOS_APP_PORT` (default 29500), `CHAOS_PROCESSOR_ARGS`,
  * `CHAOS_LOG_DIR`.
  */
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): ChaosSettings {
@@ -128,8 +134,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env, log: (line
     ...base,
     workflows,
     ports: {
-      natsClientPort: intFromEnv(env, 'CHAOS_NATS_PORT', 28_222),
-      appPort: intFromEnv(env, 'CHAOS_APP_PORT', 29_300),
+      natsClientPort: intFromEnv(env, 'CHAOS_NATS_PORT', 22_522),
+      appPort: intFromEnv(env, 'CHAOS_APP_PORT', 29_500),
     },
     processorArgs: (env.CHAOS_PROCESSOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
     ...(env.CHAOS_LOG_DIR ? { logDir: env.CHAOS_LOG_DIR } : {}),
