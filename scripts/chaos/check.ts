@@ -10,7 +10,8 @@
  * - exclusive overlaps: two invocations of one exclusive key whose start-to-end spans meet;
  * - service calls repeated: requests beyond the first per idempotency key;
  * - longest stall: the longest time, from the first submission to the last end, in which no
- *   journal entry was written and no invocation ended.
+ *   journal entry was written and no invocation ended, not counting HelloService's outage
+ *   (every workflow calls it, so nothing can move then).
  */
 import { type ExecutionState, type JournalEntry, EntryPhase, decodeJson } from '../../packages/core/src/index.js';
 import type { Item } from './workload.js';
@@ -53,6 +54,8 @@ export interface Evidence {
   /** The `done` count in each hot key's state. */
   keyedCounts: ReadonlyMap<string, number>;
   startedAt: number;
+  /** When HelloService was down (from, to; unix ms), left out of the stall. */
+  serviceDown: readonly (readonly [number, number])[];
 }
 
 const SAMPLES = 5;
@@ -90,7 +93,7 @@ export function check(evidence: Evidence): Findings {
   const spans = new Map(accepted.map((item) => [item.invocationId, spanOf(journals.get(item.invocationId) ?? [], states.get(item.invocationId) ?? null)]));
   const order = orderViolations(accepted.filter((i) => i.group === 'ordered' || i.group === 'exclusive'), spans);
   const repeats = serviceRepeats(evidence.serviceLines);
-  const stall = longestStall(journals, states, evidence.startedAt);
+  const stall = longestStall(journals, states, evidence.startedAt, evidence.serviceDown);
 
   let keyedCountOff = 0;
   for (const [key, count] of evidence.keyedCounts) {
@@ -220,8 +223,13 @@ function serviceRepeats(lines: readonly string[]): { calls: number; repeats: num
   return { calls, repeats: calls - seen.size };
 }
 
-/** The longest gap between progress events (journal writes, ends) from `startedAt` to the last one. */
-function longestStall(journals: ReadonlyMap<string, readonly JournalEntry[]>, states: ReadonlyMap<string, ExecutionState | null>, startedAt: number): { ms: number; atMs: number } {
+/** The longest gap between progress events (journal writes, ends) from `startedAt` to the last one, outages left out. */
+function longestStall(
+  journals: ReadonlyMap<string, readonly JournalEntry[]>,
+  states: ReadonlyMap<string, ExecutionState | null>,
+  startedAt: number,
+  outages: readonly (readonly [number, number])[],
+): { ms: number; atMs: number } {
   const times = [startedAt];
   for (const entries of journals.values()) for (const e of entries) times.push(Number(e.recordedAtMs));
   for (const state of states.values()) if (state && state.endedAtMs > 0n) times.push(Number(state.endedAtMs));
@@ -229,7 +237,9 @@ function longestStall(journals: ReadonlyMap<string, readonly JournalEntry[]>, st
   let ms = 0;
   let atMs = 0;
   for (let i = 1; i < times.length; i++) {
-    const gap = times[i]! - times[i - 1]!;
+    const [from, to] = [times[i - 1]!, times[i]!];
+    const down = outages.reduce((sum, [a, b]) => sum + Math.max(0, Math.min(b, to) - Math.max(a, from)), 0);
+    const gap = to - from - down;
     if (times[i - 1]! >= startedAt && gap > ms) {
       ms = gap;
       atMs = times[i - 1]! - startedAt;

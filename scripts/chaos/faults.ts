@@ -20,6 +20,8 @@ export interface FaultCounts {
   nodeKills: number;
   nodeRestarts: number;
   serviceOutages: number;
+  /** When HelloService was down (from, to; unix ms): no workflow can make progress then. */
+  serviceDown: [number, number][];
   /** Faults that could not be done (a node leader not found, a restart that failed), with why. */
   problems: string[];
 }
@@ -42,6 +44,7 @@ export async function runFaults(
     nodeKills: 0,
     nodeRestarts: 0,
     serviceOutages: 0,
+    serviceDown: [],
     problems: [],
   };
   const { fleet, cluster, startedAt } = deps;
@@ -122,11 +125,13 @@ export async function runFaults(
 
   const serviceOutage = async () => {
     await at(plan.serviceKillAtMs);
+    const downAt = Date.now();
     await fleet.killHello();
     counts.serviceOutages++;
     log(`kill -9 HelloService for ${plan.serviceDownMs / 1000} s`);
     await sleep(plan.serviceDownMs);
     await attempt('restarting HelloService', () => fleet.startHello());
+    counts.serviceDown.push([downAt, Date.now()]);
     log('HelloService restarted');
   };
 

@@ -52,7 +52,7 @@ export function formatReport(report: ChaosReport): string {
     ['service calls repeated', `${f.serviceRepeats}`, `of ${f.serviceCalls} received (at least once, by idempotency key)`],
     ['kills', `${report.faults.processorKills}`, `kill -9 of processors; ${report.faults.processorStops} SIGSTOP, ${report.faults.processorsAdded} added / ${report.faults.processorsRemoved} removed, ${report.faults.serviceOutages} HelloService outage`],
     ['node restarts', `${report.faults.nodeRestarts}`, `${report.faults.nodeKills} kill -9 of a stream leader's node`],
-    ['longest stall', s(f.longestStallMs), `from ${s(f.longestStallAtMs)} into the run`],
+    ['longest stall', s(f.longestStallMs), `from ${s(f.longestStallAtMs)} into the run; HelloService's outage not counted`],
     ['malformed input', `${report.malformed.commands + report.malformed.requests}`, `${report.malformed.commands} commands, ${report.malformed.requests} requests; ${report.malformed.unclear.length} answered unclearly`],
     ['HTTP 5xx to good requests', `${report.submits.http5xx}`, ''],
     ['processes that exited by themselves', `${report.crashes.length}`, 'crashed, or could not start'],

@@ -79,7 +79,7 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
       const count = (await client.getKeyedState(key))[CHAOS_DONE_KEY];
       keyedCounts.set(key, typeof count === 'number' ? count : 0);
     }
-    const findings = check({ items, accepted: submits.accepted, states, journals, serviceLines: fleet.serviceLines(), keyedCounts, startedAt });
+    const findings = check({ items, accepted: submits.accepted, states, journals, serviceLines: fleet.serviceLines(), keyedCounts, startedAt, serviceDown: faultCounts.serviceDown });
     const { accepted: _accepted, ...submitCounts } = submits;
     return {
       findings,
