@@ -6,8 +6,8 @@
  * those is not zero. Progress goes to stderr.
  *
  * Env: CHAOS_WORKFLOWS (default 1,000), CHAOS_SHORT=1 (~150, as the test suite runs it),
- * CHAOS_NATS_PORT (client ports 28222-28224; routes +2000, monitoring +4000),
- * CHAOS_APP_PORT (HelloService 29300, TicketService 29301, processors' HTTP 29310..),
+ * CHAOS_NATS_PORT (client ports 22522-22524; routes +2000, monitoring +4000),
+ * CHAOS_APP_PORT (HelloService 29500, TicketService 29501, processors' HTTP 29510..),
  * CHAOS_PROCESSOR_ARGS (extra processor flags), CHAOS_LOG_DIR (default a temp dir).
  */
 import { formatReport, verdict } from './chaos/report.js';
