@@ -12,7 +12,7 @@ EXAMPLES := simple async typed local multi-service concurrent-workflows retry-fa
 EXAMPLE_TARGETS := $(addprefix example-,$(EXAMPLES))
 BINS := bin/processor bin/hello-service bin/client bin/inspect bin/ticket-service
 
-.PHONY: install build typecheck proto test bench demo clean \
+.PHONY: install build typecheck proto test bench chaos demo clean \
         docker-up docker-down cluster-up cluster-down nats-server \
         run-service run-ticket-service run-processor run-client inspect \
         examples $(EXAMPLE_TARGETS)
@@ -43,6 +43,9 @@ test: build nats-server typecheck
 
 bench: build nats-server
 	@tsx scripts/bench.ts
+
+chaos: build nats-server
+	@tsx scripts/chaos.ts
 
 demo: build nats-server
 	@scripts/demo.sh

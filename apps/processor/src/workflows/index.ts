@@ -1,5 +1,6 @@
 /** The workflows the processor app registers. Add yours here. */
 import type { AnyWorkflow } from '@durable/core';
+import { chaosChild, chaosExclusive, chaosTask } from './chaos.js';
 import { delayedGreeting, reminder, scheduleGreeting } from './delayed-greeting.js';
 import { eventBooking } from './event-booking.js';
 import { expenseApproval } from './expense-approval.js';
@@ -13,6 +14,9 @@ import { addTicket, checkout, removeTicket } from './ticket-cart.js';
 export { customWorkflow, helloWorkflow, nap, orderProcessing };
 // The examples' workflows (examples/README.md).
 export { addTicket, checkout, delayedGreeting, eventBooking, expenseApproval, greetProto, reminder, removeTicket, scheduleGreeting };
+// The workflows `make chaos` drives (scripts/chaos.ts).
+export { CHAOS_DONE_KEY, chaosChild, chaosExclusive, chaosTask } from './chaos.js';
+export type { ChaosMark, ChaosPlan } from './chaos.js';
 export type { CartView, Order, TicketInput } from './ticket-cart.js';
 export type { DelayedGreetingOutput, ScheduleGreetingOutput } from './delayed-greeting.js';
 export type { Booking, BookingInput } from './event-booking.js';
@@ -35,4 +39,7 @@ export const workflows: AnyWorkflow[] = [
   reminder,
   expenseApproval,
   nap,
+  chaosTask,
+  chaosExclusive,
+  chaosChild,
 ];
