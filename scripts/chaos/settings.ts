@@ -65,10 +65,11 @@ export interface ChaosSettings {
 }
 
 /**
- * How long the stopped processor stays stopped: past the 30 s ack wait, the longest a
- * processor owns a command today, so its work is taken over while it sleeps.
+ * How long the stopped processor stays stopped: past its ownership (its heartbeat record
+ * expires after 6 s, its partitions' pins after 5 s, its commands' ack wait is 8 s), so its
+ * work is taken over while it sleeps.
  */
-const STOP_FOR_MS = 35_000;
+const STOP_FOR_MS = 15_000;
 
 const FULL: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
   workflows: 1_000,
