@@ -315,6 +315,10 @@ function laggingFollowers(jsz: unknown): number {
   if (typeof jsz !== 'object' || jsz === null || !('meta_cluster' in jsz)) return 0;
   const meta = jsz.meta_cluster;
   if (typeof meta !== 'object' || meta === null || !('replicas' in meta) || !Array.isArray(meta.replicas)) return 0;
+  // Servers 2.11+ list replicas on followers too (the leader among them, the other follower
+  // not current from there): only the leader's view counts.
+  const leader = metaLeader(jsz);
+  if (meta.replicas.some((r: unknown) => typeof r === 'object' && r !== null && 'name' in r && r.name === leader)) return 0;
   const current = meta.replicas.filter((r: unknown) => typeof r === 'object' && r !== null && 'current' in r && r.current === true);
   return CLUSTER_SIZE - 1 - current.length;
 }
