@@ -23,6 +23,7 @@ export const ErrorCode = {
   Interrupted: 'INTERRUPTED',
   AwakeableNotFound: 'AWAKEABLE_NOT_FOUND',
   Paused: 'PAUSED',
+  Unavailable: 'UNAVAILABLE',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -195,6 +196,20 @@ export class AttemptsExhaustedError extends TerminalError {
 export class ConnectionError extends DurableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Connection, message, options);
+  }
+}
+
+/**
+ * The cluster did not take a write or answer a read within the retry deadline (a leader
+ * election that lasted longer, or a stream nobody has created). Safe to try again later:
+ * `retryAfterMs` says when; the HTTP API answers 503 with `Retry-After`.
+ */
+export class UnavailableError extends DurableError {
+  readonly retryAfterMs: number;
+
+  constructor(message: string, options: { cause?: unknown; retryAfterMs: number }) {
+    super(ErrorCode.Unavailable, message, options);
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

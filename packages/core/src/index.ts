@@ -36,6 +36,7 @@ export {
   ServiceNotFoundError,
   TerminalError,
   TimeoutError,
+  UnavailableError,
   errorMessage,
   isFenced,
   isTerminal as isTerminalError,
@@ -59,6 +60,8 @@ export { MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './e
 export type { InvocationGateway, JournalLog, JournalStore, KeyedStateStore, ResultNotifier, StateStore, VersionedState, WakeTarget } from './engine/stores.js';
 
 export { connectNats } from './nats/connection.js';
+export { DEFAULT_RETRY_DEADLINE_MS, isTransient, withRetry } from './nats/retry.js';
+export type { RetryOptions } from './nats/retry.js';
 export type { ConnectOptions } from './nats/connection.js';
 export { setupEngine } from './nats/setup.js';
 export type { EngineResources, SetupOptions } from './nats/setup.js';

@@ -7,7 +7,7 @@
  * its state is repaired on the spot. Counts are the `num_pending` of consumers filtered on
  * a status or a handler: the server counts, nothing is read.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -17,6 +17,7 @@ import type { ExecutionState } from '../gen/durable/durable_pb.js';
 import { isStatus, STATUSES, type InvocationStatus } from '../engine/lifecycle.js';
 import type { VersionedState } from '../engine/stores.js';
 import { encodeHandlerToken, ExecutionIndex, knownHandlers, parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
+import { withRetry } from '../nats/retry.js';
 import { ensureIndexResources } from '../nats/setup.js';
 import type { NatsStateStore } from '../nats/state-store.js';
 
@@ -85,8 +86,10 @@ interface IndexRead {
   more: boolean;
 }
 
-/** How long one page's fetch may wait for an entry that was counted, then purged. */
-const FETCH_EXPIRES_MS = 2_000;
+/** How long one fetch waits for entries that do not come (purged, or a pull nobody answered). */
+const FETCH_EXPIRES_MS = 1_000; // the least the client allows
+/** Fetches of one page's entries at most. */
+const FETCH_ROUNDS = 4;
 /** How many times a repair publishes again because the state moved meanwhile. */
 const REPAIR_ROUNDS = 5;
 /** States indexed at once by a reindex. */
@@ -219,27 +222,49 @@ export class WorkflowQueries {
     return current?.state ?? null;
   }
 
-  /** Reads up to `max` index entries matching `filter` after stream sequence `after`. */
+  /**
+   * Reads up to `max` index entries matching `filter` after stream sequence `after`.
+   *
+   * A consumer just made may not answer pulls from every server yet: a pull then fails with
+   * "no responders" (retried, see nats/retry.ts) or goes unanswered until it expires. So a
+   * fetch that brings fewer entries than counted asks the consumer what it still holds, and
+   * fetches again when that is not nothing (entries counted, then purged, are not waited for).
+   */
   async #read(filter: string, after: number, max: number): Promise<IndexRead> {
     const info = await this.#consumer(filter, after);
     try {
       const wanted = Math.min(max, info.num_pending);
-      if (wanted === 0) return { entries: [], more: false };
-      const messages = await this.#js.consumers.getConsumerFromInfo(info).fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS });
+      const consumer = this.#js.consumers.getConsumerFromInfo(info);
       const entries: IndexRead['entries'] = [];
       let pending = info.num_pending;
-      for await (const msg of messages) {
-        const key = parseIndexSubject(this.#handles.names, msg.subject);
-        if (key) entries.push({ ...key, seq: msg.seq });
-        pending = msg.info.pending;
-        // Stop at the end of the filter's entries: no waiting for the fetch to expire.
-        if (entries.length >= wanted || pending === 0) break;
+      for (let round = 0; entries.length < wanted && pending > 0 && round < FETCH_ROUNDS; round++) {
+        const left = await withRetry('read the execution index', () => this.#fetch(consumer, wanted, entries));
+        // The last entry read says what follows it, unless the fetch ended short of both ends.
+        const known = left !== undefined && (left === 0 || entries.length >= wanted);
+        pending = known ? left : (await withRetry('read the execution index', () => consumer.info())).num_pending;
       }
-      messages.stop();
       return { entries, more: pending > 0 };
     } finally {
       await this.#dropConsumer(info);
     }
+  }
+
+  /**
+   * One fetch of the entries still wanted, added to `entries`; returns how many matching
+   * entries follow the last one read, or undefined when none came.
+   */
+  async #fetch(consumer: Consumer, wanted: number, entries: IndexRead['entries']): Promise<number | undefined> {
+    const messages = await consumer.fetch({ max_messages: wanted - entries.length, expires: FETCH_EXPIRES_MS });
+    let pending: number | undefined;
+    for await (const msg of messages) {
+      const key = parseIndexSubject(this.#handles.names, msg.subject);
+      if (key) entries.push({ ...key, seq: msg.seq });
+      pending = msg.info.pending;
+      // Stop at the end of the filter's entries: no waiting for the fetch to expire.
+      if (entries.length >= wanted || pending === 0) break;
+    }
+    messages.stop();
+    return pending;
   }
 
   /** How many index entries match `filter`, as the server counts them. */
