@@ -379,7 +379,7 @@ export class DurableClient {
   #queries: WorkflowQueries | undefined;
 
   #query(): WorkflowQueries {
-    this.#queries ??= new WorkflowQueries({ nc: this.#nc, names: this.names, states: this.#states, stateKv: this.#kv });
+    this.#queries ??= new WorkflowQueries({ nc: this.#nc, names: this.names, stateKv: this.#kv });
     return this.#queries;
   }
 

@@ -3,9 +3,9 @@
  * a time by status and handler, counts the server keeps, and a rebuild of the whole index.
  *
  * A page reads at most `limit` index messages with a filtered consumer and checks each
- * against the state bucket (O(limit) reads, never a scan); an entry that disagrees with
- * its state is repaired on the spot. Counts are the `num_pending` of consumers filtered on
- * a status or a handler: the server counts, nothing is read.
+ * against the state bucket, as its stream leader has it (O(limit) reads, never a scan); an
+ * entry that disagrees with its state is repaired on the spot. Counts are the `num_pending`
+ * of consumers filtered on a status or a handler: the server counts, nothing is read.
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
@@ -19,7 +19,7 @@ import type { VersionedState } from '../engine/stores.js';
 import { encodeHandlerToken, ExecutionIndex, knownHandlers, parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
 import { withRetry } from '../nats/retry.js';
 import { ensureIndexResources } from '../nats/setup.js';
-import type { NatsStateStore } from '../nats/state-store.js';
+import { decodeState } from '../nats/state-store.js';
 
 /** Entries per page when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -95,14 +95,15 @@ const REPAIR_ROUNDS = 5;
 /** States indexed at once by a reindex. */
 const REINDEX_CONCURRENCY = 32;
 const CURSOR_PREFIX = 'idx1:';
+/** The header a KV bucket marks deletes and purges with. */
+const KV_OPERATION = 'KV-Operation';
 /** An ephemeral consumer left behind (its client died) is removed after this long. */
 const CONSUMER_INACTIVE_MS = 30_000;
 
-/** The connection, names and state store the queries work with. */
+/** The connection, names and state bucket the queries work with. */
 export interface QueryHandles {
   nc: NatsConnection;
   names: EngineNames;
-  states: NatsStateStore;
   stateKv: KV;
 }
 
@@ -169,7 +170,7 @@ export class WorkflowQueries {
    * operator's tool, safe while processors run.
    */
   async reindex(): Promise<ReindexResult> {
-    const { nc, names, stateKv, states } = this.#handles;
+    const { nc, names, stateKv } = this.#handles;
     const jsm = await this.#manager();
     const replicas = (await jsm.streams.info(`KV_${names.stateBucket}`)).config.num_replicas;
     await ensureIndexResources(nc, jsm, names, replicas);
@@ -177,7 +178,7 @@ export class WorkflowQueries {
     for await (const key of await stateKv.keys()) ids.push(key);
     let indexed = 0;
     await forEachConcurrently(ids, REINDEX_CONCURRENCY, async (id) => {
-      const found = await states.get(id);
+      const found = await this.#latest(id);
       if (found && (await this.#repair(found))) indexed++;
     });
     const known = new Set(ids);
@@ -185,7 +186,7 @@ export class WorkflowQueries {
     for (let after = 0; ; ) {
       const read = await this.#read(`${names.indexSubject}.>`, after, MAX_LIST_LIMIT);
       for (const entry of read.entries) {
-        if (known.has(entry.invocationId) || (await states.get(entry.invocationId))) continue;
+        if (known.has(entry.invocationId) || (await this.#latest(entry.invocationId))) continue;
         dropped += await this.#index.drop(entry.invocationId);
       }
       const last = read.entries.at(-1);
@@ -197,7 +198,7 @@ export class WorkflowQueries {
 
   /** The state an index entry stands for, after repairing the entry if they disagree; null when it has none. */
   async #checked(entry: IndexKey): Promise<ExecutionState | null> {
-    const found = await this.#handles.states.get(entry.invocationId);
+    const found = await this.#latest(entry.invocationId);
     if (!found) {
       await this.#index.drop(entry.invocationId);
       return null;
@@ -214,12 +215,28 @@ export class WorkflowQueries {
     let current: VersionedState | null = found;
     for (let round = 0; current && round < REPAIR_ROUNDS; round++) {
       await this.#index.syncIndex(current.state);
-      const again: VersionedState | null = await this.#handles.states.get(current.state.invocationId);
+      const again: VersionedState | null = await this.#latest(current.state.invocationId);
       if (again?.revision === current.revision) return current.state;
       current = again;
     }
     if (!current) await this.#index.drop(found.state.invocationId);
     return current?.state ?? null;
+  }
+
+  /**
+   * The state as the bucket's stream leader has it. A listing that checks or repairs an entry
+   * acts on what it reads, so not a direct get: a replica may answer that before it has
+   * applied the latest write (a state just paused would read as still suspended).
+   */
+  async #latest(invocationId: string): Promise<VersionedState | null> {
+    const { stateBucket } = this.#handles.names;
+    const jsm = await this.#manager();
+    const msg = await withRetry(`read the state of ${invocationId}`, () =>
+      jsm.streams.getMessage(`KV_${stateBucket}`, { last_by_subj: `$KV.${stateBucket}.${invocationId}` }),
+    );
+    const operation = msg?.header.get(KV_OPERATION) ?? '';
+    if (!msg || operation === 'DEL' || operation === 'PURGE' || msg.data.length === 0) return null;
+    return { state: decodeState(msg.data, invocationId), revision: msg.seq };
   }
 
   /**
