@@ -97,6 +97,8 @@ const REINDEX_CONCURRENCY = 32;
 const CURSOR_PREFIX = 'idx1:';
 /** The header a KV bucket marks deletes and purges with. */
 const KV_OPERATION = 'KV-Operation';
+/** Consumers made at most to get one on the stream leader's server (each lands there one time in three). */
+const PLACEMENT_ATTEMPTS = 12;
 /** An ephemeral consumer left behind (its client died) is removed after this long. */
 const CONSUMER_INACTIVE_MS = 30_000;
 
@@ -294,17 +296,30 @@ export class WorkflowQueries {
   /**
    * An ephemeral consumer of the index entries matching `filter` after stream sequence
    * `after`: in memory, one replica, no acks. Its info counts the entries (`num_pending`).
+   *
+   * It is kept only on the stream leader's server: a follower applies the latest
+   * acknowledged entry a moment after the leader does, so a consumer there may not count
+   * or deliver an entry written just before. The server places a one-replica consumer on any
+   * of the stream's servers, so one elsewhere is made again (about three tries).
    */
   async #consumer(filter: string, after: number): Promise<ConsumerInfo> {
     const jsm = await this.#manager();
-    return jsm.consumers.add(this.#handles.names.indexStream, {
-      filter_subject: filter,
-      ack_policy: AckPolicy.None,
-      ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
-      mem_storage: true,
-      num_replicas: 1,
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-    });
+    const { indexStream } = this.#handles.names;
+    const leader = (await withRetry('read the execution index', () => jsm.streams.info(indexStream))).cluster?.leader;
+    for (let attempt = 1; ; attempt++) {
+      const info = await withRetry('read the execution index', () =>
+        jsm.consumers.add(indexStream, {
+          filter_subject: filter,
+          ack_policy: AckPolicy.None,
+          ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
+          mem_storage: true,
+          num_replicas: 1,
+          inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+        }),
+      );
+      if (leader === undefined || info.cluster?.leader === leader || attempt >= PLACEMENT_ATTEMPTS) return info;
+      void this.#dropConsumer(info);
+    }
   }
 
   /** Deletes a consumer made by {@link #consumer}; one that cannot be deleted now goes when inactive. */
