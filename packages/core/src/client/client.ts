@@ -157,10 +157,7 @@ export class DurableClient {
       return { invocationId, handler, partitionKey, duplicate: ack.duplicate };
     } catch (err) {
       if (err instanceof UnavailableError) throw err;
-      throw new ConnectionError(
-        `could not submit to ${this.names.commandsStream} (is a processor running? it creates the stream): ${errorMessage(err)}`,
-        { cause: err },
-      );
+      throw new ConnectionError(`could not ${where}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
