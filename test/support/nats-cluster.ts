@@ -104,8 +104,8 @@ export interface NatsCluster {
   dataDir: string;
   /** Stops every node (SIGTERM, SIGKILL after 10 s); removes the data dir if it was a temp one. */
   stop(): Promise<void>;
-  /** Stops one node; the others keep running. */
-  stopNode(i: number): Promise<void>;
+  /** Stops one node; the others keep running. `kill`: SIGKILL at once, as a crash. */
+  stopNode(i: number, options?: { kill?: boolean }): Promise<void>;
   /** Starts a stopped node again with its data, and waits until the cluster is ready. */
   startNode(i: number): Promise<void>;
 }
@@ -195,17 +195,17 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
     child.once('exit', () => ownedChildren.delete(child));
   };
 
-  const stopNode = async (i: number): Promise<void> => {
+  const stopNode = async (i: number, options: { kill?: boolean } = {}): Promise<void> => {
     const child = children[i];
     children[i] = undefined;
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      await stopPid(child.pid);
+      await stopPid(child.pid, options.kill ? 'SIGKILL' : 'SIGTERM');
     }
     removePidFile(dataDir, i);
   };
 
   const stop = async (): Promise<void> => {
-    await Promise.all(nodeIndexes().map(stopNode));
+    await Promise.all(nodeIndexes().map((i) => stopNode(i)));
     if (tempDir) {
       rmSync(dataDir, { recursive: true, force: true });
       ownedTempDirs.delete(dataDir);
@@ -374,8 +374,8 @@ export async function stopDetachedCluster(dataDir: string): Promise<RunningNode[
 }
 
 /** SIGTERM, then SIGKILL if the process is still alive after the grace period. */
-async function stopPid(pid: number): Promise<void> {
-  if (!signal(pid, 'SIGTERM')) return;
+async function stopPid(pid: number, first: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  if (!signal(pid, first)) return;
   // Not always our child (scripts/cluster.sh down runs in a later process), so no exit
   // event to wait on: poll until the pid is gone.
   const deadline = Date.now() + STOP_GRACE_MS;

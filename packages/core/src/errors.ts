@@ -26,6 +26,7 @@ export const ErrorCode = {
   Paused: 'PAUSED',
   Configuration: 'CONFIGURATION',
   JournalEntryTooLarge: 'JOURNAL_ENTRY_TOO_LARGE',
+  Unavailable: 'UNAVAILABLE',
 } as const;
 
 /** One of {@link ErrorCode}'s values. */
@@ -228,6 +229,20 @@ export class ServerVersionError extends DurableError {
     this.serverVersion = serverVersion;
     this.server = server;
     this.minimum = minimum;
+  }
+}
+
+/**
+ * The cluster did not take a write or answer a read within the retry deadline (a leader
+ * election that lasted longer, or a stream nobody has created). Safe to try again later:
+ * `retryAfterMs` says when; the HTTP API answers 503 with `Retry-After`.
+ */
+export class UnavailableError extends DurableError {
+  readonly retryAfterMs: number;
+
+  constructor(message: string, options: { cause?: unknown; retryAfterMs: number }) {
+    super(ErrorCode.Unavailable, message, options);
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

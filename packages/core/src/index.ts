@@ -38,6 +38,7 @@ export {
   ServiceNotFoundError,
   TerminalError,
   TimeoutError,
+  UnavailableError,
   errorMessage,
   isFenced,
   isTerminal as isTerminalError,
@@ -62,6 +63,8 @@ export type { InvocationGateway, JournalLog, JournalStore, KeyedStateStore, Resu
 
 export { connectNats } from './nats/connection.js';
 export { MIN_NATS_SERVER_VERSION } from './nats/server-version.js';
+export { DEFAULT_RETRY_DEADLINE_MS, isTransient, withRetry } from './nats/retry.js';
+export type { RetryOptions } from './nats/retry.js';
 export type { ConnectOptions } from './nats/connection.js';
 export { setupEngine } from './nats/setup.js';
 export type { EngineResources, SetupOptions } from './nats/setup.js';

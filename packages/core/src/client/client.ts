@@ -12,14 +12,26 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
 import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
-import { AwakeableNotFoundError, ConflictError, ConnectionError, FencedError, errorMessage, InvalidArgumentError, InvocationNotFoundError, TerminalError, TimeoutError } from '../errors.js';
+import {
+  AwakeableNotFoundError,
+  ConflictError,
+  ConnectionError,
+  FencedError,
+  errorMessage,
+  InvalidArgumentError,
+  InvocationNotFoundError,
+  TerminalError,
+  TimeoutError,
+  UnavailableError,
+} from '../errors.js';
 import { awakeableInvocation } from '../engine/durable-context.js';
 import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
-import { cancelInvocation, sendResume, type ClusterHandles } from '../nats/invocations.js';
+import { cancelInvocation, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
+import { withRetry, type RetryOptions } from '../nats/retry.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { resultSubject } from '../nats/result-channel.js';
@@ -33,6 +45,16 @@ export interface ClientOptions {
   nc: NatsConnection;
   /** Prefixes every JetStream name, see `engineNames`. @default '' */
   namespace?: string;
+  /**
+   * How long a submission or state change is retried while the cluster elects a leader,
+   * ms; past it the call throws an UnavailableError. @default 10_000
+   */
+  retryDeadlineMs?: number;
+  /**
+   * For tests: called after an operation's write and before what follows it (the wake-up or
+   * signal); throwing here plays a client that died in between. A retry completes it.
+   */
+  afterWrite?: AfterWrite;
 }
 
 /** Options of {@link DurableClient.submit}. */
@@ -78,8 +100,10 @@ export class DurableClient {
 
   readonly #keyed: NatsKeyedStateStore;
   readonly #cluster: ClusterHandles;
+  readonly #retry: RetryOptions;
 
-  private constructor(nc: NatsConnection, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
+  private constructor(options: ClientOptions, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
+    const { nc } = options;
     this.#nc = nc;
     this.names = names;
     this.#js = jetstream(nc);
@@ -89,7 +113,8 @@ export class DurableClient {
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
     this.#keyed = new NatsKeyedStateStore(keyed);
-    this.#cluster = { nc, js: this.#js, names, states: this.#states };
+    this.#retry = options.retryDeadlineMs === undefined ? {} : { deadlineMs: options.retryDeadlineMs };
+    this.#cluster = { nc, js: this.#js, names, states: this.#states, retry: this.#retry, ...(options.afterWrite ? { afterWrite: options.afterWrite } : {}) };
   }
 
   /**
@@ -102,11 +127,14 @@ export class DurableClient {
     const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
     const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });
     const keyed = await new Kvm(options.nc).open(names.keyedStateBucket, { allow_direct: true });
-    return new DurableClient(options.nc, names, kv, journals, awakeables, keyed);
+    return new DurableClient(options, names, kv, journals, awakeables, keyed);
   }
 
   /**
-   * Queues an invocation of a workflow and returns without waiting for it.
+   * Queues an invocation of a workflow and returns without waiting for it. Rides out a
+   * leader election: the command is published again under the same message ID until the
+   * stream takes it (de-duplicated, so it is queued once).
+   * @throws UnavailableError when the stream did not take it within the retry deadline.
    *
    * @example
    * const { invocationId } = await client.submit('hello_workflow', { name: 'World' }, { partitionKey: 'user-123' });
@@ -125,20 +153,18 @@ export class DurableClient {
       submittedAtMs: BigInt(Date.now()),
       retryOf: options.retryOf ?? '',
     });
+    const subject = `${this.names.commandsSubject}.${partitionKey}`;
     const bytes = toBinary(CommandSchema, command);
     // Refused here with the reason, not by the client's publish as if the cluster were away.
     const limit = (this.#nc.info?.max_payload ?? Infinity) - COMMAND_HEADER_ROOM;
     if (bytes.length > limit) throw new InvalidArgumentError('input', `the command is ${bytes.length} bytes, over the NATS server's max_payload (${limit} bytes with its headers)`);
+    const where = `submit to ${this.names.commandsStream} (is a processor running? it creates the stream)`;
     try {
-      const ack = await this.#js.publish(`${this.names.commandsSubject}.${partitionKey}`, bytes, {
-        msgID: invocationId,
-      });
+      const ack = await withRetry(where, () => this.#js.publish(subject, bytes, { msgID: invocationId }), this.#retry);
       return { invocationId, handler, partitionKey, duplicate: ack.duplicate };
     } catch (err) {
-      throw new ConnectionError(
-        `could not submit to ${this.names.commandsStream} (is a processor running? it creates the stream): ${errorMessage(err)}`,
-        { cause: err },
-      );
+      if (err instanceof UnavailableError) throw err;
+      throw new ConnectionError(`could not ${where}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -208,33 +234,38 @@ export class DurableClient {
   }
 
   /**
-   * Resolves an awakeable with a value; the invocation waiting on it continues.
+   * Resolves an awakeable with a value; the invocation waiting on it continues. Safe to
+   * retry: resolving it again with the same value sends the wake-up again and succeeds.
    * @throws AwakeableNotFoundError for an unknown ID.
-   * @throws ConflictError when it was resolved or rejected before (the first outcome stands).
+   * @throws ConflictError when it was resolved with another value, or rejected (the first outcome stands).
    */
   async resolveAwakeable(awakeableId: string, value: unknown): Promise<void> {
-    await this.#settle(awakeableId, { ok: true, value: encodeJson(value) });
+    await this.#settle('resolve', awakeableId, { ok: true, value: encodeJson(value) });
   }
 
   /**
-   * Rejects an awakeable: the workflow's await throws a TerminalError with the reason.
+   * Rejects an awakeable: the workflow's await throws a TerminalError with the reason. Safe
+   * to retry with the same reason.
    * @throws AwakeableNotFoundError for an unknown ID.
-   * @throws ConflictError when it was resolved or rejected before.
+   * @throws ConflictError when it was resolved, or rejected with another reason.
    */
   async rejectAwakeable(awakeableId: string, reason: string): Promise<void> {
-    await this.#settle(awakeableId, { ok: false, error: reason || 'rejected' });
+    await this.#settle('reject', awakeableId, { ok: false, error: reason || 'rejected' });
   }
 
-  async #settle(awakeableId: string, outcome: AwakeableOutcome): Promise<void> {
+  async #settle(operation: 'resolve' | 'reject', awakeableId: string, outcome: AwakeableOutcome): Promise<void> {
     const owner = awakeableInvocation(awakeableId);
     if (owner === undefined) throw new AwakeableNotFoundError(awakeableId);
     // The workflow hands the ID out as soon as it makes the awakeable, possibly before its
     // record is written: a live invocation's awakeable is settled even then, never lost.
-    const invocationId = await this.#awakeables.settle(awakeableId, outcome, async (owner) => {
+    const live = async (owner: string): Promise<boolean> => {
       const state = await this.getState(owner);
       return state !== null && !isTerminal(state.status);
-    });
-    const state = await this.getState(invocationId);
+    };
+    // Settling again with the same outcome succeeds, so a settle retried after it took effect does.
+    const invocationId = await withRetry(`${operation} ${awakeableId}`, () => this.#awakeables.settle(awakeableId, outcome, live), this.#retry);
+    await this.#cluster.afterWrite?.(operation, awakeableId);
+    const state = await withRetry(`${operation} ${awakeableId}`, () => this.getState(invocationId), this.#retry);
     if (!state || isTerminal(state.status)) return;
     await sendResume(this.#cluster, state, `${awakeableId}:settled`);
   }
@@ -242,9 +273,10 @@ export class DurableClient {
   /**
    * Cancels an invocation. A suspended or paused one ends `cancelled` at once; a running one
    * stops at its next step boundary (its state is marked first, so even a processor that
-   * crashes meanwhile ends it cancelled on its next run).
+   * crashes meanwhile ends it cancelled on its next run). Safe to retry: cancelling a
+   * cancelled invocation sends what follows the cancel again, and succeeds.
    * @throws InvocationNotFoundError for an unknown ID.
-   * @throws ConflictError when it has already ended.
+   * @throws ConflictError when it has completed or failed.
    */
   async cancel(invocationId: string): Promise<void> {
     await cancelInvocation(this.#cluster, invocationId);
@@ -271,54 +303,57 @@ export class DurableClient {
 
   /**
    * Pauses an invocation: a running one stops at its next step boundary, a suspended one
-   * stays put even when its timer fires. A paused invocation holds no consumer slot.
+   * stays put even when its timer fires. A paused invocation holds no consumer slot. Safe to
+   * retry: pausing a paused invocation (or one marked to pause) succeeds.
    * @throws InvocationNotFoundError, ConflictError (already ended)
    */
   async pause(invocationId: string): Promise<void> {
-    await this.#change(invocationId, (state) => {
-      if (state.status === 'paused') return null;
+    const paused = await this.#change(invocationId, (state) => {
+      if (state.status === 'paused' || (state.status === 'running' && state.pauseRequested)) return null;
       if (state.status === 'running') return { ...state, pauseRequested: true };
       return { ...state, status: transition(state.status, 'paused') };
-    }, 'pause');
+    });
+    await this.#cluster.afterWrite?.('pause', invocationId);
+    if (paused.status === 'running') this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, 'pause');
   }
 
   /**
-   * Resumes a paused invocation: the same invocation ID continues from its journal.
-   * @throws InvocationNotFoundError, ConflictError (not paused)
+   * Resumes a paused invocation: the same invocation ID continues from its journal. Safe to
+   * retry: resuming one that is no longer paused succeeds, and one found suspended is woken
+   * again (under the same message ID as the first wake-up, so it is queued once).
+   * @throws InvocationNotFoundError, ConflictError (already ended)
    */
   async resume(invocationId: string): Promise<void> {
     const resumed = await this.#change(invocationId, (state) => {
       if (state.status === 'running' && state.pauseRequested) return { ...state, pauseRequested: false };
-      if (state.status !== 'paused') throw new ConflictError(`invocation ${invocationId} is ${state.status}, not paused`);
+      if (state.status !== 'paused') return null;
       return { ...state, status: transition(state.status, 'suspended') };
     });
-    if (resumed?.status !== 'suspended') return;
+    await this.#cluster.afterWrite?.('resume', invocationId);
+    if (resumed.status !== 'suspended') return;
     await sendResume(this.#cluster, resumed, `${invocationId}:resume:${resumed.updatedAtMs}`);
   }
 
   /**
    * Changes a state by compare-and-set, looking again when it changed under us. `change`
-   * returns the new state, or null for nothing to do. Returns what was written.
+   * returns the new state, or null when the state is as asked already (a retry). Returns
+   * the state as it now stands, for what follows the change.
    */
-  async #change(
-    invocationId: string,
-    change: (state: ExecutionState) => ExecutionState | null,
-    signal?: 'pause',
-  ): Promise<ExecutionState | null> {
+  async #change(invocationId: string, change: (state: ExecutionState) => ExecutionState | null): Promise<ExecutionState> {
     for (;;) {
-      const found = await this.#states.get(invocationId);
+      const found = await withRetry(`change ${invocationId}`, () => this.#states.get(invocationId), this.#retry);
       if (!found) throw new InvocationNotFoundError(invocationId);
       if (isTerminal(found.state.status)) throw new ConflictError(`invocation ${invocationId} is already ${found.state.status}`);
       const next = change(found.state);
-      if (!next) return null;
+      if (!next) return found.state;
       next.updatedAtMs = BigInt(Date.now());
       try {
-        await this.#states.update(next, found.revision, found.state);
+        // A write retried after it took effect fails its compare-and-set: the loop looks again.
+        await withRetry(`change ${invocationId}`, () => this.#states.update(next, found.revision, found.state), this.#retry);
       } catch (err) {
         if (err instanceof FencedError) continue;
         throw err;
       }
-      if (signal && next.status === 'running') this.#nc.publish(`${this.names.controlSubject}.${invocationId}`, signal);
       return next;
     }
   }
@@ -386,7 +421,7 @@ export class DurableClient {
   #queries: WorkflowQueries | undefined;
 
   #query(): WorkflowQueries {
-    this.#queries ??= new WorkflowQueries({ nc: this.#nc, names: this.names, states: this.#states, stateKv: this.#kv });
+    this.#queries ??= new WorkflowQueries({ nc: this.#nc, names: this.names, stateKv: this.#kv });
     return this.#queries;
   }
 

@@ -3,11 +3,11 @@
  * a time by status and handler, counts the server keeps, and a rebuild of the whole index.
  *
  * A page reads at most `limit` index messages with a filtered consumer and checks each
- * against the state bucket (O(limit) reads, never a scan); an entry that disagrees with
- * its state is repaired on the spot. Counts are the `num_pending` of consumers filtered on
- * a status or a handler: the server counts, nothing is read.
+ * against the state bucket, as its stream leader has it (O(limit) reads, never a scan); an
+ * entry that disagrees with its state is repaired on the spot. Counts are the `num_pending`
+ * of consumers filtered on a status or a handler: the server counts, nothing is read.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -17,8 +17,9 @@ import type { ExecutionState } from '../gen/durable/durable_pb.js';
 import { isStatus, STATUSES, type InvocationStatus } from '../engine/lifecycle.js';
 import type { VersionedState } from '../engine/stores.js';
 import { encodeHandlerToken, ExecutionIndex, knownHandlers, parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
+import { withRetry } from '../nats/retry.js';
 import { ensureIndexResources } from '../nats/setup.js';
-import type { NatsStateStore } from '../nats/state-store.js';
+import { decodeState } from '../nats/state-store.js';
 
 /** Entries per page when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -85,21 +86,26 @@ interface IndexRead {
   more: boolean;
 }
 
-/** How long one page's fetch may wait for an entry that was counted, then purged. */
-const FETCH_EXPIRES_MS = 2_000;
+/** How long one fetch waits for entries that do not come (purged, or a pull nobody answered). */
+const FETCH_EXPIRES_MS = 1_000; // the least the client allows
+/** Fetches of one page's entries at most. */
+const FETCH_ROUNDS = 4;
 /** How many times a repair publishes again because the state moved meanwhile. */
 const REPAIR_ROUNDS = 5;
 /** States indexed at once by a reindex. */
 const REINDEX_CONCURRENCY = 32;
 const CURSOR_PREFIX = 'idx1:';
+/** The header a KV bucket marks deletes and purges with. */
+const KV_OPERATION = 'KV-Operation';
+/** Consumers made at most to get one on the stream leader's server (each lands there one time in three). */
+const PLACEMENT_ATTEMPTS = 12;
 /** An ephemeral consumer left behind (its client died) is removed after this long. */
 const CONSUMER_INACTIVE_MS = 30_000;
 
-/** The connection, names and state store the queries work with. */
+/** The connection, names and state bucket the queries work with. */
 export interface QueryHandles {
   nc: NatsConnection;
   names: EngineNames;
-  states: NatsStateStore;
   stateKv: KV;
 }
 
@@ -166,7 +172,7 @@ export class WorkflowQueries {
    * operator's tool, safe while processors run.
    */
   async reindex(): Promise<ReindexResult> {
-    const { nc, names, stateKv, states } = this.#handles;
+    const { nc, names, stateKv } = this.#handles;
     const jsm = await this.#manager();
     const replicas = (await jsm.streams.info(`KV_${names.stateBucket}`)).config.num_replicas;
     await ensureIndexResources(nc, jsm, names, replicas);
@@ -174,7 +180,7 @@ export class WorkflowQueries {
     for await (const key of await stateKv.keys()) ids.push(key);
     let indexed = 0;
     await forEachConcurrently(ids, REINDEX_CONCURRENCY, async (id) => {
-      const found = await states.get(id);
+      const found = await this.#latest(id);
       if (found && (await this.#repair(found))) indexed++;
     });
     const known = new Set(ids);
@@ -182,7 +188,7 @@ export class WorkflowQueries {
     for (let after = 0; ; ) {
       const read = await this.#read(`${names.indexSubject}.>`, after, MAX_LIST_LIMIT);
       for (const entry of read.entries) {
-        if (known.has(entry.invocationId) || (await states.get(entry.invocationId))) continue;
+        if (known.has(entry.invocationId) || (await this.#latest(entry.invocationId))) continue;
         dropped += await this.#index.drop(entry.invocationId);
       }
       const last = read.entries.at(-1);
@@ -194,7 +200,7 @@ export class WorkflowQueries {
 
   /** The state an index entry stands for, after repairing the entry if they disagree; null when it has none. */
   async #checked(entry: IndexKey): Promise<ExecutionState | null> {
-    const found = await this.#handles.states.get(entry.invocationId);
+    const found = await this.#latest(entry.invocationId);
     if (!found) {
       await this.#index.drop(entry.invocationId);
       return null;
@@ -211,7 +217,7 @@ export class WorkflowQueries {
     let current: VersionedState | null = found;
     for (let round = 0; current && round < REPAIR_ROUNDS; round++) {
       await this.#index.syncIndex(current.state);
-      const again: VersionedState | null = await this.#handles.states.get(current.state.invocationId);
+      const again: VersionedState | null = await this.#latest(current.state.invocationId);
       if (again?.revision === current.revision) return current.state;
       current = again;
     }
@@ -219,27 +225,65 @@ export class WorkflowQueries {
     return current?.state ?? null;
   }
 
-  /** Reads up to `max` index entries matching `filter` after stream sequence `after`. */
+  /**
+   * The state as the bucket's stream leader has it. A listing that checks or repairs an entry
+   * acts on what it reads, so not a direct get: a replica may answer that before it has
+   * applied the latest write (a state just paused would read as still suspended).
+   */
+  async #latest(invocationId: string): Promise<VersionedState | null> {
+    const { stateBucket } = this.#handles.names;
+    const jsm = await this.#manager();
+    const msg = await withRetry(`read the state of ${invocationId}`, () =>
+      jsm.streams.getMessage(`KV_${stateBucket}`, { last_by_subj: `$KV.${stateBucket}.${invocationId}` }),
+    );
+    const operation = msg?.header.get(KV_OPERATION) ?? '';
+    if (!msg || operation === 'DEL' || operation === 'PURGE' || msg.data.length === 0) return null;
+    return { state: decodeState(msg.data, invocationId), revision: msg.seq };
+  }
+
+  /**
+   * Reads up to `max` index entries matching `filter` after stream sequence `after`.
+   *
+   * A consumer just made may not answer pulls from every server yet: a pull then fails with
+   * "no responders" (retried, see nats/retry.ts) or goes unanswered until it expires. So a
+   * fetch that brings fewer entries than counted asks the consumer what it still holds, and
+   * fetches again when that is not nothing (entries counted, then purged, are not waited for).
+   */
   async #read(filter: string, after: number, max: number): Promise<IndexRead> {
     const info = await this.#consumer(filter, after);
     try {
       const wanted = Math.min(max, info.num_pending);
-      if (wanted === 0) return { entries: [], more: false };
-      const messages = await this.#js.consumers.getConsumerFromInfo(info).fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS });
+      const consumer = this.#js.consumers.getConsumerFromInfo(info);
       const entries: IndexRead['entries'] = [];
       let pending = info.num_pending;
-      for await (const msg of messages) {
-        const key = parseIndexSubject(this.#handles.names, msg.subject);
-        if (key) entries.push({ ...key, seq: msg.seq });
-        pending = msg.info.pending;
-        // Stop at the end of the filter's entries: no waiting for the fetch to expire.
-        if (entries.length >= wanted || pending === 0) break;
+      for (let round = 0; entries.length < wanted && pending > 0 && round < FETCH_ROUNDS; round++) {
+        const left = await withRetry('read the execution index', () => this.#fetch(consumer, wanted, entries));
+        // The last entry read says what follows it, unless the fetch ended short of both ends.
+        const known = left !== undefined && (left === 0 || entries.length >= wanted);
+        pending = known ? left : (await withRetry('read the execution index', () => consumer.info())).num_pending;
       }
-      messages.stop();
       return { entries, more: pending > 0 };
     } finally {
       await this.#dropConsumer(info);
     }
+  }
+
+  /**
+   * One fetch of the entries still wanted, added to `entries`; returns how many matching
+   * entries follow the last one read, or undefined when none came.
+   */
+  async #fetch(consumer: Consumer, wanted: number, entries: IndexRead['entries']): Promise<number | undefined> {
+    const messages = await consumer.fetch({ max_messages: wanted - entries.length, expires: FETCH_EXPIRES_MS });
+    let pending: number | undefined;
+    for await (const msg of messages) {
+      const key = parseIndexSubject(this.#handles.names, msg.subject);
+      if (key) entries.push({ ...key, seq: msg.seq });
+      pending = msg.info.pending;
+      // Stop at the end of the filter's entries: no waiting for the fetch to expire.
+      if (entries.length >= wanted || pending === 0) break;
+    }
+    messages.stop();
+    return pending;
   }
 
   /** How many index entries match `filter`, as the server counts them. */
@@ -252,17 +296,30 @@ export class WorkflowQueries {
   /**
    * An ephemeral consumer of the index entries matching `filter` after stream sequence
    * `after`: in memory, one replica, no acks. Its info counts the entries (`num_pending`).
+   *
+   * It is kept only on the stream leader's server: a follower applies the latest
+   * acknowledged entry a moment after the leader does, so a consumer there may not count
+   * or deliver an entry written just before. The server places a one-replica consumer on any
+   * of the stream's servers, so one elsewhere is made again (about three tries).
    */
   async #consumer(filter: string, after: number): Promise<ConsumerInfo> {
     const jsm = await this.#manager();
-    return jsm.consumers.add(this.#handles.names.indexStream, {
-      filter_subject: filter,
-      ack_policy: AckPolicy.None,
-      ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
-      mem_storage: true,
-      num_replicas: 1,
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-    });
+    const { indexStream } = this.#handles.names;
+    const leader = (await withRetry('read the execution index', () => jsm.streams.info(indexStream))).cluster?.leader;
+    for (let attempt = 1; ; attempt++) {
+      const info = await withRetry('read the execution index', () =>
+        jsm.consumers.add(indexStream, {
+          filter_subject: filter,
+          ack_policy: AckPolicy.None,
+          ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
+          mem_storage: true,
+          num_replicas: 1,
+          inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+        }),
+      );
+      if (leader === undefined || info.cluster?.leader === leader || attempt >= PLACEMENT_ATTEMPTS) return info;
+      void this.#dropConsumer(info);
+    }
   }
 
   /** Deletes a consumer made by {@link #consumer}; one that cannot be deleted now goes when inactive. */

@@ -14,16 +14,17 @@ import {
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
 import { awakeableInvocation } from './durable-context.js';
 import { acquireKey, applyChanges, emptyKeyedState, keyedValues, releaseKey, startingValues } from './keyed-state.js';
-import type {
-  AwakeableOutcome,
-  AwakeableStore,
-  JournalLog,
-  JournalStore,
-  KeyedStateStore,
-  OpenJournalOptions,
-  OwnerIsLive,
-  StateStore,
-  VersionedState,
+import {
+  sameOutcome,
+  type AwakeableOutcome,
+  type AwakeableStore,
+  type JournalLog,
+  type JournalStore,
+  type KeyedStateStore,
+  type OpenJournalOptions,
+  type OwnerIsLive,
+  type StateStore,
+  type VersionedState,
 } from './stores.js';
 
 /** A StateStore in memory. */
@@ -120,13 +121,15 @@ export class MemoryAwakeableStore implements AwakeableStore {
 
   /**
    * Settles an awakeable once; returns its invocation. One not recorded yet is settled in
-   * advance when `ownerIsLive` says its invocation runs (it hands the ID out first).
-   * @throws AwakeableNotFoundError, ConflictError
+   * advance when `ownerIsLive` says its invocation runs (it hands the ID out first). The
+   * same outcome again is a retry and returns its invocation.
+   * @throws AwakeableNotFoundError, ConflictError (another outcome)
    */
   async settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive: OwnerIsLive = () => false): Promise<string> {
     const owner = awakeableInvocation(awakeableId);
     const record = this.#records.get(awakeableId) ?? (owner !== undefined && (await ownerIsLive(owner)) ? { invocationId: owner, outcome: null } : undefined);
     if (!record) throw new AwakeableNotFoundError(awakeableId);
+    if (record.outcome && sameOutcome(record.outcome, outcome)) return record.invocationId;
     if (record.outcome) throw new ConflictError(`awakeable ${awakeableId} is already settled`);
     record.outcome = outcome;
     this.#records.set(awakeableId, record);

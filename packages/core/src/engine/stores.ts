@@ -102,9 +102,15 @@ export interface TimerScheduler {
 /** How an awakeable was settled. */
 export type AwakeableOutcome = { ok: true; value: Uint8Array } | { ok: false; error: string };
 
+/** True when two outcomes are the same: the same value, or the same rejection reason. */
+export function sameOutcome(stored: AwakeableOutcome | null, outcome: AwakeableOutcome): boolean {
+  if (!stored || stored.ok !== outcome.ok) return false;
+  return stored.ok && outcome.ok ? Buffer.compare(stored.value, outcome.value) === 0 : !stored.ok && !outcome.ok && stored.error === outcome.error;
+}
+
 /**
- * Awakeables by ID, one record each: O(1) to find, and settled at most once, so a second
- * resolution is a conflict and the first value stands.
+ * Awakeables by ID, one record each: O(1) to find, and settled at most once, so a second,
+ * different resolution is a conflict and the first value stands.
  */
 export interface AwakeableStore {
   /** Records a new awaited awakeable; creating one that exists is a no-op. */
@@ -114,7 +120,9 @@ export interface AwakeableStore {
   /**
    * Settles an awakeable once; returns its invocation. One not recorded yet is settled in
    * advance when `ownerIsLive` says its invocation runs (a workflow hands the ID out first).
-   * @throws AwakeableNotFoundError, ConflictError (settled before: the first outcome stands)
+   * Settling it again with the same outcome returns its invocation too: a retry, whose
+   * first attempt may have died before the wake-up that follows.
+   * @throws AwakeableNotFoundError, ConflictError (settled before with another outcome: the first stands)
    */
   settle(awakeableId: string, outcome: AwakeableOutcome, ownerIsLive?: OwnerIsLive): Promise<string>;
 }

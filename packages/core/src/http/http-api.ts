@@ -2,7 +2,8 @@
  * The HTTP API the processor serves (`--http-port`, default 8080): invoke workflows, read
  * their state, list and count them, cancel them, and resolve or reject awakeables, with
  * JSON in and out.
- * `/openapi.json` describes every route.
+ * `/openapi.json` describes every route. While the cluster elects a leader, calls are
+ * retried by the client up to its deadline; past it the answer is 503 with `Retry-After`.
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context as HonoContext } from 'hono';
@@ -17,8 +18,10 @@ import {
   InvalidArgumentError,
   InvocationNotFoundError,
   TimeoutError,
+  UnavailableError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isTransient } from '../nats/retry.js';
 import { OPENAPI } from './openapi.js';
 import { stateToJson } from './state-json.js';
 
@@ -134,7 +137,14 @@ export function createHttpApi(options: HttpApiOptions): Hono {
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     const status = statusOf(err);
-    if (status >= 500) logger?.error({ err }, `HTTP ${c.req.method} ${c.req.path} failed: ${errorMessage(err)}`);
+    if (status === 503) {
+      // The cluster is between leaders (the client retried up to its deadline): come back later.
+      const seconds = Math.ceil((err instanceof UnavailableError ? err.retryAfterMs : DEFAULT_RETRY_AFTER_MS) / 1000);
+      c.header('Retry-After', String(seconds));
+      logger?.warn(`HTTP ${c.req.method} ${c.req.path} answered 503, retry after ${seconds} s: ${errorMessage(err)}`);
+    } else if (status >= 500) {
+      logger?.error({ err }, `HTTP ${c.req.method} ${c.req.path} failed: ${errorMessage(err)}`);
+    }
     return c.json(
       { error: errorMessage(err), ...(err instanceof DurableError ? { code: err.code } : {}), ...(err instanceof InvalidArgumentError ? { field: err.field } : {}) },
       status,
@@ -199,5 +209,9 @@ function statusOf(err: Error): ContentfulStatusCode {
   if (err instanceof InvocationNotFoundError || err instanceof AwakeableNotFoundError || err instanceof HandlerNotFoundError) return 404;
   if (err instanceof ConflictError) return 409;
   if (err instanceof TimeoutError) return 504;
+  if (err instanceof UnavailableError || isTransient(err)) return 503;
   return 500;
 }
+
+/** `Retry-After` of a 503 for a transient error the client did not retry (a read). */
+const DEFAULT_RETRY_AFTER_MS = 1_000;

@@ -35,8 +35,17 @@ const summary = {
   },
 };
 const counts = { type: 'object', additionalProperties: { type: 'integer' } };
+/** The error answers of a route: the codes given, and 503 (with `Retry-After`) while the cluster elects a leader. */
 const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((code) => [String(code), { description: String(code), content: { 'application/json': { schema: error } } }]));
+  Object.fromEntries(
+    [...codes, 503].map((code) => [
+      String(code),
+      {
+        description: code === 503 ? '503: the cluster did not answer in time; try again after `Retry-After` seconds' : String(code),
+        content: { 'application/json': { schema: error } },
+      },
+    ]),
+  );
 const json = (schema: object, description: string) => ({ description, content: { 'application/json': { schema } } });
 const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 
