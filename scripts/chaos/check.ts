@@ -148,6 +148,8 @@ function journalDuplicates(journals: ReadonlyMap<string, readonly JournalEntry[]
   for (const [id, entries] of journals) {
     const seen = new Set<string>();
     for (const e of entries) {
+      // A claim mark (step -1) records a takeover, not a step: one per takeover is expected.
+      if (e.stepNumber < 0) continue;
       const key = `${e.stepNumber}/${e.phase}`;
       if (seen.has(key)) {
         count++;

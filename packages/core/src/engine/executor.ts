@@ -208,9 +208,10 @@ export class Executor {
     if (found?.state.status === 'running') {
       // A wake-up for an invocation that is running: taking it over would run its current
       // step twice. Only the redelivery of the command it runs from takes it over (a crash),
-      // and only a copy delivered more often than the one it runs from: an older copy is stale.
+      // and never a copy delivered fewer times than the one it runs from: that copy is stale.
       if (isAnotherRun(found.state, options.startSequence)) return { kind: 'busy', state: found.state };
-      if (options.delivery !== undefined && found.state.runDelivery >= options.delivery) {
+      // The same delivery again is this processor retrying its own run after an error.
+      if (options.delivery !== undefined && found.state.runDelivery > options.delivery) {
         return { kind: 'fenced', reason: `a stale copy (delivery ${options.delivery}) of the command it runs from (delivery ${found.state.runDelivery})` };
       }
     }

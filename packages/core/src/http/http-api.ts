@@ -22,6 +22,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isTransient } from '../nats/retry.js';
+import { checkAnyInvocationId } from '../config.js';
 import { OPENAPI } from './openapi.js';
 import { stateToJson } from './state-json.js';
 
@@ -90,29 +91,29 @@ export function createHttpApi(options: HttpApiOptions): Hono {
   });
 
   app.get('/api/workflows/:id', async (c) => {
-    const id = c.req.param('id');
+    const id = invocationIdParam(c.req.param('id'));
     const state = await client.getState(id);
     if (!state) throw new InvocationNotFoundError(id);
     return c.json(stateToJson(state));
   });
 
   app.post('/api/workflows/:id/cancel', async (c) => {
-    await client.cancel(c.req.param('id'));
+    await client.cancel(invocationIdParam(c.req.param('id')));
     return c.json({ invocation_id: c.req.param('id'), cancel: 'requested' }, 202);
   });
 
   app.post('/api/workflows/:id/pause', async (c) => {
-    await client.pause(c.req.param('id'));
+    await client.pause(invocationIdParam(c.req.param('id')));
     return c.json({ invocation_id: c.req.param('id'), pause: 'requested' }, 202);
   });
 
   app.post('/api/workflows/:id/resume', async (c) => {
-    await client.resume(c.req.param('id'));
+    await client.resume(invocationIdParam(c.req.param('id')));
     return c.json({ invocation_id: c.req.param('id'), resumed: true }, 202);
   });
 
   app.post('/api/workflows/:id/retry', async (c) => {
-    const retry = await client.retry(c.req.param('id'));
+    const retry = await client.retry(invocationIdParam(c.req.param('id')));
     return c.json({ invocation_id: retry.invocationId, retry_of: c.req.param('id') }, 202);
   });
 
@@ -215,3 +216,12 @@ function statusOf(err: Error): ContentfulStatusCode {
 
 /** `Retry-After` of a 503 for a transient error the client did not retry (a read). */
 const DEFAULT_RETRY_AFTER_MS = 1_000;
+
+/**
+ * An invocation ID from the path, checked: one that cannot be an ID (a dot, a space, a
+ * wildcard) is a 400 naming it, not a failed look-up.
+ * @throws InvalidArgumentError
+ */
+function invocationIdParam(id: string): string {
+  return checkAnyInvocationId(id);
+}

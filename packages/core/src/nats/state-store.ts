@@ -13,6 +13,9 @@ import { isTerminal } from '../engine/lifecycle.js';
 import type { StateStore, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 
+/** Room left under the server's max_payload for a write's headers and subject, bytes. */
+const HEADER_ROOM = 4 * 1024;
+
 /** A StateStore on a JetStream key-value bucket. */
 export class NatsStateStore implements StateStore {
   /**
@@ -22,6 +25,8 @@ export class NatsStateStore implements StateStore {
   constructor(
     private readonly kv: KV,
     private readonly index?: ExecutionIndex,
+    /** The most bytes one write may carry (the server's max_payload), when known. */
+    private readonly maxBytes: () => number | undefined = () => undefined,
   ) {}
 
   async get(invocationId: string): Promise<VersionedState | null> {
@@ -31,7 +36,7 @@ export class NatsStateStore implements StateStore {
   }
 
   async create(state: ExecutionState): Promise<number> {
-    return this.#write(state, { created: true }, () => this.kv.create(state.invocationId, toBinary(ExecutionStateSchema, state)), () =>
+    return this.#write(state, { created: true }, () => this.kv.create(state.invocationId, this.#encode(state)), () =>
       `invocation ${state.invocationId} already has a state`,
     );
   }
@@ -40,7 +45,7 @@ export class NatsStateStore implements StateStore {
     return this.#write(
       state,
       previous ? { previousStatus: previous.status } : {},
-      () => this.kv.update(state.invocationId, toBinary(ExecutionStateSchema, state), revision),
+      () => this.kv.update(state.invocationId, this.#encode(state), revision),
       () => `state of ${state.invocationId} changed since revision ${revision}`,
     );
   }
@@ -68,6 +73,18 @@ export class NatsStateStore implements StateStore {
     }
     await (ended ?? index?.record(state, move));
     return revision;
+  }
+
+  /**
+   * A state's bytes. The inline copy of the journal is left out when it would take the
+   * write past the server's limit: the journal stream holds every entry anyway, and
+   * `journal_length` tells readers to look there.
+   */
+  #encode(state: ExecutionState): Uint8Array {
+    const bytes = toBinary(ExecutionStateSchema, state);
+    const max = this.maxBytes();
+    if (max === undefined || bytes.length <= max - HEADER_ROOM || state.journal.length === 0) return bytes;
+    return toBinary(ExecutionStateSchema, { ...state, journal: [], journalLastSequence: 0n });
   }
 
   async #repair(invocationId: string): Promise<void> {

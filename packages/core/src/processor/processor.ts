@@ -99,6 +99,8 @@ export class Processor {
   readonly #ackWaitMs: number;
   readonly #slots: Slots;
   readonly #lanes = new Map<number, PartitionLane>();
+  /** Partitions whose lane is being opened. */
+  readonly #opening = new Set<number>();
   /** Lanes being given up, until their running invocations have finished. */
   readonly #leaving = new Set<Promise<void>>();
   readonly #stopping = new AbortController();
@@ -141,7 +143,7 @@ export class Processor {
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
     const index = new ExecutionIndex(options.nc, resources.names, { logger });
-    const states = new NatsStateStore(resources.stateKv, index);
+    const states = new NatsStateStore(resources.stateKv, index, () => options.nc.info?.max_payload);
     // Known to the stats from the start, with 0 until their first invocation.
     await registerWorkflows(options.nc, resources.names, workflows.names());
     const processorId = options.processorId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -163,7 +165,7 @@ export class Processor {
     processor.#index = index;
     processor.#listenForCancels();
     processor.#membership = await Membership.join(resources.processorsKv, processorId, workflows.names(), logger);
-    processor.#membership.onChange(() => processor.#rebalance());
+    processor.#membership.onChange(() => void processor.#rebalance());
     processor.#heartbeat = setInterval(() => processor.#keepAlive(), Math.max(500, processor.#ackWaitMs / 4));
     await processor.#rebalance();
     logger.info({ consumer: processor.consumerName }, `Processor started, consuming from ${processor.consumerName}`);
@@ -216,7 +218,10 @@ export class Processor {
     await this.#index?.settled();
   }
 
-  /** Takes the partitions assigned to this processor and gives up the others. */
+  /**
+   * Takes the partitions assigned to this processor and gives up the others. A partition
+   * it cannot open now (the cluster is electing a leader) is tried again a second later.
+   */
   async #rebalance(): Promise<void> {
     if (this.#stopping.signal.aborted || !this.#membership) return;
     const wanted = this.#membership.assigned(this.#resources.partitions);
@@ -226,17 +231,23 @@ export class Processor {
       const leaving = lane.stop(HANDOVER_GRACE_MS).finally(() => this.#leaving.delete(leaving));
       this.#leaving.add(leaving);
     }
-    const added: number[] = [];
+    let missed = false;
     for (const partition of wanted) {
-      if (this.#lanes.has(partition)) continue;
-      const lane = await this.#lane(partition);
-      if (this.#stopping.signal.aborted) break;
-      this.#lanes.set(partition, lane);
-      added.push(partition);
+      if (this.#lanes.has(partition) || this.#opening.has(partition)) continue;
+      this.#opening.add(partition);
+      try {
+        const lane = await this.#lane(partition);
+        if (this.#stopping.signal.aborted || !this.#membership.assigned(this.#resources.partitions).has(partition)) void lane.stop(0);
+        else this.#lanes.set(partition, lane);
+      } catch (err) {
+        missed = true;
+        this.#logger.warn({ err, partition }, `Could not open partition ${partition}, trying again: ${errorMessage(err)}`);
+      } finally {
+        this.#opening.delete(partition);
+      }
     }
-    if (added.length > 0) {
-      this.#logger.debug({ partitions: this.partitions }, `Owning partitions ${this.partitions.join(', ')}`);
-    }
+    this.#logger.debug({ partitions: this.partitions }, `Owning partitions ${this.partitions.join(', ')}`);
+    if (missed && !this.#stopping.signal.aborted) setTimeout(() => void this.#rebalance(), 1_000).unref();
   }
 
   async #lane(partition: number): Promise<PartitionLane> {
