@@ -50,6 +50,8 @@ export interface EngineNames {
   keyedStateBucket: string;
   /** Key-value bucket of live processors: one heartbeat record each, to share the partitions. */
   processorsBucket: string;
+  /** Core NATS subject prefix on which processor `id` answers pings at `<prefix>.<id>`. */
+  processorsSubject: string;
 }
 
 /**
@@ -80,6 +82,7 @@ export function engineNames(namespace = ''): EngineNames {
     handlersBucket: `${upper}EXECUTION_HANDLERS`,
     keyedStateBucket: `${upper}KEYED_STATE`,
     processorsBucket: `${upper}PROCESSORS`,
+    processorsSubject: `${lower}durable.processors`,
   };
 }
 

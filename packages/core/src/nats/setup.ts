@@ -69,7 +69,7 @@ export const OWNER_GROUP = 'owner';
  * How long a partition's pinned processor may go without pulling before the server pins
  * another one, ns: a stalled or dead owner loses its partition this soon.
  */
-const PIN_TIMEOUT_NS = 5 * 1e9;
+const PIN_TIMEOUT_NS = 4 * 1e9;
 /** Most commands of one partition delivered and not yet acknowledged (running or waiting for their key). */
 export const MAX_PARTITION_IN_FLIGHT = 1_000;
 

@@ -6,6 +6,10 @@
  * leave moves only the partitions that must move, and every processor computes the same
  * assignment without talking to the others.
  *
+ * A record found when a processor starts, or appearing later, is pinged first: a processor
+ * killed a moment ago leaves a fresh record behind, and its partitions are taken at once
+ * rather than when the record expires.
+ *
  * The assignment only says who should pull a partition; who may run its commands is the
  * server's call (one pinned client per partition consumer), so two processors that briefly
  * disagree never both receive the partition's commands.
@@ -13,13 +17,16 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../errors.js';
 
 /** How often a processor renews its record, ms. */
-export const HEARTBEAT_MS = 2_000;
+export const HEARTBEAT_MS = 1_000;
 /** A record not renewed for this long is a processor gone, ms. */
-export const EXPIRY_MS = 6_000;
+export const EXPIRY_MS = 4_000;
+/** How long a processor whose record appears has to answer a ping before it is taken for dead, ms. */
+const PING_TIMEOUT_MS = 1_000;
 
 /** What a processor says of itself in its record. */
 interface MemberRecord {
@@ -29,6 +36,8 @@ interface MemberRecord {
 /** A processor's view of the live processors. */
 export class Membership {
   readonly #kv: KV;
+  readonly #nc: NatsConnection;
+  readonly #pings: string;
   readonly #self: string;
   readonly #record: Uint8Array;
   readonly #logger: Logger;
@@ -37,18 +46,34 @@ export class Membership {
   readonly #listeners = new Set<() => void>();
   #heartbeat: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
+  #answering: Subscription | undefined;
   #lastMembers = '';
+  /** Pings not answered yet. */
+  readonly #pinging = new Set<Promise<void>>();
+  /** Processors found dead (by expiry or an unanswered ping) so far. */
+  deaths = 0;
 
-  private constructor(kv: KV, self: string, workflows: string[], logger: Logger) {
+  private constructor(nc: NatsConnection, kv: KV, pings: string, self: string, workflows: string[], logger: Logger) {
+    this.#nc = nc;
+    this.#pings = pings;
     this.#kv = kv;
     this.#self = self;
     this.#logger = logger;
     this.#record = new TextEncoder().encode(JSON.stringify({ workflows } satisfies MemberRecord));
   }
 
-  /** Writes this processor's record and follows everyone's. */
-  static async join(kv: KV, self: string, workflows: string[], logger: Logger): Promise<Membership> {
-    const membership = new Membership(kv, self, workflows, logger);
+  /**
+   * Writes this processor's record and follows everyone's; answers pings on
+   * `<pings>.<self>`.
+   */
+  static async join(options: { nc: NatsConnection; kv: KV; pings: string; self: string; workflows: string[]; logger: Logger }): Promise<Membership> {
+    const { nc, kv, pings, self, workflows, logger } = options;
+    const membership = new Membership(nc, kv, pings, self, workflows, logger);
+    membership.#answering = nc.subscribe(pingSubject(pings, self), {
+      callback: (_err, msg) => {
+        msg.respond();
+      },
+    });
     await kv.put(self, membership.#record);
     membership.#seen.set(self, { at: performance.now(), workflows });
     const watch = await kv.watch();
@@ -62,8 +87,10 @@ export class Membership {
         if (entry.delta === 0) caughtUp();
       }
     })().catch(() => undefined);
-    // The others' records first, so the first assignment is not "everything is mine".
+    // The others' records first, so the first assignment is not "everything is mine", and
+    // their answers, so that it leaves out a processor killed a moment ago.
     await Promise.race([initial, wait(2_000)]);
+    await Promise.all(membership.#pinging);
     membership.#heartbeat = setInterval(() => membership.#renew(), HEARTBEAT_MS);
     return membership;
   }
@@ -76,7 +103,12 @@ export class Membership {
   /** Live processors, this one included, sorted. */
   members(): string[] {
     const now = performance.now();
-    for (const [id, seen] of this.#seen) if (id !== this.#self && now - seen.at > EXPIRY_MS) this.#seen.delete(id);
+    for (const [id, seen] of this.#seen) {
+      if (id !== this.#self && now - seen.at > EXPIRY_MS) {
+        this.#seen.delete(id);
+        this.deaths++;
+      }
+    }
     return [...this.#seen.keys()].sort();
   }
 
@@ -99,6 +131,7 @@ export class Membership {
   async leave(): Promise<void> {
     clearInterval(this.#heartbeat);
     this.#watch?.stop();
+    this.#answering?.unsubscribe();
     await this.#kv.delete(this.#self).catch(() => undefined);
   }
 
@@ -120,8 +153,31 @@ export class Membership {
       } catch {
         // A record this version cannot read still counts as a live processor.
       }
+      const known = this.#seen.has(entry.key);
       this.#seen.set(entry.key, { at: performance.now(), workflows });
+      if (!known && entry.key !== this.#self) this.#ping(entry.key);
     }
+    this.#changed();
+  }
+
+  /** Takes a processor that does not answer for dead at once. */
+  #ping(id: string): void {
+    const asked = performance.now();
+    const ping = this.#nc.request(pingSubject(this.#pings, id), undefined, { timeout: PING_TIMEOUT_MS }).then(
+      () => undefined,
+      () => this.#unanswered(id, asked),
+    );
+    this.#pinging.add(ping);
+    void ping.finally(() => this.#pinging.delete(ping));
+  }
+
+  #unanswered(id: string, asked: number): void {
+    // Renewed since it was asked (a slow answer, not a dead processor): keep it.
+    const seen = this.#seen.get(id);
+    if (!seen || seen.at > asked) return;
+    this.#seen.delete(id);
+    this.deaths++;
+    this.#logger.info({ processor: id }, `Processor ${id} does not answer; taking its partitions`);
     this.#changed();
   }
 
@@ -131,6 +187,11 @@ export class Membership {
     this.#lastMembers = members;
     for (const listener of this.#listeners) listener();
   }
+}
+
+/** Where a processor answers pings: its ID as one subject token. */
+function pingSubject(prefix: string, id: string): string {
+  return `${prefix}.${id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
 }
 
 /** The member that ranks highest for a partition (rendezvous hashing). */

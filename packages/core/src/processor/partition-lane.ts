@@ -58,6 +58,12 @@ export interface LaneOptions {
   retryDelayMs: (msg: JsMsg) => number;
 }
 
+/**
+ * How long one pull request stays open at the server, ms. A stopped lane's last request
+ * stays there this long; unpinning before it expires could pin the partition to it again.
+ */
+const PULL_EXPIRES_MS = 1_000;
+
 /** Delay before an unsettled partition's blocked keys are looked at again, ms. */
 const RECHECK_MS = 500;
 
@@ -87,7 +93,7 @@ export class PartitionLane {
 
   /** Starts pulling. */
   async start(): Promise<void> {
-    const messages = await this.#o.consumer.consume({ group: OWNER_GROUP, max_messages: this.#o.maxMessages, expires: 2_000 });
+    const messages = await this.#o.consumer.consume({ group: OWNER_GROUP, max_messages: this.#o.maxMessages, expires: PULL_EXPIRES_MS });
     this.#messages = messages;
     void (async () => {
       for await (const status of messages.status()) {
@@ -124,7 +130,8 @@ export class PartitionLane {
     for (const line of this.#waiting.values()) for (const msg of line) msg.nak();
     this.#waiting.clear();
     const settled = Promise.allSettled([...this.#runs]).then(() => true);
-    if (!(await Promise.race([settled, wait(graceMs, false)]))) onTimeout?.(this.#running.size);
+    const [done] = await Promise.all([Promise.race([settled, wait(graceMs, false)]), wait(PULL_EXPIRES_MS + 100)]);
+    if (!done) onTimeout?.(this.#running.size);
     await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
   }
 

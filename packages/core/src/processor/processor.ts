@@ -31,7 +31,7 @@ import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
 import { createLogger, type Logger } from '../logger.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
-import { DEFAULT_ACK_WAIT_S, MAX_PARTITION_IN_FLIGHT, partitionConsumer, setupEngine, type EngineResources } from '../nats/setup.js';
+import { DEFAULT_ACK_WAIT_S, MAX_PARTITION_IN_FLIGHT, OWNER_GROUP, partitionConsumer, setupEngine, type EngineResources } from '../nats/setup.js';
 import { NatsStateStore } from '../nats/state-store.js';
 import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
@@ -99,6 +99,8 @@ export class Processor {
   readonly #ackWaitMs: number;
   readonly #slots: Slots;
   readonly #lanes = new Map<number, PartitionLane>();
+  /** Processors found dead when the partitions were last shared out. */
+  #deathsSeen = 0;
   /** Partitions whose lane is being opened. */
   readonly #opening = new Set<number>();
   /** Lanes being given up, until their running invocations have finished. */
@@ -164,7 +166,14 @@ export class Processor {
     const processor = new Processor(options, resources, executor, workflows, logger);
     processor.#index = index;
     processor.#listenForCancels();
-    processor.#membership = await Membership.join(resources.processorsKv, processorId, workflows.names(), logger);
+    processor.#membership = await Membership.join({
+      nc: options.nc,
+      kv: resources.processorsKv,
+      pings: resources.names.processorsSubject,
+      self: processorId,
+      workflows: workflows.names(),
+      logger,
+    });
     processor.#membership.onChange(() => void processor.#rebalance());
     processor.#heartbeat = setInterval(() => processor.#keepAlive(), Math.max(500, processor.#ackWaitMs / 4));
     await processor.#rebalance();
@@ -232,10 +241,15 @@ export class Processor {
       this.#leaving.add(leaving);
     }
     let missed = false;
+    // Partitions of a processor found dead: its pin would hold them until it times out.
+    const deaths = this.#membership.deaths;
+    const afterDeath = deaths > this.#deathsSeen;
+    this.#deathsSeen = deaths;
     for (const partition of wanted) {
       if (this.#lanes.has(partition) || this.#opening.has(partition)) continue;
       this.#opening.add(partition);
       try {
+        if (afterDeath) await this.#resources.jsm.consumers.unpin(this.#names.commandsStream, partitionConsumer(this.consumerName, partition), OWNER_GROUP).catch(() => undefined);
         const lane = await this.#lane(partition);
         if (this.#stopping.signal.aborted || !this.#membership.assigned(this.#resources.partitions).has(partition)) void lane.stop(0);
         else this.#lanes.set(partition, lane);
