@@ -1,7 +1,7 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 30] [--max-attempts 3] [--http-port 8080]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--http-port 8080]
  *
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
  * registry's SERVICE_<NAME>_ADDRESS overrides.
@@ -31,12 +31,15 @@ async function main(): Promise<void> {
       'max-concurrent': { type: 'string' },
       'ack-wait': { type: 'string' },
       'max-attempts': { type: 'string' },
+      partitions: { type: 'string' },
       'http-port': { type: 'string' },
     },
     strict: true,
   });
   const maxConcurrent = parseNumberFlag('--max-concurrent', values['max-concurrent'], 100);
-  const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 30);
+  const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 8);
+  // Only when this processor creates the command stream; afterwards the stream's own count holds.
+  const partitions = parseNumberFlag('--partitions', values.partitions, 16);
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
   const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
 
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
     maxConcurrent,
     ackWaitSeconds,
     maxAttempts,
+    partitions,
   });
   const names = workflows.map((w) => w.name);
   logger.info({ workflows: names }, `Registered workflows: ${names.join(', ')}`);
