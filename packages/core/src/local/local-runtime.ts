@@ -177,7 +177,7 @@ export class LocalRuntime implements InvocationGateway, ResultNotifier {
       .execute(command, { signal: control.signal })
       .then((outcome) => {
         // In-process nothing redelivers: a run that can neither go on nor end is an error.
-        if (outcome.kind === 'fenced' || outcome.kind === 'interrupted' || outcome.kind === 'busy') {
+        if (outcome.kind === 'fenced' || outcome.kind === 'interrupted' || outcome.kind === 'busy' || outcome.kind === 'unavailable') {
           throw new TerminalError(`local run of ${command.invocationId} stopped: ${outcome.kind}${'reason' in outcome ? `: ${outcome.reason}` : ''}`);
         }
       })
