@@ -200,6 +200,7 @@ export class PartitionLane {
         from = next + 1;
       }
       this.#settled = true;
+      this.#finished.clear();
       for (const key of this.#waiting.keys()) void this.#pump(key);
     } catch (err) {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not settle partition ${this.partition}: ${errorMessage(err)}`);
@@ -264,7 +265,8 @@ export class PartitionLane {
     if (this.#running.get(key) === msg) this.#running.delete(key);
     switch (disposition) {
       case 'ack':
-        this.#finished.add(msg.seq);
+        // Only an unsettled partition looks for finished commands in the stream.
+        if (!this.#settled) this.#finished.add(msg.seq);
         // The next command of the key may look for this one in the stream: let the ack land first.
         await msg.ackAck().catch(() => false);
         break;

@@ -104,7 +104,7 @@ export class Processor {
   /** Partitions whose lane is being opened. */
   readonly #opening = new Set<number>();
   /** Lanes being given up, until their running invocations have finished. */
-  readonly #leaving = new Set<Promise<void>>();
+  readonly #leaving = new Map<PartitionLane, Promise<void>>();
   readonly #stopping = new AbortController();
   #membership: Membership | undefined;
   #index: ExecutionIndex | undefined;
@@ -219,7 +219,7 @@ export class Processor {
     this.#lanes.clear();
     await Promise.all([
       ...lanes.map((lane) => lane.stop(options.graceMs ?? 10_000, (running) => (late += running))),
-      ...this.#leaving,
+      ...this.#leaving.values(),
     ]);
     clearInterval(this.#heartbeat);
     if (late > 0) this.#logger.warn(`${late} invocations did not reach a step boundary in time; they will be redelivered`);
@@ -237,8 +237,7 @@ export class Processor {
     for (const [partition, lane] of this.#lanes) {
       if (wanted.has(partition)) continue;
       this.#lanes.delete(partition);
-      const leaving = lane.stop(HANDOVER_GRACE_MS).finally(() => this.#leaving.delete(leaving));
-      this.#leaving.add(leaving);
+      this.#leaving.set(lane, lane.stop(HANDOVER_GRACE_MS).finally(() => this.#leaving.delete(lane)));
     }
     let missed = false;
     // Partitions of a processor found dead: its pin would hold them until it times out.
@@ -299,7 +298,8 @@ export class Processor {
 
   /** Tells the server every command held here, running or waiting for its key, is still being worked on. */
   #keepAlive(): void {
-    for (const lane of this.#lanes.values()) for (const msg of lane.held()) msg.working();
+    // Lanes being given up too: their running invocations are still this processor's.
+    for (const lane of [...this.#lanes.values(), ...this.#leaving.keys()]) for (const msg of lane.held()) msg.working();
   }
 
   /** A cancel or pause request for an invocation running here stops it at its next step boundary. */
