@@ -57,6 +57,9 @@ export async function partitionNode(
   if (!network) throw new Error('the cluster does not run in network namespaces');
   const probeLeader = await probeStreamLedBy(nc, nodeName(node));
 
+  // One node away at a time: a node restarted just before (the node loss) may still be
+  // catching up, and cutting another then leaves some groups without a majority.
+  await waitForReplicasCurrent(cluster.monitorUrls, AFTER_HEAL_MS);
   const client = startMinorityClient(network.execArgs(node), cluster.urls[node] ?? '');
   try {
     await client.waitFor((line) => line.kind === 'ack' && line.n >= ACKED_BEFORE_CUT, CLIENT_START_MS, `the minority-side client had not ${ACKED_BEFORE_CUT} writes acknowledged`);
@@ -107,6 +110,37 @@ async function probeStreamLedBy(nc: NatsConnection, server: string): Promise<str
     await sleep(500);
   }
   return leader;
+}
+
+/**
+ * Waits until every stream and consumer has a leader that counts each of its replicas as
+ * current (read from each node's `/jsz`, for the groups that node leads).
+ * @throws Error naming a lagging group at the deadline.
+ */
+async function waitForReplicasCurrent(monitorUrls: readonly string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lagging = (await Promise.all(monitorUrls.map((url, i) => laggingGroups(url, nodeName(i))))).flat();
+    if (lagging.length === 0) return;
+    if (Date.now() >= deadline) throw new Error(`replicas not current after ${timeoutMs / 1000} s: ${lagging.slice(0, 3).join(', ')}`);
+    await sleep(200);
+  }
+}
+
+/** The groups (streams, consumers) `server` leads with a replica not current; every group when it does not answer. */
+async function laggingGroups(monitorUrl: string, server: string): Promise<string[]> {
+  type Group = { name?: string; cluster?: { leader?: string; replicas?: { name?: string; current?: boolean }[] } };
+  type Jsz = { account_details?: { stream_detail?: (Group & { consumer_detail?: Group[] })[] }[] };
+  try {
+    const res = await fetch(`${monitorUrl}/jsz?accounts=true&streams=true&consumers=true`, { signal: AbortSignal.timeout(2_000) });
+    const streams = ((await res.json()) as Jsz).account_details?.flatMap((a) => a.stream_detail ?? []) ?? [];
+    const groups = streams.flatMap((s) => [{ ...s, label: s.name ?? '' }, ...(s.consumer_detail ?? []).map((c) => ({ ...c, label: `${s.name} > ${c.name}` }))]);
+    return groups
+      .filter((g) => g.cluster?.leader === undefined || (g.cluster.leader === server && (g.cluster.replicas ?? []).some((r) => r.current !== true)))
+      .map((g) => g.label);
+  } catch {
+    return [`${server} (not answering)`];
+  }
 }
 
 /** Every message of the probe stream: subject by sequence, read through an ordered consumer. */
