@@ -1,9 +1,10 @@
 /**
  * `make chaos`: many workflows through three processors on a 3-node cluster of its own,
  * while processors are killed, stopped, added and removed, the node leading the busiest
- * stream is killed, HelloService goes down and malformed input arrives; then a table of
- * what was lost, failed, recorded twice or run out of order (stdout). Exits 1 when any of
- * those is not zero. Progress goes to stderr.
+ * stream is killed, a stream leader's node is cut off and healed (as root: nodes in network
+ * namespaces), HelloService goes down and malformed input arrives; then a table of what was
+ * lost, failed, recorded twice or run out of order (stdout). Exits 1 when any of those is not
+ * zero. Progress goes to stderr.
  *
  * Env: CHAOS_WORKFLOWS (default 1,000), CHAOS_SHORT=1 (~150, as the test suite runs it),
  * CHAOS_NATS_PORT (client ports 22522-22524; routes +2000, monitoring +4000),

@@ -13,7 +13,7 @@
  *   journal entry was written and no invocation ended, not counting HelloService's outage
  *   (every workflow calls it, so nothing can move then).
  */
-import { type ExecutionState, type JournalEntry, EntryPhase, decodeJson } from '../../packages/core/src/index.js';
+import { type ExecutionState, type JournalEntry, EntryPhase, decodeJson, isTerminal } from '../../packages/core/src/index.js';
 import type { Item } from './workload.js';
 
 /** What the checker counted. */
@@ -40,12 +40,18 @@ export interface Findings {
   longestStallMs: number;
   /** When the longest stall began, ms after the first submission. */
   longestStallAtMs: number;
+  /** Submissions acknowledged while a node was cut off, and how many of those did not end (in `lost` too). */
+  cutSubmits: number;
+  cutLost: number;
 }
 
 /** What the checker reads. */
 export interface Evidence {
   items: readonly Item[];
-  accepted: ReadonlySet<string>;
+  /** The acknowledged IDs, with when they were acknowledged (unix ms). */
+  accepted: ReadonlyMap<string, number>;
+  /** When a node was cut off (from, to; unix ms), if it was. */
+  cut: readonly [number, number] | undefined;
   states: ReadonlyMap<string, ExecutionState | null>;
   /** Every journal of the run (children's included), by invocation ID. */
   journals: ReadonlyMap<string, readonly JournalEntry[]>;
@@ -93,6 +99,8 @@ export function check(evidence: Evidence): Findings {
   const spans = new Map(accepted.map((item) => [item.invocationId, spanOf(journals.get(item.invocationId) ?? [], states.get(item.invocationId) ?? null)]));
   const order = orderViolations(accepted.filter((i) => i.group === 'ordered' || i.group === 'exclusive'), spans);
   const repeats = serviceRepeats(evidence.serviceLines);
+  const cut = evidence.cut;
+  const duringCut = cut ? accepted.filter((i) => within(evidence.accepted.get(i.invocationId) ?? 0, cut)) : [];
   const stall = longestStall(journals, states, evidence.startedAt, evidence.serviceDown);
 
   let keyedCountOff = 0;
@@ -120,7 +128,13 @@ export function check(evidence: Evidence): Findings {
     serviceRepeats: repeats.repeats,
     longestStallMs: stall.ms,
     longestStallAtMs: stall.atMs,
+    cutSubmits: duringCut.length,
+    cutLost: duringCut.filter((i) => !isTerminal(states.get(i.invocationId)?.status ?? 'pending')).length,
   };
+}
+
+function within(at: number, [from, to]: readonly [number, number]): boolean {
+  return at >= from && at <= to;
 }
 
 /** When an invocation's run started and ended; undefined where not known. */

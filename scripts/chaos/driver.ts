@@ -12,8 +12,8 @@ import type { Item, Sequence } from './workload.js';
 
 /** How submitting went. */
 export interface SubmitCounts {
-  /** IDs the cluster acknowledged. */
-  accepted: Set<string>;
+  /** IDs the cluster acknowledged, with when (unix ms). */
+  accepted: Map<string, number>;
   /** Items still not acknowledged after {@link SUBMIT_DEADLINE_MS} of retries. */
   refused: string[];
   /** Submissions that failed and were sent again. */
@@ -33,12 +33,12 @@ const READ_PARALLELISM = 32;
 
 /** Submits every sequence on its schedule from `startedAt`. */
 export async function submitAll(sequences: readonly Sequence[], deps: { client: DurableClient; fleet: Fleet; startedAt: number }): Promise<SubmitCounts> {
-  const counts: SubmitCounts = { accepted: new Set(), refused: [], retries: 0, http5xx: 0, http5xxSamples: [] };
+  const counts: SubmitCounts = { accepted: new Map(), refused: [], retries: 0, http5xx: 0, http5xxSamples: [] };
   await Promise.all(
     sequences.map(async (sequence) => {
       for (const item of sequence) {
         await sleep(Math.max(0, deps.startedAt + item.dueMs - Date.now()));
-        if (await submitOne(item, deps, counts)) counts.accepted.add(item.invocationId);
+        if (await submitOne(item, deps, counts)) counts.accepted.set(item.invocationId, Date.now());
         else counts.refused.push(item.invocationId);
       }
     }),

@@ -2,13 +2,17 @@
  * The faults of a chaos run, each real and each on its own schedule: kill -9 of a random
  * processor (started again at once), SIGSTOP of one past its ownership then SIGCONT, a
  * fourth processor added and removed, kill -9 of the NATS node leading the busiest stream
- * (restarted later), and HelloService down for a while.
+ * (restarted later), HelloService down for a while, and the node leading the busiest stream
+ * cut off from the rest and healed (scripts/chaos/partition.ts; when the nodes run in network
+ * namespaces, else skipped with the reason).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { type NatsCluster, nodeDir, nodeName } from '../../test/support/nats-cluster.js';
 import type { Fleet, ProcessorSlot } from './fleet.js';
+import { type PartitionOutcome, partitionNode } from './partition.js';
 import type { FaultPlan } from './settings.js';
 
 /** What the faults did. */
@@ -22,6 +26,10 @@ export interface FaultCounts {
   serviceOutages: number;
   /** When HelloService was down (from, to; unix ms): no workflow can make progress then. */
   serviceDown: [number, number][];
+  /** The partition, when it ran. */
+  partition: PartitionOutcome | undefined;
+  /** Why the partition did not run (no network namespaces here), if it did not. */
+  partitionSkipped: string | undefined;
   /** Faults that could not be done (a node leader not found, a restart that failed), with why. */
   problems: string[];
 }
@@ -34,7 +42,7 @@ const BASE_PROCESSORS = 3;
 /** Runs every fault on its schedule from `startedAt`; resolves when all are over. */
 export async function runFaults(
   plan: FaultPlan,
-  deps: { fleet: Fleet; cluster: NatsCluster; startedAt: number; log: (line: string) => void },
+  deps: { fleet: Fleet; cluster: NatsCluster; nc: NatsConnection; startedAt: number; log: (line: string) => void; partitionSkipped?: string },
 ): Promise<FaultCounts> {
   const counts: FaultCounts = {
     processorKills: 0,
@@ -45,6 +53,8 @@ export async function runFaults(
     nodeRestarts: 0,
     serviceOutages: 0,
     serviceDown: [],
+    partition: undefined,
+    partitionSkipped: deps.partitionSkipped,
     problems: [],
   };
   const { fleet, cluster, startedAt } = deps;
@@ -135,7 +145,17 @@ export async function runFaults(
     log('HelloService restarted');
   };
 
-  await Promise.all([killLoop(), stopOne(), fourth(), nodeLoss(), serviceOutage()]);
+  const partition = async () => {
+    if (counts.partitionSkipped !== undefined) return;
+    await at(plan.partitionAtMs);
+    await attempt('cutting a stream leader off', async () => {
+      const { stream, node } = await busiestLeader(cluster.monitorUrls);
+      counts.partition = await partitionNode({ cluster, nc: deps.nc, node, stream, cutMs: plan.partitionForMs, log });
+    });
+  };
+
+  // The partition after the node loss, never during it: two nodes away is no majority.
+  await Promise.all([killLoop(), stopOne(), fourth(), nodeLoss().then(partition), serviceOutage()]);
   return counts;
 }
 

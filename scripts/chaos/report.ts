@@ -1,7 +1,8 @@
 /**
  * The chaos run's table, and the verdict: the run fails when anything was lost, failed
  * unexpectedly, recorded twice, run out of order, or run beside another invocation of its
- * exclusive key.
+ * exclusive key, or when a write acknowledged on the cut-off side of the partition is
+ * missing after the heal.
  */
 import type { Findings } from './check.js';
 import type { SubmitCounts } from './driver.js';
@@ -33,6 +34,7 @@ export function verdict(report: ChaosReport): string[] {
     [f.journalDuplicates > 0, `${f.journalDuplicates} journal steps recorded twice`],
     [f.orderViolations > 0, `${f.orderViolations} per-key order violations`],
     [f.exclusiveOverlaps > 0, `${f.exclusiveOverlaps} exclusive overlaps`],
+    [(report.faults.partition?.missing ?? 0) > 0, `${report.faults.partition?.missing} writes acknowledged on the cut-off side missing after the heal`],
   ];
   return reasons.filter(([bad]) => bad).map(([, why]) => why);
 }
@@ -56,7 +58,7 @@ export function formatReport(report: ChaosReport): string {
     ['malformed input', `${report.malformed.commands + report.malformed.requests}`, `${report.malformed.commands} commands, ${report.malformed.requests} requests; ${report.malformed.unclear.length} answered unclearly`],
     ['HTTP 5xx to good requests', `${report.submits.http5xx}`, ''],
     ['processes that exited by themselves', `${report.crashes.length}`, 'crashed, or could not start'],
-    ['network partition', 'not run', 'see README'],
+    partitionRow(report),
   ];
   const lines = ['| | count | |', '| --- | --- | --- |', ...rows.map((r) => `| ${r.join(' | ')} |`)];
   const details: [string, readonly string[]][] = [
@@ -68,10 +70,25 @@ export function formatReport(report: ChaosReport): string {
     ['HTTP 5xx', report.submits.http5xxSamples],
     ['crashes', report.crashes],
     ['faults not done', report.faults.problems],
+    ['acknowledged on the cut-off side, missing after the heal', report.faults.partition?.missingSamples ?? []],
   ];
   for (const [what, samples] of details) {
     if (samples.length > 0) lines.push('', `${what} (first ${samples.length}):`, ...samples.map((x) => `  ${x}`));
   }
   lines.push('', `run took ${s(report.durationMs)}; logs in ${report.logDir}`);
   return lines.join('\n');
+}
+
+/** The partition's row: acknowledged writes lost, on the cut-off side and through the processors; or why it did not run. */
+function partitionRow(report: ChaosReport): [string, string, string] {
+  const p = report.faults.partition;
+  if (!p) return ['network partition', 'not run', report.faults.partitionSkipped ?? 'see faults not done'];
+  const f = report.findings;
+  const probe = p.probeLeader === p.node ? '' : ` (its probe stream led by ${p.probeLeader}: could not be moved)`;
+  return [
+    'network partition: acknowledged writes lost',
+    `${p.missing + f.cutLost}`,
+    `${p.node} (leader of ${p.stream}) cut off for ${(p.cutMs / 1000).toFixed(1)} s${probe}: a client on its side had ${p.ackedDuringCut} writes acknowledged during the cut, ` +
+      `${p.acked} in all, ${p.missing} missing after the heal; ${f.cutSubmits} submissions acknowledged during the cut, ${f.cutLost} lost`,
+  ];
 }

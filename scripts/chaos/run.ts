@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { connectNats, DurableClient } from '../../packages/core/src/index.js';
 import { CHAOS_DONE_KEY } from '../../apps/processor/src/workflows/index.js';
 import { CLUSTER_SIZE, type NatsCluster, nodeDir, nodeName, startCluster } from '../../test/support/nats-cluster.js';
+import { netnsUnavailable } from '../../test/support/netns.js';
 import { check } from './check.js';
 import { resolveAwakeables, submitAll, waitForEnds } from './driver.js';
 import { runFaults } from './faults.js';
@@ -34,7 +35,16 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
   const { natsClientPort } = settings.ports;
   log(`chaos ${runId}: ${settings.workflows} workflows, logs in ${logDir}`);
 
-  const cluster = await startCluster({ clientPort: natsClientPort, routePort: natsClientPort + 2000, monitorPort: natsClientPort + 4000 });
+  // Each node in a network namespace of its own, so that one can be cut off; where that
+  // cannot be (not root, no `ip`), on loopback and the partition is skipped with the reason.
+  const partitionSkipped = netnsUnavailable();
+  if (partitionSkipped !== undefined) log(`no network partition: ${partitionSkipped}`);
+  const cluster = await startCluster({
+    clientPort: natsClientPort,
+    routePort: natsClientPort + 2000,
+    monitorPort: natsClientPort + 4000,
+    network: partitionSkipped === undefined ? 'netns' : 'loopback',
+  });
   // bin/* started through the test harness default to NATS_URL: ours, never another cluster.
   process.env.NATS_URL = cluster.url;
   const fleet = new Fleet(cluster.url, settings.ports.appPort, settings.processorArgs);
@@ -51,7 +61,7 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
     const startedAt = Date.now();
     const resolving = new AbortController();
     const awakeables = resolveAwakeables(items, { client, fleet, signal: resolving.signal });
-    const faults = runFaults(settings.faults, { fleet, cluster, startedAt, log });
+    const faults = runFaults(settings.faults, { fleet, cluster, nc, startedAt, log, ...(partitionSkipped === undefined ? {} : { partitionSkipped }) });
     const malformed = sendMalformed({ nc, client, fleet, everyMs: settings.faults.malformedEveryMs, until: startedAt + settings.faults.faultsUntilMs, runId });
     const submits = await submitAll(sequences, { client, fleet, startedAt });
     log(`submitted: ${submits.accepted.size} acknowledged, ${submits.refused.length} refused, ${submits.retries} retries`);
@@ -79,7 +89,7 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
       const count = (await client.getKeyedState(key))[CHAOS_DONE_KEY];
       keyedCounts.set(key, typeof count === 'number' ? count : 0);
     }
-    const findings = check({ items, accepted: submits.accepted, states, journals, serviceLines: fleet.serviceLines(), keyedCounts, startedAt, serviceDown: faultCounts.serviceDown });
+    const findings = check({ items, accepted: submits.accepted, states, journals, serviceLines: fleet.serviceLines(), keyedCounts, startedAt, serviceDown: faultCounts.serviceDown, cut: faultCounts.partition ? [faultCounts.partition.cutAt, faultCounts.partition.healedAt] : undefined });
     const { accepted: _accepted, ...submitCounts } = submits;
     return {
       findings,

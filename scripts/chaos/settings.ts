@@ -27,6 +27,9 @@ export interface FaultPlan {
   /** kill -9 the NATS node leading the busiest stream at this time, restart it after `nodeDownMs`. */
   nodeKillAtMs: number;
   nodeDownMs: number;
+  /** Cut the node leading the busiest stream off at this time (after the node loss), heal it after `partitionForMs`. */
+  partitionAtMs: number;
+  partitionForMs: number;
   /** Kill HelloService at this time, restart it after `serviceDownMs`. */
   serviceKillAtMs: number;
   serviceDownMs: number;
@@ -89,6 +92,8 @@ const FULL: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
     extraUntilMs: 70_000,
     nodeKillAtMs: 45_000,
     nodeDownMs: 10_000,
+    partitionAtMs: 60_000,
+    partitionForMs: 20_000,
     serviceKillAtMs: 62_000,
     serviceDownMs: 30_000,
     malformedEveryMs: 2_000,
@@ -113,8 +118,10 @@ const SHORT: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
     stopForMs: STOP_FOR_MS,
     extraAtMs: 8_000,
     extraUntilMs: 24_000,
-    nodeKillAtMs: 12_000,
+    nodeKillAtMs: 5_000,
     nodeDownMs: 10_000,
+    partitionAtMs: 18_000,
+    partitionForMs: 10_000,
     serviceKillAtMs: 18_000,
     serviceDownMs: 10_000,
     malformedEveryMs: 2_000,

@@ -1,14 +1,17 @@
 /**
  * The short chaos run (`CHAOS_SHORT=1`, the same code as `make chaos`): about 150 workflows
  * through three processors on a cluster of its own while processors are killed, stopped,
- * added and removed, a stream leader's node and HelloService go down, and malformed input
- * arrives. Nothing may be lost, fail unexpectedly, be journaled twice, run out of its key's
- * order or beside another invocation of its exclusive key.
+ * added and removed, a stream leader's node and HelloService go down, a stream leader's node
+ * is cut off for 10 s (as root, where the nodes run in network namespaces), and malformed
+ * input arrives. Nothing may be lost, fail unexpectedly, be journaled twice, run out of its
+ * key's order or beside another invocation of its exclusive key, and no write acknowledged
+ * on the cut-off side may be missing after the heal.
  */
 import { describe, expect, it } from 'vitest';
 import { formatReport, verdict } from '../../scripts/chaos/report.js';
 import { runChaos } from '../../scripts/chaos/run.js';
 import { settingsFromEnv } from '../../scripts/chaos/settings.js';
+import { netnsUnavailable } from '../support/netns.js';
 
 /** Clear of the suite's own cluster (DURABLE_TEST_NATS_PORT) and of `make chaos`'s ports. */
 const NATS_PORT = Number.parseInt(process.env.DURABLE_TEST_NATS_PORT || '14222', 10) + 300;
@@ -50,6 +53,16 @@ describe('make chaos, short', () => {
     expect(report.faults.processorStops).toBe(1);
     expect([report.faults.processorsAdded, report.faults.processorsRemoved]).toEqual([1, 1]);
     expect([report.faults.nodeKills, report.faults.nodeRestarts, report.faults.serviceOutages]).toEqual([1, 1, 1]);
+    // The partition, where network namespaces can be made (as root, as CI runs); else skipped, saying why.
+    const partition = report.faults.partition;
+    const netnsMissing = netnsUnavailable();
+    if (netnsMissing === undefined) {
+      expect(partition, table).toBeDefined();
+      expect(partition?.acked, table).toBeGreaterThan(0);
+      expect([partition?.missing, f.cutLost], table).toEqual([0, 0]);
+    } else {
+      expect(report.faults.partitionSkipped).toBe(netnsMissing);
+    }
     expect(verdict(report)).toEqual([]);
   }, 400_000);
 });

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { NodeNetwork, netnsUnavailable } from './netns.js';
 
 /** The checkout's root directory. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -75,6 +76,14 @@ export interface ClusterOptions extends ClusterPorts {
    * Guarantees). @default 'always'
    */
   syncInterval: SyncInterval;
+  /**
+   * `loopback`: every node on `host`. `netns`: each node in a network namespace of its own
+   * (Linux, root; test/support/netns.ts), at an address of its own on a bridge, so that one
+   * can be cut off from the others and from this process (`NatsCluster.network`). Ports and
+   * `host` stay as given for loopback; with `netns` the nodes keep the ports and take the
+   * namespace addresses. @default 'loopback'
+   */
+  network: 'loopback' | 'netns';
 }
 
 /** The choices of {@link ClusterOptions.syncInterval}. */
@@ -90,6 +99,7 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterOptions = {
   detached: false,
   readyTimeoutMs: 30_000,
   syncInterval: 'always',
+  network: 'loopback',
 };
 
 /** A running cluster. Node indexes are 0-based: node `i` is `nats-${i + 1}` at `urls[i]`. */
@@ -108,6 +118,8 @@ export interface NatsCluster {
   stopNode(i: number, options?: { kill?: boolean }): Promise<void>;
   /** Starts a stopped node again with its data, and waits until the cluster is ready. */
   startNode(i: number): Promise<void>;
+  /** The nodes' namespaces, to cut a node off and heal it; undefined on loopback. */
+  network: NodeNetwork | undefined;
 }
 
 /** Thrown when a cluster cannot be started or does not become ready. */
@@ -169,21 +181,26 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
   const tempDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'nats-cluster-')) : resolve(opts.dataDir);
   const server = natsServerBinary();
-  await assertPortsFree(opts);
+  const network = opts.network === 'netns' ? nodeNetwork(opts) : undefined;
+  // Fresh namespaces hold no ports.
+  if (!network) await assertPortsFree(opts);
 
   const children: (ChildProcess | undefined)[] = nodeIndexes().map(() => undefined);
-  const urls = clientUrls(opts, opts.host);
-  const monitors = monitorUrls(opts, opts.host);
+  const hosts = nodeIndexes().map((i) => network?.address(i) ?? opts.host);
+  const urls = nodeIndexes().map((i) => `nats://${hosts[i]}:${opts.clientPort + i}`);
+  const monitors = nodeIndexes().map((i) => `http://${hosts[i]}:${opts.monitorPort + i}`);
 
   const startNode = (i: number): void => {
     const dir = nodeDir(dataDir, i);
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'nats.conf');
-    writeFileSync(config, nodeConfig(opts, dir, i));
+    writeFileSync(config, nodeConfig(opts, hosts, dir, i));
     // The log file is the child's stdout and stderr: nothing to drain, and a crash's own
     // output (a Go panic) lands beside the server's log lines.
     const log = openSync(join(dir, 'nats-server.log'), 'a');
-    const child = spawn(server, ['--config', config], { detached: opts.detached, stdio: ['ignore', log, log] });
+    // `ip netns exec` execs the server in place: the pid is the server's.
+    const [command, args] = network ? ['ip', [...network.execArgs(i), server, '--config', config]] : [server, ['--config', config]];
+    const child = spawn(command, args, { detached: opts.detached, stdio: ['ignore', log, log] });
     closeSync(log);
     // A failed spawn also emits 'error'; the throw below reports it, so no crash on that event.
     child.once('error', () => undefined);
@@ -206,6 +223,10 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
 
   const stop = async (): Promise<void> => {
     await Promise.all(nodeIndexes().map((i) => stopNode(i)));
+    if (network) {
+      network.tearDown();
+      ownedNetworks.delete(network);
+    }
     if (tempDir) {
       rmSync(dataDir, { recursive: true, force: true });
       ownedTempDirs.delete(dataDir);
@@ -213,6 +234,7 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
   };
 
   if (tempDir) ownedTempDirs.add(dataDir);
+  if (network) ownedNetworks.add(network);
   installExitHandlers();
   try {
     // One node after the other, each once it answers: servers started at the same instant
@@ -235,6 +257,7 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
     dataDir,
     stop,
     stopNode,
+    network,
     startNode: async (i: number) => {
       if (children[i] !== undefined) throw new ClusterError(`${nodeName(i)} is already running`);
       startNode(i);
@@ -243,9 +266,28 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
   };
 }
 
-/** The config of node `i`: same topology as deploy/nats, on loopback with distinct ports. */
-function nodeConfig(opts: ClusterOptions, dir: string, i: number): string {
-  const routes = nodeIndexes().map((n) => `    nats-route://${opts.host}:${opts.routePort + n}`);
+/**
+ * The namespaces of a `netns` cluster, made afresh (what a killed run on these ports left is
+ * removed first).
+ * @throws ClusterError in one line when they cannot be made here (not root, no `ip`).
+ */
+function nodeNetwork(opts: ClusterOptions): NodeNetwork {
+  const why = netnsUnavailable();
+  if (why !== undefined) throw new ClusterError(why);
+  if (opts.detached) throw new ClusterError('a netns cluster cannot be detached: its namespaces go with this process');
+  const network = NodeNetwork.forPort(opts.clientPort);
+  try {
+    network.setUp(CLUSTER_SIZE);
+  } catch (err) {
+    network.tearDown();
+    throw new ClusterError(err instanceof Error ? err.message : String(err));
+  }
+  return network;
+}
+
+/** The config of node `i` (at `hosts[i]`): same topology as deploy/nats, with distinct ports. */
+function nodeConfig(opts: ClusterOptions, hosts: readonly string[], dir: string, i: number): string {
+  const routes = nodeIndexes().map((n) => `    nats-route://${hosts[n]}:${opts.routePort + n}`);
   const limits = [
     opts.jetstreamMaxMemory === undefined ? '' : `  max_memory_store: ${opts.jetstreamMaxMemory}`,
     opts.jetstreamMaxStore === undefined ? '' : `  max_file_store: ${opts.jetstreamMaxStore}`,
@@ -253,8 +295,8 @@ function nodeConfig(opts: ClusterOptions, dir: string, i: number): string {
   return [
     `# Generated by test/support/nats-cluster.ts; rewritten on every start.`,
     `server_name: ${nodeName(i)}`,
-    `listen: ${opts.host}:${opts.clientPort + i}`,
-    `http: ${opts.host}:${opts.monitorPort + i}`,
+    `listen: ${hosts[i]}:${opts.clientPort + i}`,
+    `http: ${hosts[i]}:${opts.monitorPort + i}`,
     `jetstream {`,
     `  store_dir: ${JSON.stringify(dir)}`,
     // deploy/nats/cluster.conf says why `always`, and what the default costs in durability.
@@ -263,7 +305,7 @@ function nodeConfig(opts: ClusterOptions, dir: string, i: number): string {
     `}`,
     `cluster {`,
     `  name: ${CLUSTER_NAME}`,
-    `  listen: ${opts.host}:${opts.routePort + i}`,
+    `  listen: ${hosts[i]}:${opts.routePort + i}`,
     // Commas between entries, or the list does not parse as separate routes.
     `  routes: [\n${routes.join(',\n')}\n  ]`,
     `}`,
@@ -483,6 +525,7 @@ function nodeIndexes(): number[] {
 // Non-detached servers must not outlive this process, however it ends.
 const ownedChildren = new Set<ChildProcess>();
 const ownedTempDirs = new Set<string>();
+const ownedNetworks = new Set<NodeNetwork>();
 let exitHandlersInstalled = false;
 
 function installExitHandlers(): void {
@@ -513,4 +556,7 @@ function killOwned(): void {
     }
   }
   ownedTempDirs.clear();
+  // After the servers: a namespace goes once nothing runs in it (tearDown kills what does).
+  for (const network of ownedNetworks) network.tearDown();
+  ownedNetworks.clear();
 }
