@@ -284,10 +284,8 @@ export class DurableContext implements Context {
     const args = inputCodec(workflow).encode(input);
     return this.#step<string>(`SEND:${handler}`, { partitionKey, delay }, undefined, async (step) => {
       const invocationId = derivedInvocationId(this.invocationId, step);
-      await this.#gateway().start(
-        create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId }),
-        { delayMs: delay },
-      );
+      const command = create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId });
+      await this.#infrastructure('send a command', () => this.#gateway().start(command, { delayMs: delay }));
       return invocationId;
     });
   }
@@ -388,12 +386,12 @@ export class DurableContext implements Context {
     } else {
       this.#checkRunning();
       await this.#live(async () => {
-        await store.create(id, this.invocationId);
+        await this.#infrastructure('record an awakeable', () => store.create(id, this.invocationId));
         await this.#append(create(JournalEntrySchema, { stepNumber: step, stepType, phase: EntryPhase.STARTED, recordedAtMs: BigInt(Date.now()), attempts: 1 }));
       });
     }
     const entry = await this.#live(async () => {
-      const outcome = await store.outcome(id);
+      const outcome = await this.#infrastructure('read an awakeable', () => store.outcome(id));
       if (!outcome) return undefined;
       const done = create(JournalEntrySchema, { stepNumber: step, stepType, recordedAtMs: BigInt(Date.now()), attempts: 1 });
       if (outcome.ok) done.response = outcome.value;
@@ -462,13 +460,15 @@ export class DurableContext implements Context {
         owner = await store.settle(awakeableId, outcome, live);
       } catch (err) {
         if (err instanceof AwakeableNotFoundError) throw new TerminalError(err.message, { cause: err });
-        if (!(err instanceof ConflictError)) throw err;
+        if (!(err instanceof ConflictError)) return this.#infrastructure('settle an awakeable', () => Promise.reject(err));
         // Settled by an earlier attempt of this very step (its wake-up then failed)? Then go on.
         if (!sameOutcome(await store.outcome(awakeableId), outcome)) throw new TerminalError(err.message, { cause: err });
         owner = awakeableInvocation(awakeableId) ?? '';
       }
-      const waiting = await states.get(owner);
-      if (waiting && !isTerminal(waiting.state.status)) await this.#gateway().wake(waiting.state, `${awakeableId}:settled`);
+      const waiting = await this.#infrastructure('read the awakeable’s invocation', () => states.get(owner));
+      if (waiting && !isTerminal(waiting.state.status)) {
+        await this.#infrastructure('wake the awakeable’s invocation', () => this.#gateway().wake(waiting.state, `${awakeableId}:settled`));
+      }
     });
   }
 
@@ -543,6 +543,8 @@ export class DurableContext implements Context {
       try {
         return { outcome: { ok: true, value: await attempt(step) }, attempts: n };
       } catch (err) {
+        // The cluster failed under the step (see #infrastructure): this run stops here.
+        if (this.#fatal) throw this.#fatal;
         failure = err instanceof TerminalError
           ? { retry: false, error: err }
           : err instanceof InvalidArgumentError

@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
 import { MemoryAwakeableStore, MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
-import type { JournalStore, KeyedStateStore, TimerRequest, TimerScheduler } from './stores.js';
+import type { AwakeableStore, JournalStore, KeyedStateStore, TimerRequest, TimerScheduler } from './stores.js';
 
 /** Records timers instead of keeping them. */
 class RecordedTimers implements TimerScheduler {
@@ -542,5 +542,33 @@ describe('race', () => {
       open();
       expect((await running).kind).toBe('ended');
     });
+  });
+
+  it('stops the run, rather than failing the workflow, when the cluster fails under a step (an election)', async () => {
+    const inner = new MemoryAwakeableStore();
+    let down = true;
+    const awakeables: AwakeableStore = {
+      create: async (id, invocationId) => {
+        if (down) throw new Error('JetStream system temporarily unavailable');
+        return inner.create(id, invocationId);
+      },
+      outcome: (id) => inner.outcome(id),
+      settle: (id, outcome, live) => inner.settle(id, outcome, live),
+    };
+    const waits = defineWorkflow<Record<string, never>, string>('waits', async (ctx) => {
+      const approval = ctx.awakeable<string>();
+      try {
+        return await approval.promise;
+      } catch {
+        return 'caught'; // a workflow that catches everything still does not see the outage
+      }
+    });
+    const states = new MemoryStateStore();
+    const executor = new Executor({ workflows: new WorkflowRegistry([waits]), states, journals: new MemoryJournalStore(), services: new FakeServices(), logger: silentLogger(), awakeables });
+    const cmd = command('waits');
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1 })).kind).toBe('interrupted');
+    down = false;
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1 })).kind).toBe('suspended');
+    expect((await states.get(cmd.invocationId))!.state.status).toBe('suspended');
   });
 });
