@@ -32,4 +32,17 @@ describe('keyed state', () => {
     await store.release(ended('b', ['A', 'B']));
     expect(text(await store.values('cart'))).toEqual({ tickets: '["A","B"]' });
   });
+
+  it('wakes the next holder again when the invocation that handed the key on releases it again (its wake-up may be lost)', async () => {
+    const store = new MemoryKeyedStateStore();
+    await store.acquire('cart', waiter('a'));
+    expect(await store.acquire('cart', waiter('b'))).toBeNull();
+    expect((await store.release(ended('a', ['A'])))?.invocationId).toBe('b');
+    // a's processor died before it sent b's wake-up; a's command comes back and a is released again.
+    expect((await store.release(ended('a', ['A'])))?.invocationId).toBe('b');
+    // Once b runs and hands on in turn, a's release wakes nobody.
+    await store.acquire('cart', waiter('b'));
+    await store.release(ended('b', ['A', 'B']));
+    expect(await store.release(ended('a', ['A']))).toBeUndefined();
+  });
 });

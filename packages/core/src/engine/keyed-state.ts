@@ -65,13 +65,19 @@ export function releaseKey(current: KeyedState, ended: ExecutionState): { next?:
   const applied = current.lastApplied === id ? undefined : applyChanges(current, ended);
   const holds = current.holder === id;
   const queued = current.waiting.some((w) => w.invocationId === id);
-  if (!applied && !holds && !queued) return {};
+  if (!applied && !holds && !queued) {
+    // Handed on already: the wake-up may not have been sent, so it is sent again.
+    const handed = current.handedFrom === id && current.handedTo && current.holder === current.handedTo.invocationId;
+    return handed ? { wake: current.handedTo } : {};
+  }
   const next = applied ?? clone(KeyedStateSchema, current);
   next.waiting = next.waiting.filter((w) => w.invocationId !== id);
   let wake: KeyedWaiter | undefined;
   if (holds) {
     wake = next.waiting.shift();
     next.holder = wake?.invocationId ?? '';
+    next.handedFrom = wake ? id : '';
+    next.handedTo = wake;
   }
   return wake ? { next, wake } : { next };
 }
