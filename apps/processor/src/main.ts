@@ -6,12 +6,14 @@
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
  * registry's SERVICE_<NAME>_ADDRESS overrides.
  */
+import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
   connectNats,
   createGrpcInvoker,
   createLogger,
   errorMessage,
+  isTransient,
   loadServiceRegistry,
   onShutdown,
   parseNumberFlag,
@@ -60,17 +62,27 @@ async function main(): Promise<void> {
   });
 
   nc = await connectNats({ name: 'durable-processor', logger, signal: stopConnecting.signal });
-  processor = await Processor.start({
-    nc,
-    workflows,
-    services,
-    logger,
-    consumerName: values.consumer,
-    maxConcurrent,
-    ackWaitSeconds,
-    maxAttempts,
-    partitions,
-  });
+  // A leader election (a NATS node lost) can outlast the setup's own retries: start again.
+  for (;;) {
+    try {
+      processor = await Processor.start({
+        nc,
+        workflows,
+        services,
+        logger,
+        consumerName: values.consumer,
+        maxConcurrent,
+        ackWaitSeconds,
+        maxAttempts,
+        partitions,
+      });
+      break;
+    } catch (err) {
+      if (!isTransient(err) || stopConnecting.signal.aborted) throw err;
+      logger.warn(`Could not start yet (${errorMessage(err)}); trying again in 1 s`);
+      await wait(1_000);
+    }
+  }
   const names = workflows.map((w) => w.name);
   logger.info({ workflows: names }, `Registered workflows: ${names.join(', ')}`);
   if (httpPort > 0) {

@@ -158,7 +158,7 @@ export class DurableClient {
     // Refused here with the reason, not by the client's publish as if the cluster were away.
     const limit = (this.#nc.info?.max_payload ?? Infinity) - COMMAND_HEADER_ROOM;
     if (bytes.length > limit) throw new InvalidArgumentError('input', `the command is ${bytes.length} bytes, over the NATS server's max_payload (${limit} bytes with its headers)`);
-    const where = `submit to ${this.names.commandsStream} (is a processor running? it creates the stream)`;
+    const where = `submit to ${this.names.commandsStream} (no answer: a leader election, or no processor has created the stream yet)`;
     try {
       const ack = await withRetry(where, () => this.#js.publish(subject, bytes, { msgID: invocationId }), this.#retry);
       return { invocationId, handler, partitionKey, duplicate: ack.duplicate };

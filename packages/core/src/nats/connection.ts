@@ -55,6 +55,10 @@ async function connectWithRetries(options: ConnectOptions): Promise<NatsConnecti
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
         timeout: 3_000,
+        // A server cut off without a reset (a network partition) is noticed after two
+        // unanswered pings, 10 s, and the connection moves to another; the default is minutes.
+        pingInterval: 5_000,
+        maxPingOut: 2,
         // No stack captured at every request for a richer timeout error: measurable CPU on
         // the hot path, where requests are many and their errors say what they are anyway.
         noAsyncTraces: true,

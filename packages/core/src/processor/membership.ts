@@ -74,7 +74,12 @@ export class Membership {
         msg.respond();
       },
     });
-    await kv.put(self, membership.#record);
+    try {
+      await kv.put(self, membership.#record);
+    } catch (err) {
+      membership.#answering.unsubscribe();
+      throw err;
+    }
     membership.#seen.set(self, { at: performance.now(), workflows });
     const watch = await kv.watch();
     membership.#watch = watch;

@@ -165,7 +165,6 @@ export class Processor {
     });
     const processor = new Processor(options, resources, executor, workflows, logger);
     processor.#index = index;
-    processor.#listenForCancels();
     processor.#membership = await Membership.join({
       nc: options.nc,
       kv: resources.processorsKv,
@@ -174,6 +173,7 @@ export class Processor {
       workflows: workflows.names(),
       logger,
     });
+    processor.#listenForCancels();
     processor.#membership.onChange(() => void processor.#rebalance());
     processor.#heartbeat = setInterval(() => processor.#keepAlive(), Math.max(500, processor.#ackWaitMs / 4));
     await processor.#rebalance();
