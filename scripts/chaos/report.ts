@@ -34,6 +34,7 @@ export function verdict(report: ChaosReport): string[] {
     [f.journalDuplicates > 0, `${f.journalDuplicates} journal steps recorded twice`],
     [f.orderViolations > 0, `${f.orderViolations} per-key order violations`],
     [f.exclusiveOverlaps > 0, `${f.exclusiveOverlaps} exclusive overlaps`],
+    [f.keyedCountOff > 0, `keyed-state count off by ${f.keyedCountOff}`],
     [(report.faults.partition?.missing ?? 0) > 0, `${report.faults.partition?.missing} writes acknowledged on the cut-off side missing after the heal`],
   ];
   return reasons.filter(([bad]) => bad).map(([, why]) => why);

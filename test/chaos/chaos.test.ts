@@ -37,6 +37,7 @@ describe('make chaos, short', () => {
         journalDuplicates: f.journalDuplicates,
         orderViolations: f.orderViolations,
         exclusiveOverlaps: f.exclusiveOverlaps,
+        keyedCountOff: f.keyedCountOff,
       },
       `${table}\n\n${progress.join('\n')}`,
     ).toEqual({
@@ -47,6 +48,7 @@ describe('make chaos, short', () => {
       journalDuplicates: 0,
       orderViolations: 0,
       exclusiveOverlaps: 0,
+      keyedCountOff: 0,
     });
     // The faults happened, each of them.
     expect(report.faults.processorKills).toBeGreaterThan(0);

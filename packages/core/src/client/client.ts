@@ -126,7 +126,9 @@ export class DurableClient {
     const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
     const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
     const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });
-    const keyed = await new Kvm(options.nc).open(names.keyedStateBucket, { allow_direct: true });
+    // From the stream's leader: whoever has seen an invocation end reads its keyed changes,
+    // which a replica a little behind could still lack.
+    const keyed = await new Kvm(options.nc).open(names.keyedStateBucket, { allow_direct: false });
     return new DurableClient(options, names, kv, journals, awakeables, keyed);
   }
 
