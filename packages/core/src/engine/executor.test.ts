@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
 import { MemoryAwakeableStore, MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
-import type { AwakeableStore, JournalStore, KeyedStateStore, TimerRequest, TimerScheduler } from './stores.js';
+import type { AwakeableStore, JournalStore, KeyedStateStore, StateStore, TimerRequest, TimerScheduler } from './stores.js';
 
 /** Records timers instead of keeping them. */
 class RecordedTimers implements TimerScheduler {
@@ -570,5 +570,26 @@ describe('race', () => {
     down = false;
     expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1 })).kind).toBe('suspended');
     expect((await states.get(cmd.invocationId))!.state.status).toBe('suspended');
+  });
+
+  it('does not count a run the cluster failed under (an election) as an attempt', async () => {
+    const inner = new MemoryStateStore();
+    let failEnds = 2;
+    const states: StateStore = {
+      get: (id) => inner.get(id),
+      create: (state) => inner.create(state),
+      update: async (state, revision) => {
+        if (state.status === 'completed' && failEnds-- > 0) throw new Error('JetStream system temporarily unavailable');
+        return inner.update(state, revision);
+      },
+    };
+    const executor = new Executor({ workflows: new WorkflowRegistry([greetThree]), states, journals: new MemoryJournalStore(), services: new FakeServices(), logger: silentLogger(), maxAttempts: 2 });
+    const cmd = command('greet_three', { names: ['a'] });
+    await expect(executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).rejects.toThrow('temporarily unavailable');
+    await expect(executor.execute(cmd, { startSequence: 1n, delivery: 1 })).rejects.toThrow('temporarily unavailable');
+    // Two failed runs, and still not "gave up after 2 attempts".
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1 })).kind).toBe('ended');
+    const stored = (await inner.get(cmd.invocationId))!.state;
+    expect([stored.status, stored.attempt]).toEqual(['completed', 1]);
   });
 });

@@ -164,7 +164,13 @@ export class Executor {
     if (admitted.kind === 'outcome') return admitted.outcome;
     const claimed = await this.#claim(admitted, command, options);
     if (claimed.kind === 'outcome') return claimed.outcome;
-    return this.#runAndSettle(claimed, admitted.workflow, options);
+    try {
+      return await this.#runAndSettle(claimed, admitted.workflow, options);
+    } catch (err) {
+      // The cluster failed under the run (an election): not a crash, so not an attempt.
+      await this.#release(claimed.state, claimed.revision);
+      throw err;
+    }
   }
 
   /** Decides what the command leads to before anything is written for it. */
@@ -274,7 +280,10 @@ export class Executor {
     }
     const journal = await this.#fenced(() =>
       journals.open(command.invocationId, fresh || !found ? { fresh: true } : takeover ? { claim: this.#processorId } : knownJournal(found.state)),
-    );
+    ).catch(async (err: unknown) => {
+      await this.#release(state, written);
+      throw err;
+    });
     if ('kind' in journal) return { kind: 'outcome', outcome: journal };
     return { kind: 'claimed', state, revision: written, input, journal, keyedState };
   }
