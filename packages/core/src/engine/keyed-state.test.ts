@@ -45,4 +45,18 @@ describe('keyed state', () => {
     await store.release(ended('b', ['A', 'B']));
     expect(await store.release(ended('a', ['A']))).toBeUndefined();
   });
+
+  it('applies nothing for an invocation that has handed its key on (a late command for it would undo what came after)', async () => {
+    const store = new MemoryKeyedStateStore();
+    await store.acquire('cart', waiter('a'));
+    expect(await store.acquire('cart', waiter('b'))).toBeNull();
+    await store.release(ended('a', ['A']));
+    await store.acquire('cart', waiter('b'));
+    await store.apply(ended('b', ['A', 'B']));
+    await store.release(ended('b', ['A', 'B']));
+    // a's command comes back late: its end is followed through again.
+    await store.apply(ended('a', ['A']));
+    await store.release(ended('a', ['A']));
+    expect(text(await store.values('cart'))).toEqual({ tickets: '["A","B"]' });
+  });
 });

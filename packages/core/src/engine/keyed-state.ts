@@ -45,6 +45,9 @@ export function startingValues(current: KeyedState, invocationId: string): Map<s
 export function applyChanges(current: KeyedState, ended: ExecutionState): KeyedState | undefined {
   const changes = Object.entries(ended.keyedStateChanges);
   if (changes.length === 0 && ended.keyedStateCleared.length === 0) return undefined;
+  // Only the holder's changes take effect: a late or stale run of an invocation that has
+  // handed the key on would undo what came after it.
+  if (current.holder !== ended.invocationId) return undefined;
   const base = current.lastApplied === ended.invocationId ? current.valuesBeforeLastApplied : current.values;
   const next = clone(KeyedStateSchema, current);
   next.valuesBeforeLastApplied = { ...base };

@@ -14,6 +14,8 @@ import { isWrongLastSequence } from './state-store.js';
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
 const CLAIM_STEP = -1;
 const CLAIM_TYPE = '$claim';
+/** Claims tried before giving up on a journal that keeps moving. */
+const CLAIM_TRIES = 3;
 
 /** How long reading one journal may stall before the read is tried again, ms. */
 const READ_STALL_MS = 3_000;
@@ -52,7 +54,7 @@ export class NatsJournalStore implements JournalStore {
 
   async open(invocationId: string, options: OpenJournalOptions = {}): Promise<JournalLog> {
     const { subject } = this.location(invocationId);
-    const { entries, lastSeq } = options.known
+    let { entries, lastSeq } = options.known
       ? { entries: [...options.known.entries], lastSeq: options.known.lastSequence }
       : options.fresh
         ? { entries: [], lastSeq: 0 }
@@ -60,11 +62,17 @@ export class NatsJournalStore implements JournalStore {
     let expected = lastSeq;
     if (options.claim !== undefined) {
       const mark = create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request: new TextEncoder().encode(options.claim) });
-      try {
-        expected = (await this.js.publish(subject, toBinary(JournalEntrySchema, mark), { expect: { lastSubjectSequence: expected } })).seq;
-      } catch (err) {
-        if (isWrongLastSequence(err)) throw new FencedError(`journal of ${invocationId} was appended to while it was being claimed`, { cause: err });
-        throw err;
+      // The caller owns the invocation's state already; a stalled run may still get one
+      // append in before the mark. Read again and mark after it: from then on it is refused.
+      for (let tries = 1; ; tries++) {
+        try {
+          expected = (await this.js.publish(subject, toBinary(JournalEntrySchema, mark), { expect: { lastSubjectSequence: expected } })).seq;
+          break;
+        } catch (err) {
+          if (!isWrongLastSequence(err)) throw err;
+          if (tries >= CLAIM_TRIES) throw new FencedError(`journal of ${invocationId} kept being appended to while it was being claimed`, { cause: err });
+          ({ entries, lastSeq: expected } = await this.read(invocationId));
+        }
       }
     }
     const limit = (): number | undefined => this.maxEntryBytes;

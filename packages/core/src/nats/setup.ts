@@ -61,6 +61,8 @@ export interface EngineResources {
 
 const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
 
+/** How long a processor's record outlives its last renewal (dead processors' records go), ms. */
+const PROCESSOR_RECORD_TTL_MS = 60_000;
 /** Default number of command partitions. */
 export const DEFAULT_PARTITIONS = 16;
 /** The priority group whose one pinned client owns a partition. */
@@ -136,7 +138,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const kvm = new Kvm(nc);
   const leaderReads = { allow_direct: false };
   const processorsKv = await withMetaRetry(`bucket ${names.processorsBucket}`, () =>
-    new Kvm(nc).create(names.processorsBucket, { history: 1, replicas, storage: StorageType.File }),
+    new Kvm(nc).create(names.processorsBucket, { history: 1, replicas, storage: StorageType.File, ttl: PROCESSOR_RECORD_TTL_MS }),
   );
   return {
     names,

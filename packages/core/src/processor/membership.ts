@@ -48,6 +48,7 @@ export class Membership {
   #watch: { stop(): void } | undefined;
   #answering: Subscription | undefined;
   #lastMembers = '';
+  #lastRenew = performance.now();
   /** Pings not answered yet. */
   readonly #pinging = new Set<Promise<void>>();
   /** Processors found dead (by expiry or an unanswered ping) so far. */
@@ -141,6 +142,11 @@ export class Membership {
   }
 
   #renew(): void {
+    // This process itself was stalled (SIGSTOP, a long pause): the others' records are
+    // waiting unread, not expired. Give them a fresh chance rather than declare everyone dead.
+    const now = performance.now();
+    if (now - this.#lastRenew > EXPIRY_MS) for (const seen of this.#seen.values()) seen.at = now;
+    this.#lastRenew = now;
     this.#kv.put(this.#self, this.#record).catch((err: unknown) => {
       this.#logger.debug({ err }, `Could not renew processor record: ${errorMessage(err)}`);
     });

@@ -33,8 +33,8 @@ export type Disposition =
 export interface LaneHandler {
   /** Decodes a message; undefined when it is not a command (the handler dealt with it). */
   decode(msg: JsMsg): { key: string } | undefined;
-  /** Runs one command, its key's previous one finished. */
-  run(msg: JsMsg): Promise<Disposition>;
+  /** Runs one command, its key's previous one finished; `signal` aborts when the lane is given up. */
+  run(msg: JsMsg, signal: AbortSignal): Promise<Disposition>;
   /** Waits for a free run slot; resolves false when the processor stops. */
   slot(): Promise<boolean>;
   /** Gives a run slot back. */
@@ -85,6 +85,12 @@ export class PartitionLane {
   /** Commands of this session finished here whose acks may not have reached the stream yet. */
   readonly #finished = new Set<number>();
   #recheck: NodeJS.Timeout | undefined;
+  /** Aborted when the lane is given up: its runs stop at their next step boundary and their commands go back at once. */
+  readonly #giveUp = new AbortController();
+  /** Whether the server has this lane pinned as the partition's owner. */
+  #pinned = false;
+  /** Counts sessions: an answer about an earlier session (a settle walk, the floor) is dropped. */
+  #session = 0;
 
   constructor(options: LaneOptions) {
     this.partition = options.partition;
@@ -97,6 +103,7 @@ export class PartitionLane {
     this.#messages = messages;
     void (async () => {
       for await (const status of messages.status()) {
+        if (status.type === 'consumer_pinned') this.#pinned = true;
         if (status.type === 'consumer_unpinned') this.#lostPin();
       }
     })().catch(() => undefined);
@@ -127,12 +134,26 @@ export class PartitionLane {
     this.#stopped = true;
     clearTimeout(this.#recheck);
     this.#messages?.stop();
+    // Running invocations stop at their next step boundary and their commands go back.
+    this.#giveUp.abort();
     for (const line of this.#waiting.values()) for (const msg of line) msg.nak();
     this.#waiting.clear();
-    const settled = Promise.allSettled([...this.#runs]).then(() => true);
-    const [done] = await Promise.all([Promise.race([settled, wait(graceMs, false)]), wait(PULL_EXPIRES_MS + 100)]);
+    const deadline = Date.now() + graceMs;
+    const grace = new AbortController();
+    const [done] = await Promise.all([
+      (async () => {
+        // Runs started while stopping (a start already past its checks) are waited for too.
+        while (this.#runs.size > 0 && Date.now() < deadline) {
+          await Promise.race([Promise.allSettled([...this.#runs]), wait(deadline - Date.now(), undefined, { signal: grace.signal }).catch(() => undefined)]);
+        }
+        grace.abort();
+        return this.#runs.size === 0;
+      })(),
+      wait(PULL_EXPIRES_MS + 100),
+    ]);
     if (!done) onTimeout?.(this.#running.size);
-    await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
+    // Only the pinned owner unpins: an unpin takes whoever is pinned, maybe the next owner.
+    if (this.#pinned) await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
   }
 
   /** Resolves once the runs in progress have finished. */
@@ -156,22 +177,29 @@ export class PartitionLane {
 
   /** This processor is the partition's owner from now on: note what was delivered before. */
   #beginSession(): void {
+    const session = ++this.#session;
+    this.#pinned = true;
     this.#sessionFloor = Number.MAX_SAFE_INTEGER; // until the consumer says, nothing is settled
     this.#settled = false;
     void this.#o.jsm.consumers
       .info(this.#o.stream, this.#o.consumerName)
       .then((info) => {
+        if (session !== this.#session) return;
         this.#sessionFloor = info.delivered.stream_seq;
         void this.#settle();
       })
       .catch(() => {
-        this.#sessionFloor = undefined; // asked again on the next delivery
+        if (session === this.#session) this.#sessionFloor = undefined; // asked again on the next delivery
       });
   }
 
   /** The server gave the partition to another processor: what waits here is theirs now. */
   #lostPin(): void {
     this.#o.logger.info({ partition: this.partition }, `Partition ${this.partition} moved to another processor`);
+    this.#session++;
+    this.#pinned = false;
+    // Handed back at once, so the new owner has them without waiting out their ack wait.
+    for (const line of this.#waiting.values()) for (const msg of line) msg.nak();
     this.#waiting.clear();
     this.#sessionFloor = undefined;
     this.#settled = false;
@@ -187,6 +215,7 @@ export class PartitionLane {
   async #settle(): Promise<void> {
     if (this.#settled || this.#settling || this.#sessionFloor === undefined) return;
     this.#settling = true;
+    const session = this.#session;
     try {
       const floor = this.#sessionFloor;
       let from = 0;
@@ -198,6 +227,11 @@ export class PartitionLane {
           return;
         }
         from = next + 1;
+      }
+      // The pin moved while walking: the walk speaks of a session that is over.
+      if (session !== this.#session) {
+        this.#scheduleRecheck();
+        return;
       }
       this.#settled = true;
       this.#finished.clear();
@@ -242,7 +276,9 @@ export class PartitionLane {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not check the order of ${head.subject}: ${errorMessage(err)}`);
       mayStart = false;
     }
-    if (!mayStart || !(await this.#o.handler.slot())) {
+    const slot = mayStart && !this.#stopped && (await this.#o.handler.slot());
+    if (slot && this.#stopped) this.#o.handler.release();
+    if (!slot || this.#stopped) {
       this.#putBack(key, head);
       if (!this.#stopped) this.#scheduleRecheck();
       return;
@@ -256,7 +292,7 @@ export class PartitionLane {
   async #run(key: string, msg: JsMsg): Promise<void> {
     let disposition: Disposition;
     try {
-      disposition = await this.#o.handler.run(msg);
+      disposition = await this.#o.handler.run(msg, this.#giveUp.signal);
     } catch {
       disposition = 'retry';
     } finally {

@@ -217,10 +217,9 @@ export class Processor {
     let late = 0;
     const lanes = [...this.#lanes.values()];
     this.#lanes.clear();
-    await Promise.all([
-      ...lanes.map((lane) => lane.stop(options.graceMs ?? 10_000, (running) => (late += running))),
-      ...this.#leaving.values(),
-    ]);
+    // Heartbeated until they have stopped: their runs are still this processor's.
+    for (const lane of lanes) this.#leaving.set(lane, lane.stop(options.graceMs ?? 10_000, (running) => (late += running)));
+    await Promise.all([...this.#leaving.values()]);
     clearInterval(this.#heartbeat);
     if (late > 0) this.#logger.warn(`${late} invocations did not reach a step boundary in time; they will be redelivered`);
     // Index writes run in the background: let them land before the connection goes.
@@ -248,7 +247,8 @@ export class Processor {
       if (this.#lanes.has(partition) || this.#opening.has(partition)) continue;
       this.#opening.add(partition);
       try {
-        if (afterDeath) await this.#resources.jsm.consumers.unpin(this.#names.commandsStream, partitionConsumer(this.consumerName, partition), OWNER_GROUP).catch(() => undefined);
+        // Still ours by then (the view may have changed while opening others).
+        if (afterDeath && this.#membership.assigned(this.#resources.partitions).has(partition)) await this.#resources.jsm.consumers.unpin(this.#names.commandsStream, partitionConsumer(this.consumerName, partition), OWNER_GROUP).catch(() => undefined);
         const lane = await this.#lane(partition);
         if (this.#stopping.signal.aborted || !this.#membership.assigned(this.#resources.partitions).has(partition)) void lane.stop(0);
         else this.#lanes.set(partition, lane);
@@ -284,14 +284,16 @@ export class Processor {
   readonly #laneHandler: LaneHandler = {
     decode: (msg) => {
       try {
-        return { key: decodeCommand(msg.data).partitionKey };
+        decodeCommand(msg.data);
+        // The key that chose the partition: the stored subject's last token.
+        return { key: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) };
       } catch (err) {
         void this.#deadLetter(msg, errorMessage(err));
         return undefined;
       }
     },
     // It decoded when it arrived; decoding again is cheaper than keeping both around.
-    run: (msg) => this.#run(msg, decodeCommand(msg.data)),
+    run: (msg, giveUp) => this.#run(msg, decodeCommand(msg.data), giveUp),
     slot: () => this.#slots.acquire(),
     release: () => this.#slots.release(),
   };
@@ -312,7 +314,7 @@ export class Processor {
     });
   }
 
-  async #run(msg: JsMsg, command: Command): Promise<Disposition> {
+  async #run(msg: JsMsg, command: Command, giveUp: AbortSignal): Promise<Disposition> {
     if (!this.#workflows.find(command.handler) && this.#membership?.someoneRuns(command.handler)) {
       // A rolling deploy: another processor has this workflow. The command waits, its key
       // with it, until the partition moves to a processor that has it.
@@ -328,7 +330,7 @@ export class Processor {
     let outcome: ExecutionOutcome;
     try {
       outcome = await this.#executor.execute(command, {
-        signal: AbortSignal.any([this.#stopping.signal, cancel.signal]),
+        signal: AbortSignal.any([this.#stopping.signal, giveUp, cancel.signal]),
         firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
@@ -369,7 +371,8 @@ export class Processor {
         return 'abandon';
       case 'interrupted':
         this.#logger.info({ invocation_id: command.invocationId }, `Stopped ${command.invocationId} at a step boundary: ${outcome.reason}`);
-        return this.#stopping.signal.aborted ? 'handback' : 'retry';
+        // Stopping, or the partition given up: the command goes back at once.
+        return this.#stopping.signal.aborted || giveUp.aborted ? 'handback' : 'retry';
       case 'unavailable':
         this.#reportMissing(command.handler, outcome.reason);
         return 'retry';
