@@ -74,6 +74,9 @@ export interface ChaosSettings {
  */
 const STOP_FOR_MS = 15_000;
 
+/** Runs an invocation may take without finishing, in a run that kills a processor every 6 s. */
+const CHAOS_MAX_ATTEMPTS = 10;
+
 const FULL: Omit<ChaosSettings, 'ports' | 'processorArgs' | 'log'> = {
   workflows: 1_000,
   orderedKeys: 10,
@@ -145,7 +148,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env, log: (line
       natsClientPort: intFromEnv(env, 'CHAOS_NATS_PORT', 22_522),
       appPort: intFromEnv(env, 'CHAOS_APP_PORT', 29_500),
     },
-    processorArgs: (env.CHAOS_PROCESSOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
+    // A kill every 6 s through a 30 s service outage kills one run several times: the limit
+    // of attempts (a guard against an invocation that crashes its processor) is raised.
+    processorArgs: ['--max-attempts', String(CHAOS_MAX_ATTEMPTS), ...(env.CHAOS_PROCESSOR_ARGS ?? '').split(/\s+/).filter((a) => a !== '')],
     ...(env.CHAOS_LOG_DIR ? { logDir: env.CHAOS_LOG_DIR } : {}),
     log,
   };
