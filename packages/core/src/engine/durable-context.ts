@@ -34,7 +34,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import type { Awakeable, CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './context.js';
 import { isTerminal } from './lifecycle.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import type { AwakeableOutcome, AwakeableStore, InvocationGateway, JournalLog, StateStore, TimerScheduler } from './stores.js';
+import { sameOutcome, type AwakeableOutcome, type AwakeableStore, type InvocationGateway, type JournalLog, type StateStore, type TimerScheduler } from './stores.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from './workflow.js';
 
 /** What a {@link DurableContext} needs. */
@@ -680,9 +680,3 @@ function journaledError(entry: JournalEntry): TerminalError {
   return new TerminalError(entry.error, { errorCode: entry.errorCode });
 }
 
-
-/** True when a stored outcome is the one given. */
-function sameOutcome(stored: AwakeableOutcome | null, outcome: AwakeableOutcome): boolean {
-  if (!stored || stored.ok !== outcome.ok) return false;
-  return stored.ok && outcome.ok ? Buffer.compare(stored.value, outcome.value) === 0 : !stored.ok && !outcome.ok && stored.error === outcome.error;
-}
