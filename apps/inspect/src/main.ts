@@ -8,6 +8,7 @@
  *   inspect stats [--handler h]   counts by status and by workflow
  *   inspect reindex           rebuilds the execution index from the states (reads them all)
  *   inspect watch             every state change as it happens, until Ctrl+C
+ *   inspect purge <id>        removes an ended invocation now, with its journal and records
  *
  * Env: NATS_URL.
  */
@@ -32,6 +33,7 @@ const USAGE = [
   '       inspect stats [--handler <workflow>]',
   '       inspect reindex',
   '       inspect watch',
+  '       inspect purge <invocation-id>',
 ].join('\n');
 
 async function main(argv: string[]): Promise<number> {
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
   let flags: Flags;
   try {
     flags = parseFlags(command, rest);
+    if (command === 'purge' && flags.id === undefined) throw new InvalidArgumentError('purge', 'name the invocation to remove: inspect purge <invocation-id>');
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n${USAGE}\n`);
     return 2;
@@ -54,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'stats') return await stats(client, flags);
     if (command === 'reindex') return await reindex(client);
     if (command === 'watch') return await watch(client);
+    if (command === 'purge') return await purge(client, flags.id ?? '');
     return await show(client, command);
   } catch (err) {
     if (!(err instanceof InvalidArgumentError)) throw err;
@@ -92,7 +96,7 @@ async function show(client: DurableClient, id: string): Promise<number> {
   return 0;
 }
 
-type Flags = { status?: string; handler?: string; limit?: string; cursor?: string };
+type Flags = { status?: string; handler?: string; limit?: string; cursor?: string; id?: string };
 
 /** The flags of `ls` and `stats`; other commands take none. */
 function parseFlags(command: string, args: string[]): Flags {
@@ -102,7 +106,9 @@ function parseFlags(command: string, args: string[]): Flags {
       : command === 'stats'
         ? { handler: { type: 'string' } }
         : {};
-  return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Flags;
+  const parsed = parseArgs({ args, options, strict: true, allowPositionals: command === 'purge' });
+  if (parsed.positionals.length > 1) throw new InvalidArgumentError(command, `one invocation ID, not ${parsed.positionals.length}`);
+  return { ...(parsed.values as Flags), ...(parsed.positionals[0] !== undefined ? { id: parsed.positionals[0] } : {}) };
 }
 
 async function list(client: DurableClient, flags: Flags): Promise<number> {
@@ -132,6 +138,12 @@ async function reindex(client: DurableClient): Promise<number> {
   process.stderr.write('Rebuilding the execution index from every state...\n');
   const { indexed, dropped } = await client.reindex();
   process.stdout.write(`Indexed ${indexed} invocations; removed ${dropped} entries without a state\n`);
+  return 0;
+}
+
+async function purge(client: DurableClient, id: string): Promise<number> {
+  await client.purge(id);
+  process.stdout.write(`Removed ${id}: its state, journal, index entry, timers and awakeables\n`);
   return 0;
 }
 

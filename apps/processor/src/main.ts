@@ -1,7 +1,7 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--http-port 8080]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--retention 24h] [--http-port 8080]
  *
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
  * registry's SERVICE_<NAME>_ADDRESS overrides.
@@ -12,10 +12,12 @@ import {
   connectNats,
   createGrpcInvoker,
   createLogger,
+  DEFAULT_RETENTION_MS,
   errorMessage,
   isTransient,
   loadServiceRegistry,
   onShutdown,
+  parseDurationFlag,
   parseNumberFlag,
   DurableClient,
   Processor,
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
       'ack-wait': { type: 'string' },
       'max-attempts': { type: 'string' },
       partitions: { type: 'string' },
+      retention: { type: 'string' },
       'http-port': { type: 'string' },
     },
     strict: true,
@@ -43,6 +46,8 @@ async function main(): Promise<void> {
   // Only when this processor creates the command stream; afterwards the stream's own count holds.
   const partitions = parseNumberFlag('--partitions', values.partitions, 16);
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
+  // How long ended invocations are kept (workflows may set their own); 0 keeps them.
+  const retentionMs = parseDurationFlag('--retention', values.retention, DEFAULT_RETENTION_MS);
   const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
 
   logger.info('Starting Durable Execution Processor...');
@@ -75,6 +80,7 @@ async function main(): Promise<void> {
         ackWaitSeconds,
         maxAttempts,
         partitions,
+        retentionMs,
       });
       break;
     } catch (err) {

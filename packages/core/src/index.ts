@@ -55,6 +55,7 @@ export { DEFAULT_RETRY_POLICY } from './engine/retry-policy.js';
 export type { RetryPolicy } from './engine/retry-policy.js';
 export { STATUSES, isTerminal, isStatus } from './engine/lifecycle.js';
 export type { InvocationStatus } from './engine/lifecycle.js';
+export { DEFAULT_RETENTION_MS } from './engine/retention.js';
 export { bytesToText, decodeJson, encodeJson } from './engine/codec.js';
 export { Executor } from './engine/executor.js';
 export type { ExecuteOptions, ExecutionOutcome, ExecutorOptions } from './engine/executor.js';
@@ -90,7 +91,7 @@ export {
   JournalEntrySchema,
 } from './gen/durable/durable_pb.js';
 export type { AwakeableState, Command, ExecutionState, JournalEntry } from './gen/durable/durable_pb.js';
-export { onShutdown, parseNumberFlag } from './cli.js';
+export { onShutdown, parseDurationFlag, parseNumberFlag } from './cli.js';
 export { createGrpcInvoker, isTransientStatus, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CHANNEL_OPTIONS } from './services/grpc-invoker.js';
 export type { GrpcInvokerOptions } from './services/grpc-invoker.js';
 export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_FILE } from './services/service-registry.js';

@@ -5,12 +5,12 @@
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
-import { checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
+import { checkAnyInvocationId, checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
 import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
   AwakeableNotFoundError,
@@ -29,11 +29,13 @@ import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
+import { whyKept } from '../engine/retention.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
 import { cancelInvocation, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
 import { withRetry, type RetryOptions } from '../nats/retry.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
+import { NatsRetention } from '../nats/retention.js';
 import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
 import { ExecutionIndex } from '../nats/execution-index.js';
@@ -99,10 +101,11 @@ export class DurableClient {
   readonly #awakeables: NatsAwakeableStore;
 
   readonly #keyed: NatsKeyedStateStore;
+  readonly #retention: NatsRetention;
   readonly #cluster: ClusterHandles;
   readonly #retry: RetryOptions;
 
-  private constructor(options: ClientOptions, names: EngineNames, kv: KV, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
+  private constructor(options: ClientOptions, names: EngineNames, kv: KV, jsm: JetStreamManager, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
     const { nc } = options;
     this.#nc = nc;
     this.names = names;
@@ -113,6 +116,7 @@ export class DurableClient {
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
     this.#keyed = new NatsKeyedStateStore(keyed);
+    this.#retention = new NatsRetention(this.#js, jsm, names, journals);
     this.#retry = options.retryDeadlineMs === undefined ? {} : { deadlineMs: options.retryDeadlineMs };
     this.#cluster = { nc, js: this.#js, names, states: this.#states, retry: this.#retry, ...(options.afterWrite ? { afterWrite: options.afterWrite } : {}) };
   }
@@ -124,12 +128,13 @@ export class DurableClient {
   static async connect(options: ClientOptions): Promise<DurableClient> {
     const names = engineNames(options.namespace);
     const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
-    const journals = new NatsJournalStore(jetstream(options.nc), await jetstreamManager(options.nc), names);
+    const jsm = await jetstreamManager(options.nc);
+    const journals = new NatsJournalStore(jetstream(options.nc), jsm, names);
     const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });
     // From the stream's leader: whoever has seen an invocation end reads its keyed changes,
     // which a replica a little behind could still lack.
     const keyed = await new Kvm(options.nc).open(names.keyedStateBucket, { allow_direct: false });
-    return new DurableClient(options, names, kv, journals, awakeables, keyed);
+    return new DurableClient(options, names, kv, jsm, journals, awakeables, keyed);
   }
 
   /**
@@ -367,6 +372,20 @@ export class DurableClient {
   async getKeyedState(partitionKey: string): Promise<Record<string, unknown>> {
     const values = await this.#keyed.values(checkPartitionKey(partitionKey));
     return Object.fromEntries([...values].map(([key, bytes]) => [key, decodeJson(bytes, `keyed state ${key}`)]));
+  }
+
+  /**
+   * Removes an ended invocation now, with every record of it (state, journal, index entry,
+   * timers, awakeables), as its retention would later.
+   * @throws InvocationNotFoundError for an unknown ID.
+   * @throws ConflictError when it has not ended, or its parent runs and may still read its outcome.
+   */
+  async purge(invocationId: string): Promise<void> {
+    const state = await this.getState(checkAnyInvocationId(invocationId));
+    if (!state) throw new InvocationNotFoundError(invocationId);
+    const kept = await whyKept(state, this.#states);
+    if (kept) throw new ConflictError(`invocation ${invocationId} is kept: ${kept}`);
+    await withRetry(`purge ${invocationId}`, () => this.#retention.purge(state), this.#retry);
   }
 
   /** The state of an invocation, or null. */

@@ -31,6 +31,7 @@ import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
+import { DEFAULT_RETENTION_MS, retentionOf, whyKept } from './retention.js';
 import type {
   AwakeableStore,
   InvocationGateway,
@@ -38,6 +39,7 @@ import type {
   JournalStore,
   KeyedStateStore,
   ResultNotifier,
+  RetentionStore,
   StateStore,
   TimerScheduler,
   VersionedState,
@@ -68,8 +70,12 @@ export interface ExecutorOptions {
    * it fails with the reason. @default 3
    */
   maxAttempts?: number;
-  /** Most bytes of journal copied into the final state; the rest stays in the journal stream. @default 512 KiB */
+  /** Most bytes of journal copied into a state; the rest stays in the journal stream. @default 32 KiB */
   journalInlineBytes?: number;
+  /** Removes ended invocations once their retention has passed. @default none: they are kept */
+  retention?: RetentionStore;
+  /** Retention of the invocations of workflows that set none, ms; 0 keeps them. @default 24 h */
+  retentionMs?: number;
 }
 
 /** What became of a command. */
@@ -90,6 +96,10 @@ export type ExecutionOutcome =
   | { kind: 'busy'; state: ExecutionState }
   /** Nothing to do for this command. */
   | { kind: 'dropped'; reason: string }
+  /** A purge removed every record of the ended invocation. */
+  | { kind: 'purged'; state: ExecutionState }
+  /** A purge found the invocation still needed (or not due yet) and scheduled itself again. */
+  | { kind: 'kept'; reason: string }
   /** Another processor owns the invocation: nothing more was written. */
   | { kind: 'fenced'; reason: string }
   /** The run stopped at a step boundary (the processor is stopping, or a write failed); it continues later from its journal. */
@@ -140,7 +150,13 @@ export interface ExecuteOptions {
   delivery?: number;
 }
 
-const DEFAULT_INLINE_BYTES = 512 * 1024;
+/**
+ * Default bound of the journal copied into a state: enough for the usual journal to resume
+ * without a read, small enough that a state stays a small record however long its journal.
+ */
+const DEFAULT_INLINE_BYTES = 32 * 1024;
+/** How soon a purge held back by a running parent looks again, at least, ms. */
+const PURGE_RECHECK_MS = 60_000;
 
 /** Runs invocations; one executor serves any number of concurrent invocations. */
 export class Executor {
@@ -160,6 +176,7 @@ export class Executor {
    * workflow, settle (write what the run came to).
    */
   async execute(command: Command, options: ExecuteOptions = {}): Promise<ExecutionOutcome> {
+    if (command.kind === CommandKind.PURGE) return this.#purge(command);
     const admitted = await this.#admit(command, options);
     if (admitted.kind === 'outcome') return admitted.outcome;
     const claimed = await this.#claim(admitted, command, options);
@@ -202,9 +219,10 @@ export class Executor {
   /** The outcome of a command that must not run its invocation, or undefined when it may. */
   #refuse(command: Command, found: VersionedState | null, options: ExecuteOptions): Promise<ExecutionOutcome> | ExecutionOutcome | undefined {
     if (found && isTerminal(found.state.status)) {
-      return this.#followUp(found.state).then(() => {
+      return this.#followUp(found.state).then(async () => {
         // Its end may not have been followed through (a crash right after the final write).
         this.#options.notifier?.announce(found.state);
+        await this.#scheduleRemoval(found.state);
         return { kind: 'already-ended', state: found.state } as const;
       });
     }
@@ -550,7 +568,43 @@ export class Executor {
     // invocation of its key under way and its parent woken.
     await this.#followUp(final);
     notifier?.announce(final);
+    // Before the command is acknowledged: a crash before this point delivers it again, and
+    // the run that finds the invocation ended schedules its removal then.
+    await this.#scheduleRemoval(final);
     return { kind: 'ended', state: final };
+  }
+
+  /** Schedules the removal of an ended invocation once its retention has passed. */
+  async #scheduleRemoval(ended: ExecutionState): Promise<void> {
+    const { retention, workflows } = this.#options;
+    const retentionMs = retentionOf(workflows.find(ended.handler), this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
+    if (!retention || retentionMs === 0) return;
+    await retention.schedulePurge(ended, Number(ended.endedAtMs) + retentionMs, retentionMs);
+  }
+
+  /**
+   * A purge command: removes every record of an ended invocation whose retention has
+   * passed. A live invocation is left alone; one not due yet, or still needed by its
+   * running parent, gets its purge scheduled again.
+   */
+  async #purge(command: Command): Promise<ExecutionOutcome> {
+    const { retention, states, logger } = this.#options;
+    if (!retention) return { kind: 'dropped', reason: 'this executor keeps ended invocations' };
+    const found = await states.get(command.invocationId);
+    if (!found) return { kind: 'dropped', reason: 'removed already' };
+    const { state } = found;
+    if (!isTerminal(state.status)) return { kind: 'dropped', reason: `it is ${state.status}: only ended invocations are removed` };
+    const retentionMs = Number(command.retentionMs);
+    const due = Number(state.endedAtMs) + retentionMs;
+    const early = due > Date.now();
+    const kept = early ? 'its retention has not passed yet' : await whyKept(state, states);
+    if (kept) {
+      await retention.schedulePurge(state, early ? due : Date.now() + Math.max(retentionMs, PURGE_RECHECK_MS), retentionMs);
+      return { kind: 'kept', reason: kept };
+    }
+    await retention.purge(state);
+    logger.info({ invocation_id: state.invocationId, status: state.status }, `Removed ${state.invocationId} (${state.status}): its retention has passed`);
+    return { kind: 'purged', state };
   }
 
   /** Parks the invocation until a resume; it holds no consumer slot meanwhile. */

@@ -130,6 +130,22 @@ export interface AwakeableStore {
 /** Whether an invocation exists and has not ended. */
 export type OwnerIsLive = (invocationId: string) => Promise<boolean> | boolean;
 
+/**
+ * How ended invocations go once their retention has passed: a purge command is scheduled
+ * for each, routed like any command of its invocation, and removes every record of it.
+ */
+export interface RetentionStore {
+  /** Schedules the purge of an ended invocation at `dueAtMs`; scheduling it again replaces it. */
+  schedulePurge(target: WakeTarget, dueAtMs: number, retentionMs: number): Promise<void>;
+  /**
+   * Removes every record of an ended invocation: its journal, timers, awakeables, index
+   * entry and queue place first, its state last, so that a purge cut short is repeated
+   * whole and a purge repeated after the state went removes nothing of a later invocation
+   * that took the same ID. Safe to repeat.
+   */
+  purge(state: ExecutionState): Promise<void>;
+}
+
 /** The invocation a wake-up is for: enough to route a resume command to it. */
 export interface WakeTarget {
   invocationId: string;

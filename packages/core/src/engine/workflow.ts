@@ -65,6 +65,11 @@ export interface WorkflowOptions<In = unknown, Out = unknown> {
    * @default false
    */
   exclusive?: boolean;
+  /**
+   * How long an ended invocation (completed, failed or cancelled) is kept before every
+   * record of it is removed, ms; `0` keeps it. @default the processor's `--retention` (24 h)
+   */
+  retention?: number;
 }
 
 /** A workflow's code: a plain async function of its context and input. */
@@ -121,6 +126,10 @@ export function defineWorkflow<In = unknown, Out = unknown>(
 ): Workflow<In, Out> {
   if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) {
     throw new InvalidArgumentError('workflow name', `${JSON.stringify(name)} must be 1 to 128 letters, digits, '_', '.' or '-'`);
+  }
+  const { retention } = options;
+  if (retention !== undefined && !(Number.isSafeInteger(retention) && retention >= 0)) {
+    throw new InvalidArgumentError('retention', `${String(retention)} must be a whole number of ms, 0 or more (0 keeps ended invocations)`);
   }
   return Object.freeze({
     name,

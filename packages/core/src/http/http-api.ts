@@ -117,6 +117,11 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     return c.json({ invocation_id: retry.invocationId, retry_of: c.req.param('id') }, 202);
   });
 
+  app.post('/api/workflows/:id/purge', async (c) => {
+    await client.purge(invocationIdParam(c.req.param('id')));
+    return c.json({ invocation_id: c.req.param('id'), purged: true });
+  });
+
   app.post('/api/awakeables/:id/resolve', async (c) => {
     const body = await jsonBody(c, false);
     if (!isObject(body) || !('result' in body)) throw new InvalidArgumentError('result', 'the body must be {"result": <json>}');

@@ -119,6 +119,13 @@ export const OPENAPI = {
         responses: { '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, retry_of: { type: 'string' } } }, 'retry submitted'), ...errors(404, 409) },
       },
     },
+    '/api/workflows/{id}/purge': {
+      post: {
+        summary: 'Remove an ended invocation now, with its journal, index entry, timers and awakeables (as its retention would later)',
+        parameters: [idParam('id')],
+        responses: { '200': json({ type: 'object', properties: { invocation_id: { type: 'string' }, purged: { type: 'boolean' } } }, 'removed'), ...errors(404, 409) },
+      },
+    },
     '/api/awakeables/{id}/resolve': {
       post: {
         summary: 'Resolve an awakeable',

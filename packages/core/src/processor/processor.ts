@@ -37,6 +37,7 @@ import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
+import { NatsRetention } from '../nats/retention.js';
 import { NatsTimerScheduler } from '../nats/timers.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { Membership } from './membership.js';
@@ -69,6 +70,11 @@ export interface ProcessorOptions {
   processorId?: string;
   /** Partitions of the command stream when this processor creates it. @default 16 */
   partitions?: number;
+  /**
+   * How long ended invocations are kept before every record of them is removed, ms, for
+   * workflows that set no `retention` of their own; 0 keeps them. @default 24 h
+   */
+  retentionMs?: number;
 }
 
 /** Options of {@link Processor.stop}. */
@@ -149,10 +155,11 @@ export class Processor {
     // Known to the stats from the start, with 0 until their first invocation.
     await registerWorkflows(options.nc, resources.names, workflows.names());
     const processorId = options.processorId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const journals = new NatsJournalStore(js, resources.jsm, resources.names, { maxPayload: () => options.nc.info?.max_payload });
     const executor = new Executor({
       workflows,
       states,
-      journals: new NatsJournalStore(js, resources.jsm, resources.names, { maxPayload: () => options.nc.info?.max_payload }),
+      journals,
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
@@ -161,7 +168,8 @@ export class Processor {
       invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
       keyed: new NatsKeyedStateStore(resources.keyedStateKv),
       processorId,
-      ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+      retention: new NatsRetention(js, resources.jsm, resources.names, journals, index),
+      ...pick(options, ['maxAttempts', 'retentionMs']),
     });
     const processor = new Processor(options, resources, executor, workflows, logger);
     processor.#index = index;
@@ -315,6 +323,7 @@ export class Processor {
   }
 
   async #run(msg: JsMsg, command: Command, giveUp: AbortSignal): Promise<Disposition> {
+    if (command.kind === CommandKind.PURGE) return this.#purge(command);
     if (!this.#workflows.find(command.handler) && this.#membership?.someoneRuns(command.handler)) {
       // A rolling deploy: another processor has this workflow. The command waits, its key
       // with it, until the partition moves to a processor that has it.
@@ -356,6 +365,9 @@ export class Processor {
         // Running from another command: once it suspends or ends, this wake-up finds it so.
         await wait(BUSY_RETRY_MS);
         return 'retry';
+      case 'purged':
+      case 'kept':
+        return 'ack';
       case 'dropped':
         this.#logger.debug({ invocation_id: command.invocationId }, `Dropped a command for ${command.invocationId}: ${outcome.reason}`);
         return 'ack';
@@ -376,6 +388,20 @@ export class Processor {
       case 'unavailable':
         this.#reportMissing(command.handler, outcome.reason);
         return 'retry';
+    }
+  }
+
+  /** Removes an ended invocation whose retention has passed (any processor can: it runs no workflow). */
+  async #purge(command: Command): Promise<Disposition> {
+    try {
+      const outcome = await this.#executor.execute(command);
+      if (outcome.kind === 'kept' || outcome.kind === 'dropped') {
+        this.#logger.debug({ invocation_id: command.invocationId }, `Kept ${command.invocationId}: ${outcome.reason}`);
+      }
+      return 'ack';
+    } catch (err) {
+      this.#logger.error({ err, invocation_id: command.invocationId }, `Could not remove ${command.invocationId}, retrying in ${RETRY_DELAY_MS / 1000} s: ${errorMessage(err)}`);
+      return 'retry';
     }
   }
 

@@ -1,0 +1,70 @@
+/**
+ * Retention on JetStream. When an invocation ends, a purge command is scheduled for it as a
+ * scheduled message (`timers.<id>.purge`, see `timers.ts`): the server itself queues it on
+ * `commands.<partition key>` once the retention has passed, so no processor sweeps, polls
+ * or remembers anything, and the purge is routed, ordered and owned like any command of
+ * its invocation. The purge removes each record with a filtered stream purge, which leaves
+ * no delete marker behind: the subjects and bytes are gone, not tombstoned.
+ */
+import { create } from '@bufbuild/protobuf';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { EngineNames } from '../config.js';
+import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import type { RetentionStore, WakeTarget } from '../engine/stores.js';
+import type { ExecutionIndex } from './execution-index.js';
+import type { NatsJournalStore } from './journal-store.js';
+import { scheduleCommand } from './timers.js';
+
+/** The name of the purge among an invocation's timers. */
+const PURGE_TIMER = 'purge';
+/** Step types of the entries that made an awakeable: `AWAKEABLE:<awakeable id>`. */
+const AWAKEABLE_STEP = 'AWAKEABLE:';
+
+/** A RetentionStore on the engine's streams and buckets. */
+export class NatsRetention implements RetentionStore {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly names: EngineNames,
+    private readonly journals: NatsJournalStore,
+    private readonly index?: ExecutionIndex,
+  ) {}
+
+  async schedulePurge(target: WakeTarget, dueAtMs: number, retentionMs: number): Promise<void> {
+    const command = create(CommandSchema, {
+      invocationId: target.invocationId,
+      handler: target.handler,
+      partitionKey: target.partitionKey,
+      kind: CommandKind.PURGE,
+      retentionMs: BigInt(retentionMs),
+      submittedAtMs: BigInt(Date.now()),
+    });
+    await scheduleCommand(this.js, this.names, { command, dueAtMs, timer: PURGE_TIMER });
+  }
+
+  async purge(state: ExecutionState): Promise<void> {
+    const id = state.invocationId;
+    const { names } = this;
+    // The awakeables it made are named in its journal, which goes next.
+    const entries = state.journal.length === state.journalLength ? state.journal : (await this.journals.read(id)).entries;
+    for (const awakeable of awakeablesOf(entries)) await this.#purgeKey(names.awakeablesBucket, awakeable);
+    await this.jsm.streams.purge(names.journalStream, { filter: `${names.journalSubject}.${id}` });
+    await this.jsm.streams.purge(names.commandsStream, { filter: `${names.timersSubject}.${id}.>` });
+    if (this.index) await this.index.drop(id);
+    else await this.jsm.streams.purge(names.indexStream, { filter: `${names.indexSubject}.*.*.${id}` });
+    // Last: until the state goes, a purge cut short is found again and finished.
+    await this.#purgeKey(names.stateBucket, id);
+  }
+
+  /** Removes a key of a bucket with its history, leaving no delete marker. */
+  async #purgeKey(bucket: string, key: string): Promise<void> {
+    await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${key}` });
+  }
+}
+
+/** The IDs of the awakeables a journal made. */
+function awakeablesOf(entries: readonly JournalEntry[]): Set<string> {
+  const ids = new Set<string>();
+  for (const entry of entries) if (entry.stepType.startsWith(AWAKEABLE_STEP)) ids.add(entry.stepType.slice(AWAKEABLE_STEP.length));
+  return ids;
+}
