@@ -3,6 +3,7 @@
  */
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
 import { DecodeError, errorMessage, HandlerNotFoundError, InvalidArgumentError } from '../errors.js';
+import { checkWorkflowName } from '../config.js';
 import { decodeJson, encodeJson } from './codec.js';
 import type { Context } from './context.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -119,9 +120,7 @@ export function defineWorkflow<In = unknown, Out = unknown>(
   handler: WorkflowHandler<In, Out>,
   options: WorkflowOptions<In, Out> = {},
 ): Workflow<In, Out> {
-  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) {
-    throw new InvalidArgumentError('workflow name', `${JSON.stringify(name)} must be 1 to 128 letters, digits, '_', '.' or '-'`);
-  }
+  checkWorkflowName(name);
   return Object.freeze({
     name,
     handler,
