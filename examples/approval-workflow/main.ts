@@ -9,7 +9,7 @@
  */
 import { expenseApproval, type ExpenseOutcome } from '@durable/processor/workflows';
 import type { DurableClient } from '@durable/core';
-import { httpJson, runExample } from '../shared/run-example.js';
+import { AUTH_HEADERS, httpJson, runExample } from '../shared/run-example.js';
 
 runExample(async ({ client, httpUrl }) => {
   const expense = await client.submit(expenseApproval, { employee: 'Ada', amount: 120, description: 'conference ticket' });
@@ -19,7 +19,9 @@ runExample(async ({ client, httpUrl }) => {
   await client.waitForStatus(expense.invocationId, 'suspended');
   const awakeableId = await awakeableOf(client, expense.invocationId);
   console.log(`Expense ${expense.invocationId} is waiting for approval. A manager approves it with:`);
-  console.log(`  curl -X POST ${httpUrl}/api/awakeables/${awakeableId}/resolve -d '{"result": {"approved": true, "approver": "Lin"}}'`);
+  // With a token, the command names its variable, never its value.
+  const auth = AUTH_HEADERS.authorization ? ' -H "Authorization: Bearer $DURABLE_API_TOKEN"' : '';
+  console.log(`  curl -X POST ${httpUrl}/api/awakeables/${awakeableId}/resolve${auth} -d '{"result": {"approved": true, "approver": "Lin"}}'`);
 
   console.log('Approving it over HTTP...');
   await httpJson('POST', `/api/awakeables/${awakeableId}/resolve`, { result: { approved: true, approver: 'Lin', comment: 'ok' } });

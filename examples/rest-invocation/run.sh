@@ -4,18 +4,24 @@
 #
 #   make example-rest-invocation
 #
-# Env: DURABLE_HTTP_URL (default http://localhost:8080). Needs the cluster, HelloService
-# and the processor running (examples/README.md), plus curl and node (to read JSON fields).
+# Env: DURABLE_HTTP_URL (default http://localhost:8080), DURABLE_API_TOKEN (sent as a bearer
+# token when set, as a processor started with it wants). Needs the cluster, HelloService and
+# the processor running (examples/README.md), plus curl and node (to read JSON fields).
 set -euo pipefail
 
 BASE="${DURABLE_HTTP_URL:-http://localhost:8080}"
 BASE="${BASE%/}"
 RUN="$(date +%s)-$$"
+# The token goes in the header; what is printed names the variable, never its value.
+AUTH=()
+if [[ -n "${DURABLE_API_TOKEN:-}" ]]; then
+  AUTH=(-H "Authorization: Bearer $DURABLE_API_TOKEN")
+fi
 
 # Prints a curl command, runs it, prints the answer; the answer is also left in $OUT.
 call() {
-  echo "\$ curl -X $1 $BASE$2${IDEMPOTENCY_KEY:+ -H 'Idempotency-Key: $IDEMPOTENCY_KEY'}${3:+ -d '$3'}"
-  OUT="$(curl -sS -X "$1" "$BASE$2" -H 'content-type: application/json' ${3:+-d "$3"} ${IDEMPOTENCY_KEY:+-H "Idempotency-Key: $IDEMPOTENCY_KEY"})"
+  echo "\$ curl -X $1 $BASE$2${AUTH[0]:+ -H \"Authorization: Bearer \$DURABLE_API_TOKEN\"}${IDEMPOTENCY_KEY:+ -H 'Idempotency-Key: $IDEMPOTENCY_KEY'}${3:+ -d '$3'}"
+  OUT="$(curl -sS -X "$1" "$BASE$2" "${AUTH[@]}" -H 'content-type: application/json' ${3:+-d "$3"} ${IDEMPOTENCY_KEY:+-H "Idempotency-Key: $IDEMPOTENCY_KEY"})"
   echo "$OUT"
   echo
 }
@@ -28,9 +34,9 @@ field() {
 # Polls GET /api/workflows/$1 until its status is $2 (20 s at most); leaves the state in $OUT.
 await_status() {
   for _ in $(seq 100); do
-    OUT="$(curl -sS "$BASE/api/workflows/$1")"
+    OUT="$(curl -sS "${AUTH[@]}" "$BASE/api/workflows/$1")"
     if [[ "$(field status)" == "$2" ]]; then
-      echo "\$ curl $BASE/api/workflows/$1    # until its status is $2"
+      echo "\$ curl $BASE/api/workflows/$1${AUTH[0]:+ -H \"Authorization: Bearer \$DURABLE_API_TOKEN\"}    # until its status is $2"
       echo "$OUT"
       echo
       return 0
@@ -43,6 +49,10 @@ await_status() {
 
 if ! curl -sSf "$BASE/health" >/dev/null 2>&1; then
   echo "error: no processor answers at $BASE: start one with \`make run-processor\` (or set DURABLE_HTTP_URL)" >&2
+  exit 1
+fi
+if [[ "$(curl -sS -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$BASE/openapi.json")" == 401 ]]; then
+  echo "error: the processor at $BASE wants a bearer token: set DURABLE_API_TOKEN to the processor's" >&2
   exit 1
 fi
 

@@ -3,13 +3,17 @@
  * client, the processor's HTTP address, and one clear line saying what to start when the
  * cluster or the processor cannot be reached.
  *
- * Env: NATS_URL (comma-separated servers, default the local 3-node cluster) and
- * DURABLE_HTTP_URL (the processor's HTTP API, default http://localhost:8080).
+ * Env: NATS_URL (comma-separated servers, default the local 3-node cluster),
+ * DURABLE_HTTP_URL (the processor's HTTP API, default http://localhost:8080) and
+ * DURABLE_API_TOKEN (sent as a bearer token when set, as a processor started with it wants).
  */
 import { ConnectionError, DurableClient, TimeoutError, connectNats, errorMessage, natsServers } from '@durable/core';
 
 /** The processor's HTTP API. */
 export const HTTP_URL = (process.env.DURABLE_HTTP_URL || 'http://localhost:8080').replace(/\/+$/, '');
+
+/** The header a processor with `DURABLE_API_TOKEN` wants, when that variable is set here too. */
+export const AUTH_HEADERS: Record<string, string> = process.env.DURABLE_API_TOKEN ? { authorization: `Bearer ${process.env.DURABLE_API_TOKEN}` } : {};
 
 /** What an example's body gets. */
 export interface ExampleContext {
@@ -58,7 +62,7 @@ export async function requireProcessor(): Promise<void> {
 export async function httpJson<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${HTTP_URL}${path}`, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...AUTH_HEADERS },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const json = (await res.json()) as T;

@@ -6,6 +6,9 @@ export type HttpOutcome = { status: number; body: string } | { error: string };
 /** How long one request may take, ms. */
 const REQUEST_TIMEOUT_MS = 15_000;
 
+/** The processors inherit `DURABLE_API_TOKEN` from this process: send it when set. */
+const AUTH_HEADERS: Record<string, string> = process.env.DURABLE_API_TOKEN ? { authorization: `Bearer ${process.env.DURABLE_API_TOKEN}` } : {};
+
 /** Sends one request to the processor HTTP API on `port`. */
 export async function request(
   port: number,
@@ -17,7 +20,7 @@ export async function request(
     const res = await fetch(`http://127.0.0.1:${port}${path}`, {
       method,
       ...(options.body !== undefined ? { body: options.body } : {}),
-      headers: { 'content-type': 'application/json', ...options.headers },
+      headers: { 'content-type': 'application/json', ...AUTH_HEADERS, ...options.headers },
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     return { status: res.status, body: await res.text() };

@@ -5,6 +5,7 @@
  * retried, and every long-running app exits 0 on SIGTERM.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/bench/processes.js';
 import {
   type AppProcess,
   escapeRegExp,
@@ -87,6 +88,21 @@ describe('bad input', () => {
     expect(run.output()).not.toContain('Processor started');
   });
 
+  it('an HTTP body limit that is not a number, or a DURABLE_API_TOKEN no bearer header can carry, is refused: exit 2, naming it', async () => {
+    const cases: [string[], Record<string, string>, string][] = [
+      [['--http-body-limit', 'lots'], {}, '--http-body-limit'],
+      [[], { DURABLE_API_TOKEN: 'two words' }, 'DURABLE_API_TOKEN'],
+    ];
+    for (const [args, env, named] of cases) {
+      const run = await runApp('processor', { args, env: { ...serviceEnv(service.port), ...env } });
+      expect(run.code, run.output()).toBe(2);
+      expect(run.output()).toContain(named);
+      expect(run.output()).not.toContain('two words');
+      expect(stackLines(run)).toEqual([]);
+      expect(run.output()).not.toContain('Processor started');
+    }
+  });
+
   it('an unreachable cluster is reported in one line, retried, and SIGTERM exits 0', async () => {
     const proc = startApp('processor', { args: ['--http-port', '0'], env: { ...serviceEnv(service.port), NATS_URL: 'nats://127.0.0.1:1' } });
     const unreachable = guideLine(/WARN NATS unreachable at nats:\/\/127\.0\.0\.1:1: .*; retrying.*/);
@@ -100,6 +116,18 @@ describe('bad input', () => {
     const status = await proc.stop('SIGTERM');
     expect(status.code, proc.output()).toBe(0);
     expect(stackLines(proc)).toEqual([]);
+  });
+});
+
+describe('the HTTP API opened to the network', () => {
+  it('--http-host 0.0.0.0 without DURABLE_API_TOKEN listens there and warns that it is open', async () => {
+    const port = await freePort();
+    const proc = await startProcessor(service.port, { args: ['--http-port', String(port), '--http-host', '0.0.0.0'], env: { DURABLE_API_TOKEN: '' } });
+    await proc.waitForLine(guideLine(`HTTP API listening on 0.0.0.0:${port} (OpenAPI at /openapi.json)`));
+    await proc.waitForLine(guideLine('WARN HTTP API is open to the network without a token: set DURABLE_API_TOKEN'));
+    expect((await fetch(`http://127.0.0.1:${port}/api/workflows/stats`)).status).toBe(200);
+    const status = await proc.stop('SIGTERM');
+    expect(status.code, proc.output()).toBe(0);
   });
 });
 

@@ -2,7 +2,8 @@
  * The runnable examples (examples/), each run as its users run it (tsx, or bash for
  * rest-invocation) against the real apps: bin/hello-service, bin/ticket-service and
  * bin/processor with its HTTP API, on the suite's cluster. Each test checks what the
- * example prints and what it left in the engine.
+ * example prints and what it left in the engine. The processor's API wants a bearer token
+ * (DURABLE_API_TOKEN), which the examples are given too: every HTTP call they make sends it.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -31,6 +32,10 @@ const GREETING = (name: string) => `Hello, ${name}! Welcome to Durable Execution
 /** Nothing listens there: for the examples' "start this" messages. */
 const DEAD_NATS = 'nats://127.0.0.1:1';
 const DEAD_HTTP = 'http://127.0.0.1:1';
+/** The processor's DURABLE_API_TOKEN, and the examples'. */
+const API_TOKEN = `examples-${process.pid}`;
+/** The processor's --http-body-limit, bytes. */
+const BODY_LIMIT = 4096;
 
 let hello: HelloServiceApp;
 let tickets: AppProcess & { port: number };
@@ -47,12 +52,14 @@ beforeAll(async () => {
   tickets = Object.assign(ticketApp, { port: Number(ticketPort) });
   const httpPort = await freePort();
   processor = await startProcessor(hello.port, {
-    args: ['--http-port', String(httpPort)],
-    env: { SERVICE_TICKETSERVICE_ADDRESS: `127.0.0.1:${tickets.port}` },
+    args: ['--http-port', String(httpPort), '--http-body-limit', String(BODY_LIMIT)],
+    env: { SERVICE_TICKETSERVICE_ADDRESS: `127.0.0.1:${tickets.port}`, DURABLE_API_TOKEN: API_TOKEN },
   });
-  await processor.waitForLine(guideLine(`HTTP API listening on :${httpPort} (OpenAPI at /openapi.json)`));
+  // No --http-host: this machine only.
+  await processor.waitForLine(guideLine(`HTTP API listening on 127.0.0.1:${httpPort} (OpenAPI at /openapi.json)`));
   exampleEnv = {
     NATS_URL: testNatsUrl(),
+    DURABLE_API_TOKEN: API_TOKEN,
     DURABLE_HTTP_URL: `http://127.0.0.1:${httpPort}`,
     SERVICE_HELLOSERVICE_ADDRESS: `127.0.0.1:${hello.port}`,
   };
@@ -228,7 +235,7 @@ describe('the examples against a processor, HelloService and TicketService', () 
     const run = await runExample('approval-workflow');
     expectSuccess(run);
     const [, id] = stdoutLine(run, /^Expense (\S+) is waiting for approval\. A manager approves it with:$/);
-    const curl = stdoutLine(run, /^ {2}curl -X POST (\S+)\/api\/awakeables\/(awk_\d+_\S+)\/resolve -d '(.+)'$/);
+    const curl = stdoutLine(run, /^ {2}curl -X POST (\S+)\/api\/awakeables\/(awk_\d+_\S+)\/resolve -H "Authorization: Bearer \$DURABLE_API_TOKEN" -d '(.+)'$/);
     expect(curl[1]).toBe(exampleEnv.DURABLE_HTTP_URL);
     expect(curl[2]).toContain(id);
     expect(JSON.parse(curl[3]!)).toEqual({ result: { approved: true, approver: 'Lin' } });
@@ -250,9 +257,12 @@ describe('the examples against a processor, HelloService and TicketService', () 
     expect(out).toContain('status: completed, journal steps: 3');
     expect(out).toContain('status: cancelled');
     expect(out).toContain('status: failed, error: order amount must be positive, got -1');
-    expect(out).toContain(`{"error":"invocation not found: ${stdoutLine(run, /\/api\/workflows\/(no-such-invocation-\S+)$/)[1]}","code":"INVOCATION_NOT_FOUND"}`);
+    expect(out).toContain(`{"error":"invocation not found: ${stdoutLine(run, /\/api\/workflows\/(no-such-invocation-\S+)(?: |$)/)[1]}","code":"INVOCATION_NOT_FOUND"}`);
     // The Idempotency-Key became the invocation ID, and it ran once.
     const [, key] = stdoutLine(run, /-H 'Idempotency-Key: (greeting-\S+)'/);
+    // The commands it prints name the token's variable, never its value.
+    expect(stdoutLine(run, /^\$ curl -X POST \S+ -H "Authorization: Bearer \$DURABLE_API_TOKEN"/)).toBeTruthy();
+    expect(run.output()).not.toContain(API_TOKEN);
     expect((await client.getState(key!))?.status).toBe('completed');
     expect(receivedNames(hello).filter((n) => n === 'REST')).toHaveLength(1);
     // The retry: a new invocation with the same (bad) input, linked to the failed one.
@@ -285,6 +295,26 @@ describe('the examples against a processor, HelloService and TicketService', () 
   });
 });
 
+describe("the processor's HTTP API, locked", () => {
+  const url = (path: string) => `${exampleEnv.DURABLE_HTTP_URL}${path}`;
+  const auth = () => ({ authorization: `Bearer ${API_TOKEN}` });
+
+  it('answers 401 without DURABLE_API_TOKEN on every route but /health, and serves it with the token', async () => {
+    expect((await fetch(url('/health'))).status).toBe(200);
+    const refused = await fetch(url('/api/workflows/stats'));
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
+    expect((await fetch(url('/api/workflows/stats'), { headers: auth() })).status).toBe(200);
+  });
+
+  it('answers 413 past --http-body-limit', async () => {
+    const body = JSON.stringify({ name: 'x'.repeat(BODY_LIMIT) });
+    const res = await fetch(url('/api/workflows/hello_workflow/invoke'), { method: 'POST', headers: auth(), body });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: `the request body is over the limit of ${BODY_LIMIT} bytes`, field: 'body' });
+  });
+});
+
 describe('examples that need nothing running, or find something missing', () => {
   it('local runs the processor’s workflows in-process, with no NATS reachable', async () => {
     const run = await runExample('local', { env: { NATS_URL: DEAD_NATS, DURABLE_HTTP_URL: DEAD_HTTP } });
@@ -312,6 +342,14 @@ describe('examples that need nothing running, or find something missing', () => 
     const rest = await runExample('rest-invocation', { env: { DURABLE_HTTP_URL: DEAD_HTTP } });
     expect(rest.status?.code).toBe(1);
     expect(rest.texts()).toEqual([`error: no processor answers at ${DEAD_HTTP}: start one with \`make run-processor\` (or set DURABLE_HTTP_URL)`]);
+  });
+
+  it('rest-invocation without the processor’s token, or with another, says in one line to set it', async () => {
+    for (const token of ['', 'not-the-token']) {
+      const run = await runExample('rest-invocation', { env: { DURABLE_API_TOKEN: token } });
+      expect(run.status?.code, run.output()).toBe(1);
+      expect(run.texts()).toEqual([`error: the processor at ${exampleEnv.DURABLE_HTTP_URL} wants a bearer token: set DURABLE_API_TOKEN to the processor's`]);
+    }
   });
 
   it('direct-grpc-call without HelloService says to start it', async () => {

@@ -1,17 +1,23 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--retention 24h] [--http-port 8080]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16]
+ *             [--retention 24h] [--http-port 8080] [--http-host 127.0.0.1] [--http-body-limit 1048576]
  *
- * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
- * registry's SERVICE_<NAME>_ADDRESS overrides.
+ * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, DURABLE_API_TOKEN
+ * (the HTTP API's bearer token; unset, the API is open), and the service registry's
+ * SERVICE_<NAME>_ADDRESS overrides.
  */
 import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
+  API_TOKEN_ENV,
+  apiTokenFromEnv,
   connectNats,
   createGrpcInvoker,
   createLogger,
+  DEFAULT_HTTP_BODY_LIMIT,
+  DEFAULT_HTTP_HOST,
   DEFAULT_RETENTION_MS,
   errorMessage,
   isTransient,
@@ -38,6 +44,8 @@ async function main(): Promise<void> {
       partitions: { type: 'string' },
       retention: { type: 'string' },
       'http-port': { type: 'string' },
+      'http-host': { type: 'string', default: DEFAULT_HTTP_HOST },
+      'http-body-limit': { type: 'string' },
     },
     strict: true,
   });
@@ -49,6 +57,9 @@ async function main(): Promise<void> {
   // How long ended invocations are kept (workflows may set their own); 0 keeps them.
   const retentionMs = parseDurationFlag('--retention', values.retention, DEFAULT_RETENTION_MS);
   const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
+  const httpHost = values['http-host'];
+  const httpBodyLimit = parseNumberFlag('--http-body-limit', values['http-body-limit'], DEFAULT_HTTP_BODY_LIMIT);
+  const apiToken = apiTokenFromEnv();
 
   logger.info('Starting Durable Execution Processor...');
   const stopConnecting = new AbortController();
@@ -93,13 +104,32 @@ async function main(): Promise<void> {
   logger.info({ workflows: names }, `Registered workflows: ${names.join(', ')}`);
   if (httpPort > 0) {
     try {
-      http = await startHttpApi({ client: await DurableClient.connect({ nc }), logger, workflows: names, port: httpPort });
-      logger.info(`HTTP API listening on :${http.port} (OpenAPI at /openapi.json)`);
+      http = await startHttpApi({
+        client: await DurableClient.connect({ nc }),
+        logger,
+        workflows: names,
+        port: httpPort,
+        host: httpHost,
+        bodyLimit: httpBodyLimit,
+        ...(apiToken !== undefined ? { token: apiToken } : {}),
+      });
+      logger.info(`HTTP API listening on ${hostPort(http.host, http.port)} (OpenAPI at /openapi.json)`);
+      if (apiToken !== undefined) logger.info(`HTTP API requires Authorization: Bearer <${API_TOKEN_ENV}> on every route but /health`);
+      else if (!isLoopback(http.host)) logger.warn(`HTTP API is open to the network without a token: set ${API_TOKEN_ENV}`);
     } catch (err) {
       // Commands keep being processed; only the HTTP API is missing.
-      logger.error(`HTTP API could not listen on :${httpPort}: ${errorMessage(err)}`);
+      logger.error(`HTTP API could not listen on ${hostPort(httpHost, httpPort)}: ${errorMessage(err)}`);
     }
   }
+}
+
+/** `127.0.0.1:8080`, `[::1]:8080`. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 main().catch((err: unknown) => {

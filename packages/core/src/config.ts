@@ -87,7 +87,7 @@ export function engineNames(namespace = ''): EngineNames {
 }
 
 /** Partition keys become one subject token, so they may not hold `.`, `*`, `>` or whitespace. */
-const PARTITION_KEY = /^[^\s.*>]{1,256}$/;
+export const PARTITION_KEY = /^[^\s.*>]{1,256}$/;
 
 /**
  * Checks a partition key, which becomes the last token of the command's subject.
@@ -105,12 +105,12 @@ export function checkPartitionKey(key: string): string {
 }
 
 /** Invocation IDs become a subject token and a KV key: letters, digits, `-`, `_`, `=`. */
-const INVOCATION_ID = /^[A-Za-z0-9_=-]{1,128}$/;
+export const INVOCATION_ID = /^[A-Za-z0-9_=-]{1,128}$/;
 /**
  * IDs the engine derives for the invocations a workflow starts: the sender's ID and the
  * step, joined by `/`, which a chosen ID may not contain (see {@link derivedInvocationId}).
  */
-const ANY_INVOCATION_ID = /^(?=.{1,128}$)[A-Za-z0-9_=-]+(?:\/[0-9]+)*$/;
+export const ANY_INVOCATION_ID = /^(?=.{1,128}$)[A-Za-z0-9_=-]+(?:\/[0-9]+)*$/;
 
 /**
  * Checks an invocation ID a user chose, which becomes a KV key and a subject token. `/`
@@ -136,6 +136,35 @@ export function checkAnyInvocationId(id: string): string {
     throw new InvalidArgumentError('invocation ID', `${JSON.stringify(id)} is neither a chosen ID nor one the engine derives (<id>/<step>)`);
   }
   return id;
+}
+
+/** The form of `awakeableId()` in engine/durable-context.ts: the step that made it, then its invocation's ID. */
+export const AWAKEABLE_ID = new RegExp(`^awk_[0-9]{1,10}_${ANY_INVOCATION_ID.source.slice(1)}`);
+
+/**
+ * Checks an awakeable ID on the wire (`awk_<step>_<invocation ID>`, as `ctx.awakeable()`
+ * hands it out), which becomes a KV key.
+ * @throws InvalidArgumentError naming what is wrong.
+ */
+export function checkAwakeableId(id: string): string {
+  if (!AWAKEABLE_ID.test(id)) {
+    throw new InvalidArgumentError('awakeable ID', `${JSON.stringify(id)} is not an awakeable ID (awk_<step>_<invocation ID>, as ctx.awakeable() gives it)`);
+  }
+  return id;
+}
+
+/** Workflow names, which name KV keys and index subjects: letters, digits, `_`, `.`, `-`. */
+export const WORKFLOW_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * Checks a workflow name, as `defineWorkflow` takes it and the HTTP API's paths and queries carry it.
+ * @throws InvalidArgumentError naming what is wrong.
+ */
+export function checkWorkflowName(name: string): string {
+  if (!WORKFLOW_NAME.test(name)) {
+    throw new InvalidArgumentError('workflow name', `${JSON.stringify(name)} must be 1 to 128 letters, digits, '_', '.' or '-'`);
+  }
+  return name;
 }
 
 /**

@@ -107,6 +107,8 @@ export type { Awakeable } from './engine/context.js';
 export type { AwakeableOutcome, AwakeableStore } from './engine/stores.js';
 export { MemoryAwakeableStore } from './engine/memory-stores.js';
 export { createHttpApi, startHttpApi } from './http/http-api.js';
+export { API_TOKEN_ENV, apiTokenFromEnv } from './http/api-token.js';
+export { DEFAULT_HTTP_BODY_LIMIT, DEFAULT_HTTP_HOST, MAX_WAIT_TIMEOUT_MS } from './http/limits.js';
 export type { HttpApiOptions, RunningHttpApi } from './http/http-api.js';
 export { HelloRequestSchema, HelloResponseSchema } from './gen/hello/hello_pb.js';
 export type { HelloRequest, HelloResponse } from './gen/hello/hello_pb.js';

@@ -1,12 +1,16 @@
 /**
- * The HTTP API over a real socket, against the real cluster and a processor.
+ * The HTTP API over a real socket, against the real cluster and a processor: its routes,
+ * and what makes it fit to face a network (host, body limit, bounded waits, IDs, token).
  */
+import { request } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   connectNats,
+  DEFAULT_HTTP_BODY_LIMIT,
   defineWorkflow,
   DurableClient,
+  MAX_WAIT_TIMEOUT_MS,
   Processor,
   silentLogger,
   startHttpApi,
@@ -32,16 +36,44 @@ function indexHas(stats: Record<string, unknown>, n: number): boolean {
   return byStatus !== undefined && byStatus.running === 0 && (byStatus.completed ?? 0) >= n;
 }
 
-async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body !== undefined ? { body } : {}) });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}, to = base) {
+  const res = await fetch(`${to}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body !== undefined ? { body } : {}) });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** POSTs `chunks` one write each, with no `content-length`: the body goes `transfer-encoding: chunked`. */
+function postChunked(path: string, chunks: string[]): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
+/** A JSON body of exactly `bytes` bytes: `{"result":"xx…"}`. */
+function jsonOfSize(bytes: number): string {
+  return `{"result":"${'x'.repeat(bytes - '{"result":""}'.length)}"}`;
+}
+
+let seq = 0;
+/** An ID no other test uses. */
+function uniq(prefix: string): string {
+  return `${prefix}-${Date.now()}-${seq++}`;
 }
 
 beforeAll(async () => {
   nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
   processor = await Processor.start({ nc, namespace, workflows: [echo, approval], services: noServices, logger: silentLogger() });
   client = await DurableClient.connect({ nc, namespace });
-  http = await startHttpApi({ client, workflows: ['echo', 'approval'], port: 0, host: '127.0.0.1' });
+  // No host: the default, this machine only.
+  http = await startHttpApi({ client, workflows: ['echo', 'approval'], port: 0 });
   base = `http://127.0.0.1:${http.port}`;
 });
 
@@ -149,5 +181,131 @@ describe('HTTP API', () => {
     expect(status).toBe(200);
     expect(Object.keys(body.paths as object)).toContain('/api/awakeables/{id}/resolve');
     expect(Object.keys(body.paths as object)).toEqual(expect.arrayContaining(['/api/workflows', '/api/workflows/stats']));
+    expect(body).toMatchObject({ components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }, security: [{ bearer: [] }] });
+    const paths = body.paths as Record<string, Record<string, { security?: unknown[]; responses: object; parameters?: { name: string; schema: object }[] }>>;
+    expect(paths['/health']!.get!.security).toEqual([]);
+    const invoke = paths['/api/workflows/{name}/invoke']!.post!;
+    expect(Object.keys(invoke.responses)).toEqual(expect.arrayContaining(['400', '401', '413']));
+    expect(invoke.parameters!.find((p) => p.name === 'timeout_ms')!.schema).toMatchObject({ minimum: 1, maximum: MAX_WAIT_TIMEOUT_MS });
+    for (const [path, operations] of Object.entries(paths)) {
+      if (path === '/health') continue;
+      for (const operation of Object.values(operations)) expect(Object.keys(operation.responses), path).toEqual(expect.arrayContaining(['400', '401']));
+    }
+  });
+});
+
+describe('HTTP API facing a network', () => {
+  it('listens on 127.0.0.1 unless told otherwise', () => {
+    expect(http.host).toBe('127.0.0.1');
+  });
+
+  it('answers 413 naming the body past 1 MiB, declared or streamed in chunks, and takes a body at the limit', async () => {
+    // A well-formed awakeable nobody made: a body the limit lets through gets a 404, nothing is written.
+    const route = '/api/awakeables/awk_0_nobody/resolve';
+    expect((await call('POST', route, jsonOfSize(DEFAULT_HTTP_BODY_LIMIT))).status).toBe(404);
+    const declared = await call('POST', route, jsonOfSize(DEFAULT_HTTP_BODY_LIMIT + 1));
+    expect(declared).toMatchObject({ status: 413, body: { field: 'body' } });
+    expect(declared.body.error).toContain(String(DEFAULT_HTTP_BODY_LIMIT));
+    // The rest of the body is left unread: the connection is not reused.
+    expect(declared.headers.get('connection')).toBe('close');
+
+    const over = jsonOfSize(DEFAULT_HTTP_BODY_LIMIT + 1);
+    const streamed = await postChunked(route, [over.slice(0, 1000), over.slice(1000, 600_000), over.slice(600_000)]);
+    expect(streamed).toMatchObject({ status: 413, body: { field: 'body' } });
+    const small = await postChunked('/api/workflows/echo/invoke?wait=true', ['{"text":', '"chunked"}']);
+    expect(small).toMatchObject({ status: 200, body: { status: 'completed', output: 'CHUNKED' } });
+  });
+
+  it('bounds timeout_ms: past the maximum or not a whole number is a 400 naming it and the bound, and submits nothing', async () => {
+    for (const timeout of [String(MAX_WAIT_TIMEOUT_MS + 1), '99999999999', 'abc', '0', '-1', '1e3', '2.5', '']) {
+      const key = uniq('timeout');
+      const res = await call('POST', `/api/workflows/echo/invoke?wait=true&timeout_ms=${timeout}`, '{"text":"t"}', { 'Idempotency-Key': key });
+      expect(res, timeout).toMatchObject({ status: 400, body: { field: 'timeout_ms' } });
+      expect(res.body.error).toContain(String(MAX_WAIT_TIMEOUT_MS));
+      expect((await call('GET', `/api/workflows/${key}`)).status, timeout).toBe(404);
+    }
+    const atMax = await call('POST', `/api/workflows/echo/invoke?wait=true&timeout_ms=${MAX_WAIT_TIMEOUT_MS}`, '{"text":"max"}');
+    expect(atMax).toMatchObject({ status: 200, body: { status: 'completed', output: 'MAX' } });
+  });
+
+  it('answers 400 naming it, never 500, for an ID that cannot be a key, on every route', async () => {
+    const expect400 = async (method: string, path: string, field: string, body?: string, headers?: Record<string, string>) => {
+      const res = await call(method, path, body, headers);
+      expect(res, `${method} ${path.slice(0, 80)}`).toMatchObject({ status: 400, body: { field } });
+    };
+    for (const id of ['a.b', 'a*', '%3E', '%20', 'a%2Fb', 'x'.repeat(129)]) {
+      await expect400('GET', `/api/workflows/${id}`, 'invocation ID');
+      for (const verb of ['cancel', 'pause', 'resume', 'retry']) await expect400('POST', `/api/workflows/${id}/${verb}`, 'invocation ID');
+    }
+    for (const id of ['garbage', 'awk_x_abc', 'awk_0_', 'awk_0_a.b', `awk_0_${'x'.repeat(129)}`, 'awk_12345678901_abc', 'awk_0_a%20b']) {
+      await expect400('POST', `/api/awakeables/${id}/resolve`, 'awakeable ID', '{"result": 1}');
+      await expect400('POST', `/api/awakeables/${id}/reject`, 'awakeable ID', '{"error": "no"}');
+    }
+    for (const name of ['a%20b', 'a*', '%E2%82%AC', 'x'.repeat(129)]) {
+      await expect400('POST', `/api/workflows/${name}/invoke`, 'workflow name', '{}');
+      await expect400('GET', `/api/workflows?handler=${name}`, 'workflow name');
+      await expect400('GET', `/api/workflows/stats?handler=${name}`, 'workflow name');
+    }
+    for (const key of ['a.b', 'a%3Eb', 'a%00b', 'x'.repeat(257)]) {
+      await expect400('POST', `/api/workflows/echo/invoke?partition_key=${key}`, 'partition key', '{}');
+    }
+    for (const key of ['a.b', 'a/1', 'x'.repeat(129)]) {
+      await expect400('POST', '/api/workflows/echo/invoke', 'invocation ID', '{}', { 'Idempotency-Key': key });
+    }
+    // Well-formed but unknown: a 404, derived IDs (`<id>/<step>`, with `/` encoded) included.
+    expect((await call('GET', '/api/workflows/nobody%2F3')).status).toBe(404);
+    expect((await call('GET', '/api/workflows/stats?handler=no.such_workflow')).status).toBe(200);
+  });
+});
+
+describe('HTTP API with a token (DURABLE_API_TOKEN)', () => {
+  const token = 'tok-en_1.~+/==';
+  let locked: RunningHttpApi;
+  let lockedBase: string;
+
+  beforeAll(async () => {
+    locked = await startHttpApi({ client, workflows: ['echo'], port: 0, token, bodyLimit: 64 });
+    lockedBase = `http://127.0.0.1:${locked.port}`;
+  });
+
+  afterAll(async () => {
+    await locked?.close();
+  });
+
+  it('answers 401 with a JSON error and WWW-Authenticate: Bearer on every route but /health, without the token or with another', async () => {
+    const refused: Record<string, string>[] = [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${token}x` }, { authorization: `Basic ${token}` }, { authorization: 'Bearer two words' }, { authorization: token }];
+    const routes: [string, string, string?][] = [
+      ['GET', '/api/workflows/stats'],
+      ['GET', '/api/workflows'],
+      ['GET', '/openapi.json'],
+      ['GET', '/api/workflows/some-id'],
+      ['POST', '/api/workflows/echo/invoke', '{"text":"no"}'],
+      ['POST', '/api/awakeables/awk_0_x/resolve', '{"result": 1}'],
+      ['GET', '/no/such/route'],
+    ];
+    for (const headers of refused) {
+      for (const [method, path, body] of routes) {
+        const res = await call(method, path, body, headers, lockedBase);
+        expect(res.status, `${method} ${path} with ${JSON.stringify(headers)}`).toBe(401);
+        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
+        expect(res.body.error).toEqual(expect.stringContaining('DURABLE_API_TOKEN'));
+      }
+    }
+  });
+
+  it('serves a request with the token, and /health without one', async () => {
+    expect(await call('GET', '/health', undefined, {}, lockedBase)).toMatchObject({ status: 200, body: { status: 'ok' } });
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await call('GET', '/api/workflows/stats', undefined, auth, lockedBase)).status).toBe(200);
+    expect((await call('GET', '/openapi.json', undefined, auth, lockedBase)).status).toBe(200);
+    const invoked = await call('POST', '/api/workflows/echo/invoke?wait=true', '{"text":"ok"}', auth, lockedBase);
+    expect(invoked).toMatchObject({ status: 200, body: { status: 'completed', output: 'OK' } });
+  });
+
+  it('checks the token before reading the body, and then its own body limit', async () => {
+    const big = JSON.stringify({ text: 'y'.repeat(100) });
+    expect((await call('POST', '/api/workflows/echo/invoke', big, {}, lockedBase)).status).toBe(401);
+    const over = await call('POST', '/api/workflows/echo/invoke', big, { authorization: `Bearer ${token}` }, lockedBase);
+    expect(over).toMatchObject({ status: 413, body: { field: 'body', error: 'the request body is over the limit of 64 bytes' } });
   });
 });

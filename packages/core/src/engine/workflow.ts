@@ -3,6 +3,7 @@
  */
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
 import { DecodeError, errorMessage, HandlerNotFoundError, InvalidArgumentError } from '../errors.js';
+import { checkWorkflowName } from '../config.js';
 import { decodeJson, encodeJson } from './codec.js';
 import type { Context } from './context.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -124,9 +125,7 @@ export function defineWorkflow<In = unknown, Out = unknown>(
   handler: WorkflowHandler<In, Out>,
   options: WorkflowOptions<In, Out> = {},
 ): Workflow<In, Out> {
-  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(name)) {
-    throw new InvalidArgumentError('workflow name', `${JSON.stringify(name)} must be 1 to 128 letters, digits, '_', '.' or '-'`);
-  }
+  checkWorkflowName(name);
   const { retention } = options;
   if (retention !== undefined && !(Number.isSafeInteger(retention) && retention >= 0)) {
     throw new InvalidArgumentError('retention', `${String(retention)} must be a whole number of ms, 0 or more (0 keeps ended invocations)`);

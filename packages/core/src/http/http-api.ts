@@ -1,12 +1,16 @@
 /**
- * The HTTP API the processor serves (`--http-port`, default 8080): invoke workflows, read
- * their state, list and count them, cancel them, and resolve or reject awakeables, with
- * JSON in and out.
+ * The HTTP API the processor serves (`--http-port`, default 8080, on `--http-host`, default
+ * 127.0.0.1): invoke workflows, read their state, list and count them, cancel them, and
+ * resolve or reject awakeables, with JSON in and out.
  * `/openapi.json` describes every route. While the cluster elects a leader, calls are
  * retried by the client up to its deadline; past it the answer is 503 with `Retry-After`.
+ * Made to face a network: an optional bearer token (see `api-token.ts`), a body size limit,
+ * a bounded wait, and a 400 for every ID that cannot be one.
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono, type Context as HonoContext } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { DurableClient } from '../client/client.js';
 import {
@@ -22,7 +26,9 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isTransient } from '../nats/retry.js';
-import { checkAnyInvocationId } from '../config.js';
+import { checkAnyInvocationId, checkAwakeableId, checkWorkflowName } from '../config.js';
+import { requireApiToken } from './api-token.js';
+import { DEFAULT_HTTP_BODY_LIMIT, DEFAULT_HTTP_HOST, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS } from './limits.js';
 import { OPENAPI } from './openapi.js';
 import { stateToJson } from './state-json.js';
 
@@ -32,6 +38,10 @@ export interface HttpApiOptions {
   logger?: Logger;
   /** Names of the workflows that can be invoked; others get a 404. @default any name */
   workflows?: readonly string[];
+  /** Largest request body, bytes; a larger one (declared or streamed) gets a 413. @default {@link DEFAULT_HTTP_BODY_LIMIT} */
+  bodyLimit?: number;
+  /** When set, every route but `/health` answers 401 without `Authorization: Bearer <token>`. @default none: open */
+  token?: string;
 }
 
 /** The routes, as a Hono app (serve it with {@link startHttpApi}, or test it with `app.request`). */
@@ -39,16 +49,29 @@ export function createHttpApi(options: HttpApiOptions): Hono {
   const { client, logger } = options;
   const app = new Hono();
 
+  // Before the token check: a load balancer's probe needs no secret.
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  if (options.token !== undefined) app.use(requireApiToken(options.token));
+  const maxBytes = options.bodyLimit ?? DEFAULT_HTTP_BODY_LIMIT;
+  app.use(
+    bodyLimit({
+      maxSize: maxBytes,
+      // The rest of the body stays unread: close the connection rather than have it reused.
+      onError: (c) => c.json({ error: `the request body is over the limit of ${maxBytes} bytes`, field: 'body' }, 413, { Connection: 'close' }),
+    }),
+  );
   app.get('/openapi.json', (c) => c.json(OPENAPI));
 
   app.post('/api/workflows/:name/invoke', async (c) => {
-    const name = c.req.param('name');
+    const name = checkWorkflowName(c.req.param('name'));
     if (options.workflows && !options.workflows.includes(name)) throw new HandlerNotFoundError(name);
-    const input = await jsonBody(c, true);
+    // Everything is checked before the submission (the keys by `submit` itself): a 400 leaves no invocation behind.
     const wait = c.req.query('wait');
+    const timeout = c.req.query('timeout_ms');
+    const timeoutMs = timeout === undefined ? DEFAULT_WAIT_TIMEOUT_MS : timeoutParam(timeout);
     const partitionKey = c.req.query('partition_key');
     const idempotencyKey = c.req.header('Idempotency-Key');
+    const input = await jsonBody(c, true);
     const submission = await client.submit(name, input, {
       ...(partitionKey !== undefined ? { partitionKey } : {}),
       ...(idempotencyKey ? { invocationId: idempotencyKey } : {}),
@@ -56,8 +79,6 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     if (wait !== 'true' && wait !== '1') {
       return c.json({ invocation_id: submission.invocationId, duplicate: submission.duplicate }, 202);
     }
-    const timeoutMs = Number(c.req.query('timeout_ms') ?? 30_000);
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new InvalidArgumentError('timeout_ms', 'must be a positive number of ms');
     const state = await client.waitForResult(submission.invocationId, { timeoutMs });
     return c.json(stateToJson(state), 200);
   });
@@ -65,7 +86,7 @@ export function createHttpApi(options: HttpApiOptions): Hono {
   // Before `/api/workflows/:id`, so that `stats` is not taken for an invocation ID.
   app.get('/api/workflows/stats', async (c) => {
     const handler = c.req.query('handler');
-    const stats = await client.getWorkflowStats(handler ? { handler } : {});
+    const stats = await client.getWorkflowStats(handler ? { handler: checkWorkflowName(handler) } : {});
     return c.json({ total: stats.total, by_status: stats.byStatus, by_handler: stats.byHandler });
   });
 
@@ -73,7 +94,7 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     const { status, handler, limit, cursor } = c.req.query();
     const page = await client.listWorkflows({
       ...(status !== undefined ? { status } : {}),
-      ...(handler ? { handler } : {}),
+      ...(handler ? { handler: checkWorkflowName(handler) } : {}),
       ...(limit !== undefined ? { limit: integerParam('limit', limit) } : {}),
       ...(cursor !== undefined ? { cursor } : {}),
     });
@@ -123,25 +144,29 @@ export function createHttpApi(options: HttpApiOptions): Hono {
   });
 
   app.post('/api/awakeables/:id/resolve', async (c) => {
+    const id = checkAwakeableId(c.req.param('id'));
     const body = await jsonBody(c, false);
     if (!isObject(body) || !('result' in body)) throw new InvalidArgumentError('result', 'the body must be {"result": <json>}');
     // The original API sent the result as a JSON string; accept that and plain JSON alike.
     const result = typeof body.result === 'string' ? parseMaybeJson(body.result) : body.result;
-    await client.resolveAwakeable(c.req.param('id'), result);
-    return c.json({ awakeable_id: c.req.param('id'), resolved: true });
+    await client.resolveAwakeable(id, result);
+    return c.json({ awakeable_id: id, resolved: true });
   });
 
   app.post('/api/awakeables/:id/reject', async (c) => {
+    const id = checkAwakeableId(c.req.param('id'));
     const body = await jsonBody(c, false);
     if (!isObject(body) || typeof body.error !== 'string' || body.error === '') {
       throw new InvalidArgumentError('error', 'the body must be {"error": "<reason>"}');
     }
-    await client.rejectAwakeable(c.req.param('id'), body.error);
-    return c.json({ awakeable_id: c.req.param('id'), rejected: true });
+    await client.rejectAwakeable(id, body.error);
+    return c.json({ awakeable_id: id, rejected: true });
   });
 
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
+    // The token check's 401, with its own JSON body and `WWW-Authenticate`.
+    if (err instanceof HTTPException) return err.getResponse();
     const status = statusOf(err);
     if (status === 503) {
       // The cluster is between leaders (the client retried up to its deadline): come back later.
@@ -161,16 +186,22 @@ export function createHttpApi(options: HttpApiOptions): Hono {
 
 /** A running HTTP API. */
 export interface RunningHttpApi {
+  /** The address it listens on, e.g. `127.0.0.1`. */
+  host: string;
   port: number;
   close(): Promise<void>;
 }
 
-/** Serves the API on a port (0 picks a free one). */
-export function startHttpApi(options: HttpApiOptions & { port: number; host?: string }): Promise<RunningHttpApi> {
+/**
+ * Serves the API on a port (0 picks a free one) of one address; `host: '0.0.0.0'` (or `'::'`)
+ * opens it to the network.
+ */
+export function startHttpApi(options: HttpApiOptions & { port: number; /** @default {@link DEFAULT_HTTP_HOST} */ host?: string }): Promise<RunningHttpApi> {
   const app = createHttpApi(options);
   return new Promise((resolve, reject) => {
-    const server: ServerType = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? '0.0.0.0' }, (info) => {
+    const server: ServerType = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? DEFAULT_HTTP_HOST }, (info) => {
       resolve({
+        host: info.address,
         port: info.port,
         close: () => new Promise<void>((done) => server.close(() => done())),
       });
@@ -229,4 +260,16 @@ const DEFAULT_RETRY_AFTER_MS = 1_000;
  */
 function invocationIdParam(id: string): string {
   return checkAnyInvocationId(id);
+}
+
+/**
+ * `timeout_ms`: whole milliseconds from 1 to {@link MAX_WAIT_TIMEOUT_MS}.
+ * @throws InvalidArgumentError naming the parameter and the bound.
+ */
+function timeoutParam(value: string): number {
+  const ms = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(ms >= 1 && ms <= MAX_WAIT_TIMEOUT_MS)) {
+    throw new InvalidArgumentError('timeout_ms', `${JSON.stringify(value)} must be a whole number of milliseconds from 1 to ${MAX_WAIT_TIMEOUT_MS} (${MAX_WAIT_TIMEOUT_MS / 60_000} minutes)`);
+  }
+  return ms;
 }

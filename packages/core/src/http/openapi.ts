@@ -1,6 +1,8 @@
 /**
  * The OpenAPI description served at `/openapi.json`.
  */
+import { ANY_INVOCATION_ID, AWAKEABLE_ID, INVOCATION_ID, PARTITION_KEY, WORKFLOW_NAME } from '../config.js';
+import { DEFAULT_HTTP_BODY_LIMIT, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS } from './limits.js';
 
 const STATUSES = ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'];
 const error = {
@@ -35,41 +37,67 @@ const summary = {
   },
 };
 const counts = { type: 'object', additionalProperties: { type: 'integer' } };
-/** The error answers of a route: the codes given, and 503 (with `Retry-After`) while the cluster elects a leader. */
+/** What each error status means, in the description of every route that may answer it. */
+const ERROR_MEANINGS: Record<number, string> = {
+  400: '400: a parameter, ID or body that cannot be valid; `field` names it',
+  401: '401: no `Authorization: Bearer <token>`, or not the token of the processor (set when it runs with DURABLE_API_TOKEN)',
+  413: `413: the request body is over the processor's limit (--http-body-limit, default ${DEFAULT_HTTP_BODY_LIMIT} bytes)`,
+  503: '503: the cluster did not answer in time; try again after `Retry-After` seconds',
+};
+/**
+ * The error answers of a route: the codes given, 401 (when the processor has a token) and
+ * 503 (with `Retry-After`) while the cluster elects a leader.
+ */
 const errors = (...codes: number[]) =>
   Object.fromEntries(
-    [...codes, 503].map((code) => [
+    [...codes, 401, 503].map((code) => [
       String(code),
-      {
-        description: code === 503 ? '503: the cluster did not answer in time; try again after `Retry-After` seconds' : String(code),
-        content: { 'application/json': { schema: error } },
-      },
+      { description: ERROR_MEANINGS[code] ?? String(code), content: { 'application/json': { schema: error } } },
     ]),
   );
 const json = (schema: object, description: string) => ({ description, content: { 'application/json': { schema } } });
-const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+const idParam = (name: string, pattern: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string', pattern }, description });
+const invocationId = idParam('id', ANY_INVOCATION_ID.source, 'an invocation ID (`/` percent-encoded as %2F); another form is a 400');
+const awakeableId = idParam('id', AWAKEABLE_ID.source, 'an awakeable ID as `ctx.awakeable()` gives it; another form is a 400');
+const workflowName = { type: 'string', pattern: WORKFLOW_NAME.source };
 
 /** OpenAPI 3.1 description of the HTTP API. */
 export const OPENAPI = {
   openapi: '3.1.0',
   info: { title: 'Durable execution engine', version: '0.1.0' },
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'Required when the processor runs with DURABLE_API_TOKEN set: `Authorization: Bearer <that token>`' },
+    },
+  },
+  security: [{ bearer: [] }],
   paths: {
-    '/health': { get: { summary: 'Liveness', responses: { '200': json({ type: 'object' }, 'ok') } } },
+    '/health': { get: { summary: 'Liveness; never asks for the token', security: [], responses: { '200': json({ type: 'object' }, 'ok') } } },
     '/api/workflows/{name}/invoke': {
       post: {
         summary: 'Invoke a workflow; the JSON body is its input',
         parameters: [
-          idParam('name'),
+          { name: 'name', in: 'path', required: true, schema: workflowName, description: 'the workflow; another form is a 400, an unknown one a 404' },
           { name: 'wait', in: 'query', schema: { type: 'boolean' }, description: 'wait for the result' },
-          { name: 'timeout_ms', in: 'query', schema: { type: 'integer', default: 30000 } },
-          { name: 'partition_key', in: 'query', schema: { type: 'string', default: 'default' } },
-          { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'becomes the invocation ID: the same key runs once' },
+          {
+            name: 'timeout_ms',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: MAX_WAIT_TIMEOUT_MS, default: DEFAULT_WAIT_TIMEOUT_MS },
+            description: 'how long wait=true waits (504 past it); past the maximum or not a whole number, a 400',
+          },
+          { name: 'partition_key', in: 'query', schema: { type: 'string', pattern: PARTITION_KEY.source, default: 'default' } },
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            schema: { type: 'string', pattern: INVOCATION_ID.source },
+            description: 'becomes the invocation ID: the same key runs once',
+          },
         ],
         requestBody: { content: { 'application/json': { schema: {} } } },
         responses: {
           '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, duplicate: { type: 'boolean' } } }, 'submitted'),
           '200': json(state, 'the final state, with wait=true'),
-          ...errors(400, 404, 504),
+          ...errors(400, 404, 413, 504),
         },
       },
     },
@@ -78,7 +106,7 @@ export const OPENAPI = {
         summary: 'List invocations from the execution index, a page at a time, in the order of their last change',
         parameters: [
           { name: 'status', in: 'query', schema: { type: 'string', enum: STATUSES } },
-          { name: 'handler', in: 'query', schema: { type: 'string' }, description: 'workflow name' },
+          { name: 'handler', in: 'query', schema: workflowName, description: 'workflow name' },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
           { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
         ],
@@ -94,52 +122,53 @@ export const OPENAPI = {
     '/api/workflows/stats': {
       get: {
         summary: 'Count invocations by status and by workflow',
-        parameters: [{ name: 'handler', in: 'query', schema: { type: 'string' }, description: 'count only this workflow' }],
+        parameters: [{ name: 'handler', in: 'query', schema: workflowName, description: 'count only this workflow' }],
         responses: {
           '200': json({ type: 'object', properties: { total: { type: 'integer' }, by_status: counts, by_handler: counts } }, 'counts'),
+          ...errors(400),
         },
       },
     },
     '/api/workflows/{id}': {
-      get: { summary: 'The state of one invocation', parameters: [idParam('id')], responses: { '200': json(state, 'state'), ...errors(404) } },
+      get: { summary: 'The state of one invocation', parameters: [invocationId], responses: { '200': json(state, 'state'), ...errors(400, 404) } },
     },
     '/api/workflows/{id}/cancel': {
-      post: { summary: 'Cancel an invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'cancel requested'), ...errors(404, 409) } },
+      post: { summary: 'Cancel an invocation', parameters: [invocationId], responses: { '202': json({ type: 'object' }, 'cancel requested'), ...errors(400, 404, 409, 413) } },
     },
     '/api/workflows/{id}/pause': {
-      post: { summary: 'Pause an invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'pause requested'), ...errors(404, 409) } },
+      post: { summary: 'Pause an invocation', parameters: [invocationId], responses: { '202': json({ type: 'object' }, 'pause requested'), ...errors(400, 404, 409, 413) } },
     },
     '/api/workflows/{id}/resume': {
-      post: { summary: 'Resume a paused invocation', parameters: [idParam('id')], responses: { '202': json({ type: 'object' }, 'resumed'), ...errors(404, 409) } },
+      post: { summary: 'Resume a paused invocation', parameters: [invocationId], responses: { '202': json({ type: 'object' }, 'resumed'), ...errors(400, 404, 409, 413) } },
     },
     '/api/workflows/{id}/retry': {
       post: {
         summary: 'Retry a failed or cancelled invocation under a new ID',
-        parameters: [idParam('id')],
-        responses: { '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, retry_of: { type: 'string' } } }, 'retry submitted'), ...errors(404, 409) },
+        parameters: [invocationId],
+        responses: { '202': json({ type: 'object', properties: { invocation_id: { type: 'string' }, retry_of: { type: 'string' } } }, 'retry submitted'), ...errors(400, 404, 409, 413) },
       },
     },
     '/api/workflows/{id}/purge': {
       post: {
         summary: 'Remove an ended invocation now, with its journal, index entry, timers and awakeables (as its retention would later)',
-        parameters: [idParam('id')],
-        responses: { '200': json({ type: 'object', properties: { invocation_id: { type: 'string' }, purged: { type: 'boolean' } } }, 'removed'), ...errors(404, 409) },
+        parameters: [invocationId],
+        responses: { '200': json({ type: 'object', properties: { invocation_id: { type: 'string' }, purged: { type: 'boolean' } } }, 'removed'), ...errors(400, 404, 409, 413) },
       },
     },
     '/api/awakeables/{id}/resolve': {
       post: {
         summary: 'Resolve an awakeable',
-        parameters: [idParam('id')],
+        parameters: [awakeableId],
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { result: {} }, required: ['result'] } } } },
-        responses: { '200': json({ type: 'object' }, 'resolved'), ...errors(400, 404, 409) },
+        responses: { '200': json({ type: 'object' }, 'resolved'), ...errors(400, 404, 409, 413) },
       },
     },
     '/api/awakeables/{id}/reject': {
       post: {
         summary: 'Reject an awakeable',
-        parameters: [idParam('id')],
+        parameters: [awakeableId],
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } } } },
-        responses: { '200': json({ type: 'object' }, 'rejected'), ...errors(400, 404, 409) },
+        responses: { '200': json({ type: 'object' }, 'rejected'), ...errors(400, 404, 409, 413) },
       },
     },
   },
