@@ -35,6 +35,7 @@ import { connectionNodes, messageCounts } from './bench/connz.js';
 import { type Probe, helloLatency, helloThroughput, stepsRun, totalWrites } from './bench/engine.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
 import { type RawFigures, type RawOptions, rawBaselines } from './bench/raw.js';
+import { type RetentionFigures, retentionRun } from './bench/retention.js';
 import { sleepers } from './bench/sleepers.js';
 import { count, latency, markdownTable, ms, nowMs, ratio } from './bench/stats.js';
 
@@ -65,6 +66,7 @@ const SIZES = {
   longSteps: { names: 1_000, runs: 3 },
   sleepers: { n: 10_000, sleepMs: 40_000, windowMs: 5_000 },
   processorMaxConcurrent: 256,
+  retention: { n: 2_000, inFlight: 64, retentionMs: 5_000 },
 };
 
 /** The bench's NATS connection name, as the servers' /connz shows it. */
@@ -179,6 +181,10 @@ async function main(): Promise<void> {
   const long = await stepsRun(jsm, client, SIZES.longSteps.names, SIZES.longSteps.runs);
   progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
   const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs);
+  const { n: keptN, inFlight: keptInFlight, retentionMs } = SIZES.retention;
+  progress(`${count(keptN)} hello_workflow on a processor with --retention ${retentionMs / 1000}s, until the streams are back at their baseline`);
+  const retentionServices = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
+  const kept = await retentionRun(nc, retentionServices, keptN, keptInFlight, retentionMs).finally(() => retentionServices.close());
 
   const writesPerInvocation = totalWrites(tput.writes);
   const writesPerStep = long.writes.journal / long.steps;
@@ -251,6 +257,7 @@ async function main(): Promise<void> {
       `p50 ${count(naps.lateness.p50)} ms, p99 ${count(naps.lateness.p99)} ms, max ${count(naps.latenessMaxMs)} ms`,
       'the timers fire on time; a burst of wake-ups is then run at the throughput above',
     ],
+    ...retentionRows(kept),
     [
       'ratio: our latency p50 / raw R3 publish p50',
       `${ratio(lat.latency.p50 / raw.publish.p50, 1)} sequential durable writes' worth`,
@@ -339,6 +346,24 @@ async function main(): Promise<void> {
 }
 
 /** The raw rows of one cluster: a publish awaiting each ack, and pipelined publishes. */
+/** Stored records at the end of a run and once its retention has passed, against the baseline before it. */
+function retentionRows(k: RetentionFigures): string[][] {
+  const sum = (stored: RetentionFigures['peak']) => ({
+    messages: stored.reduce((a, s) => a + s.messages, 0),
+    bytes: stored.reduce((a, s) => a + s.bytes, 0),
+    subjects: stored.reduce((a, s) => a + s.subjects, 0),
+  });
+  const show = (t: ReturnType<typeof sum>) => `${count(t.messages)} messages, ${count(Math.round(t.bytes / 1024))} KiB, ${count(t.subjects)} subjects`;
+  const back = Number.isNaN(k.backAfterMs) ? `not back within the wait: ${show(sum(k.after))}` : `back to baseline ${ratio(k.backAfterMs / 1000, 1)} s after the last ended`;
+  return [
+    [
+      `stored records, ${count(k.invocations)} hello_workflow with --retention ${k.retentionMs / 1000}s (COMMANDS, JOURNAL, state, index, awakeables)`,
+      `baseline ${show(sum(k.baseline))}; at the end ${show(sum(k.peak))}; ${back}`,
+      `baseline once the retention has passed: ${verdict(!Number.isNaN(k.backAfterMs))}`,
+    ],
+  ];
+}
+
 function rawRows(figures: RawFigures, policy: string): string[][] {
   return [
     [
