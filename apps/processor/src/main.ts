@@ -1,7 +1,8 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--http-port 8080]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16]
+ *             [--dead-letter-retention 7d] [--http-port 8080]
  *
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
  * registry's SERVICE_<NAME>_ADDRESS overrides.
@@ -16,6 +17,7 @@ import {
   isTransient,
   loadServiceRegistry,
   onShutdown,
+  parseDuration,
   parseNumberFlag,
   DurableClient,
   Processor,
@@ -34,14 +36,18 @@ async function main(): Promise<void> {
       'ack-wait': { type: 'string' },
       'max-attempts': { type: 'string' },
       partitions: { type: 'string' },
+      'dead-letter-retention': { type: 'string' },
       'http-port': { type: 'string' },
     },
     strict: true,
   });
   const maxConcurrent = parseNumberFlag('--max-concurrent', values['max-concurrent'], 100);
   const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 8);
-  // Only when this processor creates the command stream; afterwards the stream's own count holds.
-  const partitions = parseNumberFlag('--partitions', values.partitions, 16);
+  // Only when this processor creates the command stream; afterwards the stream's own count
+  // holds, and a count given that differs from it is warned about.
+  const partitions = values.partitions === undefined ? undefined : parseNumberFlag('--partitions', values.partitions, 16);
+  const deadLetter = values['dead-letter-retention'];
+  const deadLetterRetentionMs = deadLetter === undefined ? undefined : parseDuration(deadLetter, '--dead-letter-retention');
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
   const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
 
@@ -75,6 +81,7 @@ async function main(): Promise<void> {
         ackWaitSeconds,
         maxAttempts,
         partitions,
+        deadLetterRetentionMs,
       });
       break;
     } catch (err) {

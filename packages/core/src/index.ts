@@ -15,11 +15,12 @@
  * const client = await DurableClient.connect({ nc });
  * console.log(await client.invoke(hello, { name: 'World' }));
  */
-export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, natsServers } from './config.js';
+export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, formatDuration, natsServers, parseDuration } from './config.js';
 export type { EngineNames } from './config.js';
 export {
   AttemptsExhaustedError,
   CancelledError,
+  ConfigurationError,
   ConflictError,
   ConnectionError,
   DecodeError,

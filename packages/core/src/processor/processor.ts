@@ -69,6 +69,8 @@ export interface ProcessorOptions {
   processorId?: string;
   /** Partitions of the command stream when this processor creates it. @default 16 */
   partitions?: number;
+  /** How long the dead-letter stream keeps a command that could not be decoded, ms; 0 keeps them for good. @default 7 days */
+  deadLetterRetentionMs?: number;
 }
 
 /** Options of {@link Processor.stop}. */
@@ -129,8 +131,9 @@ export class Processor {
   }
 
   /**
-   * Creates the streams, buckets and consumers where missing, joins the processors and
-   * starts consuming its share of the partitions.
+   * Creates the streams, buckets and consumers where missing (and brings those an older
+   * version made to this version's settings), joins the processors and starts consuming
+   * its share of the partitions.
    *
    * @example
    * const processor = await Processor.start({ nc, workflows: [helloWorkflow], services });
@@ -140,7 +143,7 @@ export class Processor {
     const logger = options.logger ?? createLogger({ name: 'processor' });
     const resources = await setupEngine(options.nc, {
       logger,
-      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent', 'partitions']),
+      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent', 'partitions', 'deadLetterRetentionMs']),
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
