@@ -5,8 +5,9 @@
  * what cannot be changed stops the start with an error saying what to do, unless it is
  * harmless, when it is a warning.
  */
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { setTimeout as wait } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -40,6 +41,16 @@ function recorder(): { logger: Logger; said(level: 'info' | 'warn'): string[] } 
   return { logger, said: (level) => records.filter((r) => r.level === levels[level]).map((r) => r.msg) };
 }
 
+/** True once `check` holds, looking again every 100 ms, within 20 s. */
+async function until(check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) return false;
+    await wait(100);
+  }
+  return true;
+}
+
 async function config(stream: string): Promise<StreamConfig> {
   return (await jsm.streams.info(stream)).config;
 }
@@ -51,6 +62,8 @@ describe('setup against what an older version made', () => {
     // One replica each on a 3-node cluster, the state bucket with history 10, no TTLs, dead
     // letters kept for ever, and a command stream from before the timers moved into it.
     await jsm.streams.add({ name: names.commandsStream, subjects: [transform.src], subject_transform: transform, retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: 1 });
+    // A partition's consumer from before partitions had an owner.
+    await jsm.consumers.add(names.commandsStream, { durable_name: 'processor-1-p0', ack_policy: AckPolicy.Explicit, ack_wait: 30 * 1e9, filter_subject: `${names.commandsSubject}.0.>` });
     await jsm.streams.add({ name: names.journalStream, subjects: [`${names.journalSubject}.>`], storage: StorageType.File, num_replicas: 1, allow_direct: true });
     await jsm.streams.add({ name: names.deadLetterStream, subjects: [`${names.deadLetterSubject}.>`], storage: StorageType.File, num_replicas: 1 });
     const kvm = new Kvm(nc);
@@ -74,6 +87,10 @@ describe('setup against what an older version made', () => {
       duplicate_window: 5 * NS_PER_MIN,
     });
     expect([first.partitions, second.partitions]).toEqual([4, 4]);
+    // The old consumer is brought to this version's and follows its stream to 3 replicas.
+    const consumer = await jsm.consumers.info(names.commandsStream, 'processor-1-p0');
+    expect(consumer.config).toMatchObject({ ack_wait: 8 * 1e9, priority_groups: ['owner'], priority_policy: 'pinned_client' });
+    expect(await until(async () => (await jsm.consumers.info(names.commandsStream, 'processor-1-p0')).cluster?.replicas?.length === 2)).toBe(true);
     expect(await config(names.journalStream)).toMatchObject({ num_replicas: 3, allow_msg_ttl: true, allow_direct: true });
     expect(await config(names.deadLetterStream)).toMatchObject({ num_replicas: 3, allow_msg_ttl: true, max_age: 7 * NS_PER_DAY });
     for (const bucket of [names.stateBucket, names.keyedStateBucket, names.awakeablesBucket]) {

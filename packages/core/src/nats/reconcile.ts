@@ -56,7 +56,7 @@ export interface WantedStream {
   /** How lines and errors name it: `stream JOURNAL`, `bucket EXECUTION_STATE`. */
   label: string;
   settings: StreamSettings;
-  /** Creates the stream (a bucket through the KV client); another creating it first is fine. */
+  /** Creates the stream with these settings; another creating it first is fine. */
   create(): Promise<unknown>;
   /**
    * Why losing the stream's records would be harmless, when it would (heartbeats that are
@@ -167,39 +167,31 @@ export interface ReconcileOptions {
  *   server refuses a change; the message says what to do.
  */
 export async function ensureStream(jsm: JetStreamManager, wanted: WantedStream, options: ReconcileOptions = {}): Promise<StreamInfo> {
-  const created = await createStream(jsm, wanted);
-  return reconcileStream(jsm, wanted, { ...options, created });
+  await createStream(jsm, wanted);
+  return reconcileStream(jsm, wanted, options);
 }
 
 /**
  * Creates the stream unless it exists. Safe when several processors start at once.
- * @returns whether this call created it.
  */
-export async function createStream(jsm: JetStreamManager, wanted: WantedStream): Promise<boolean> {
-  return withMetaRetry(wanted.label, async () => {
-    if (await lookUp(jsm, wanted.name)) return false;
+export async function createStream(jsm: JetStreamManager, wanted: WantedStream): Promise<void> {
+  await withMetaRetry(wanted.label, async () => {
+    if (await lookUp(jsm, wanted.name)) return;
     try {
       await wanted.create();
-      return true;
     } catch (err) {
       // Another processor created it between our look and our add.
-      if (isAlreadyInUse(err)) return false;
-      throw err;
+      if (!isAlreadyInUse(err)) throw err;
     }
   });
 }
 
 /**
  * Updates the settings in which the stream differs from the wanted ones, all in one
- * update, and only when one does. A stream just created by this call (`created`) is
- * completed quietly: the KV client cannot create a bucket with every setting.
+ * update, and only when one does.
  * @throws ConfigurationError as {@link ensureStream} does.
  */
-export async function reconcileStream(
-  jsm: JetStreamManager,
-  wanted: WantedStream,
-  options: ReconcileOptions & { created?: boolean } = {},
-): Promise<StreamInfo> {
+export async function reconcileStream(jsm: JetStreamManager, wanted: WantedStream, options: ReconcileOptions = {}): Promise<StreamInfo> {
   const { log } = options;
   return withMetaRetry(wanted.label, async () => {
     const info = await jsm.streams.info(wanted.name);
@@ -224,9 +216,7 @@ export async function reconcileStream(
     const kept = settingChanges(updated.config, wanted).filter((c) => update.some((u) => u.setting === c.setting));
     // A server that does not know a setting ignores it.
     if (kept.length > 0) throw refused(wanted, kept, 'nats-server kept them as they were (a server older than this version needs ignores settings it does not know)');
-    const line = `Updated ${wanted.label}: ${describeChanges(update)}`;
-    if (options.created) log?.debug({ stream: wanted.name }, line);
-    else log?.info({ stream: wanted.name, changes: update.map((c) => `${c.name} ${c.from} → ${c.to}`) }, line);
+    log?.info({ stream: wanted.name, changes: update.map((c) => `${c.name} ${c.from} → ${c.to}`) }, `Updated ${wanted.label}: ${describeChanges(update)}`);
     return updated;
   });
 }

@@ -16,10 +16,10 @@ import {
   type ConsumerConfig,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { engineNames, type EngineNames } from '../config.js';
-import { ConfigurationError } from '../errors.js';
+import { ConfigurationError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createStream, ensureStream, isAlreadyInUse, isNotFound, reconcileStream, type StreamSettings, type WantedStream } from './reconcile.js';
 import { withMetaRetry } from './retry.js';
@@ -103,27 +103,15 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const jsm = await jetstreamManager(nc);
   const { deadLetterRetentionMs = DEFAULT_DEAD_LETTER_RETENTION_MS } = options;
   if (!Number.isSafeInteger(deadLetterRetentionMs) || deadLetterRetentionMs < 0) {
-    throw new ConfigurationError(`dead-letter retention ${deadLetterRetentionMs} ms is not a whole number of ms >= 0 (0 keeps dead letters for good)`);
+    throw new InvalidArgumentError('dead-letter retention', `${deadLetterRetentionMs} is not a whole number of ms >= 0 (0 keeps dead letters for good)`);
   }
 
   log?.info('Setting up JetStream streams...');
-  const partitions = await ensureCommandsStream(jsm, names, replicas, options.partitions, log);
-  await ensureStream(jsm, stream(jsm, names.journalStream, {
-    subjects: [`${names.journalSubject}.>`],
-    ...recordLimits(replicas),
-    allow_direct: true,
-  }), { log });
-  // Commands that could not be decoded, kept for an operator to look at for a while.
-  const retentionNs = deadLetterRetentionMs * NS_PER_MS;
-  await ensureStream(jsm, stream(jsm, names.deadLetterStream, {
-    subjects: [`${names.deadLetterSubject}.>`],
-    ...recordLimits(replicas),
-    max_age: retentionNs,
-    // JetStream refuses a window longer than the max age.
-    duplicate_window: retentionNs > 0 ? Math.min(SERVER_DUPLICATE_WINDOW_NS, retentionNs) : SERVER_DUPLICATE_WINDOW_NS,
-  }), { log });
+  const partitions = await createCommandsStream(jsm, names, replicas, options.partitions, log);
   // Commands only, one consumer per partition: the timers wait in the stream, seen by no
-  // consumer until they fire.
+  // consumer until they fire. Made before the stream is brought to its replicas: JetStream
+  // creates no consumer on a stream while it scales up ("insufficient resources"), and the
+  // consumers made before follow it.
   for (let p = 0; p < partitions; p++) {
     await ensureConsumer(jsm, names.commandsStream, partitionConsumer(consumerName, p), {
       ackWaitSeconds: options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S,
@@ -132,17 +120,20 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
       pinned: true,
     });
   }
-  await ensureIndexResources(nc, jsm, names, replicas, log);
+  await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions), { log });
+  await ensureStream(jsm, stream(jsm, names.journalStream, { subjects: [`${names.journalSubject}.>`], ...recordLimits(replicas), allow_direct: true }), { log });
+  await ensureStream(jsm, deadLetterStream(jsm, names, replicas, deadLetterRetentionMs), { log });
+  await ensureIndexResources(jsm, names, replicas, log);
 
   log?.info('Setting up KV buckets...');
   // History 1: every decision is a compare-and-set on the newest revision, and the older
   // ones only took space. Per-message TTLs let a record carry its own expiry.
   const records = { history: 1, allow_msg_ttl: true };
-  await ensureStream(jsm, bucket(nc, names.stateBucket, replicas, records), { log });
-  await ensureStream(jsm, bucket(nc, names.awakeablesBucket, replicas, records), { log });
-  await ensureStream(jsm, bucket(nc, names.keyedStateBucket, replicas, records), { log });
+  for (const name of [names.stateBucket, names.awakeablesBucket, names.keyedStateBucket]) {
+    await ensureStream(jsm, bucket(jsm, name, replicas, records), { log });
+  }
   await ensureStream(jsm, {
-    ...bucket(nc, names.processorsBucket, replicas, { history: 1, ttl: PROCESSOR_RECORD_TTL_MS }),
+    ...bucket(jsm, names.processorsBucket, replicas, { history: 1, ttl: PROCESSOR_RECORD_TTL_MS }),
     disposable: 'it holds only heartbeats, which the processors write again every second',
   }, { log });
   // The engine decides from these reads, so they go to each stream's leader: a direct get
@@ -179,6 +170,18 @@ function recordLimits(replicas: number): Omit<StreamSettings, 'subjects'> {
   };
 }
 
+/** Commands that could not be decoded, kept for an operator to look at for `retentionMs` (0: for good). */
+function deadLetterStream(jsm: JetStreamManager, names: EngineNames, replicas: number, retentionMs: number): WantedStream {
+  const maxAge = retentionMs * NS_PER_MS;
+  return stream(jsm, names.deadLetterStream, {
+    subjects: [`${names.deadLetterSubject}.>`],
+    ...recordLimits(replicas),
+    max_age: maxAge,
+    // JetStream refuses a de-duplication window longer than the max age.
+    duplicate_window: maxAge > 0 ? Math.min(SERVER_DUPLICATE_WINDOW_NS, maxAge) : SERVER_DUPLICATE_WINDOW_NS,
+  });
+}
+
 /** A stream with these settings, created as they are. */
 function stream(jsm: JetStreamManager, name: string, settings: StreamSettings): WantedStream {
   return { name, label: `stream ${name}`, settings, create: () => jsm.streams.add({ name, ...settings }) };
@@ -193,28 +196,25 @@ interface BucketSettings {
 }
 
 /**
- * A bucket, created by the KV client (which gives its stream the shape buckets have) and
- * reconciled through its stream, `KV_<bucket>`: its history is the stream's messages per subject.
+ * A bucket: its stream `KV_<bucket>`, made as the KV client makes one (subjects
+ * `$KV.<bucket>.>`, roll-ups, discard new), with every setting at once; its history is the
+ * stream's messages per subject.
  */
-function bucket(nc: NatsConnection, name: string, replicas: number, wanted: BucketSettings): WantedStream {
-  const options: Partial<KvOptions> = { history: wanted.history, replicas, storage: StorageType.File, ...(wanted.ttl ? { ttl: wanted.ttl } : {}) };
-  return {
-    name: `KV_${name}`,
-    label: `bucket ${name}`,
-    settings: {
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: replicas,
-      subjects: [`$KV.${name}.>`],
-      max_msgs_per_subject: wanted.history,
-      max_age: (wanted.ttl ?? 0) * NS_PER_MS,
-      max_bytes: -1,
-      discard: DiscardPolicy.New,
-      allow_direct: true,
-      ...(wanted.allow_msg_ttl ? { allow_msg_ttl: true } : {}),
-    },
-    create: () => new Kvm(nc).create(name, options),
+function bucket(jsm: JetStreamManager, name: string, replicas: number, wanted: BucketSettings): WantedStream {
+  const settings: StreamSettings = {
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    subjects: [`$KV.${name}.>`],
+    max_msgs_per_subject: wanted.history,
+    max_age: (wanted.ttl ?? 0) * NS_PER_MS,
+    max_bytes: -1,
+    discard: DiscardPolicy.New,
+    allow_direct: true,
+    ...(wanted.allow_msg_ttl ? { allow_msg_ttl: true } : {}),
   };
+  const stream = `KV_${name}`;
+  return { name: stream, label: `bucket ${name}`, settings, create: () => jsm.streams.add({ name: stream, ...settings, allow_rollup_hdrs: true }) };
 }
 
 /**
@@ -243,19 +243,19 @@ function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: num
 }
 
 /**
- * Creates the command stream with `requested` partitions (default 16), or reconciles the
- * one that exists keeping its count: every processor must agree on it, so the stream's own
- * count wins, and a different request is only warned about.
+ * Creates the command stream with `requested` partitions (default 16), or reads the count
+ * of the one that exists: every processor must agree on it, so the stream's own count wins,
+ * and a different request is only warned about.
  * @returns the stream's partition count.
  */
-async function ensureCommandsStream(
+async function createCommandsStream(
   jsm: JetStreamManager,
   names: EngineNames,
   replicas: number,
   requested: number | undefined,
   log: Logger | undefined,
 ): Promise<number> {
-  const created = await createStream(jsm, commandsStream(jsm, names, replicas, requested ?? DEFAULT_PARTITIONS));
+  await createStream(jsm, commandsStream(jsm, names, replicas, requested ?? DEFAULT_PARTITIONS));
   const info = await withMetaRetry(`stream ${names.commandsStream}`, () => jsm.streams.info(names.commandsStream));
   const partitions = partitionCount(info.config);
   if (partitions === undefined) {
@@ -269,7 +269,6 @@ async function ensureCommandsStream(
       `Stream ${names.commandsStream} keeps its ${partitions} partitions (${requested} asked): the count is fixed when the stream is created; to change it, drain the stream, delete it and start a processor again`,
     );
   }
-  await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions), { log, created });
   return partitions;
 }
 
@@ -283,13 +282,13 @@ function partitionCount(config: StreamConfig): number | undefined {
  * The execution index's stream and handlers bucket (see `execution-index.ts`): one message
  * per subject, so a status change needs one purge and a same-status write none.
  */
-export async function ensureIndexResources(nc: NatsConnection, jsm: JetStreamManager, names: EngineNames, replicas: number, log?: Logger): Promise<void> {
+export async function ensureIndexResources(jsm: JetStreamManager, names: EngineNames, replicas: number, log?: Logger): Promise<void> {
   await ensureStream(jsm, stream(jsm, names.indexStream, {
     subjects: [`${names.indexSubject}.>`],
     ...recordLimits(replicas),
     max_msgs_per_subject: 1,
   }), { log });
-  await ensureStream(jsm, bucket(nc, names.handlersBucket, replicas, { history: 1 }), { log });
+  await ensureStream(jsm, bucket(jsm, names.handlersBucket, replicas, { history: 1 }), { log });
 }
 
 /**
