@@ -172,7 +172,8 @@ async function main(): Promise<void> {
   const idleSeconds = (nowMs() - idleStart) / 1000;
 
   progress(`hello_workflow one at a time: ${SIZES.latency.warmup} warm-up, ${SIZES.latency.n} measured`);
-  const lat = await helloLatency(nc, client, probe, SIZES.latency.warmup, SIZES.latency.n);
+  const watchNc = await connectNats({ servers: cluster.urls, name: 'durable-bench-watch', maxAttempts: 3 });
+  const lat = await helloLatency(nc, watchNc, client, probe, SIZES.latency.warmup, SIZES.latency.n).finally(() => watchNc.close());
   progress(`hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.n)} invocations`);
   const tput = await helloThroughput(jsm, client, probe, SIZES.throughput.n, SIZES.throughput.inFlight);
   progress(`custom_workflow with ${SIZES.shortSteps.names} names, ${SIZES.shortSteps.runs} runs`);

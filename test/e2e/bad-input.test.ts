@@ -103,6 +103,14 @@ describe('bad input', () => {
     }
   });
 
+  it('a dead-letter retention that is not a duration is refused: exit 2, naming the flag', async () => {
+    const run = await runApp('processor', { args: ['--dead-letter-retention', '7 days'], env: serviceEnv(service.port) });
+    expect(run.code, run.output()).toBe(2);
+    expect(run.output()).toContain('invalid --dead-letter-retention: "7 days" is not a duration');
+    expect(stackLines(run)).toEqual([]);
+    expect(run.output()).not.toContain('Processor started');
+  });
+
   it('an unreachable cluster is reported in one line, retried, and SIGTERM exits 0', async () => {
     const proc = startApp('processor', { args: ['--http-port', '0'], env: { ...serviceEnv(service.port), NATS_URL: 'nats://127.0.0.1:1' } });
     const unreachable = guideLine(/WARN NATS unreachable at nats:\/\/127\.0\.0\.1:1: .*; retrying.*/);

@@ -2,7 +2,7 @@
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
  *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16]
- *             [--retention 24h] [--http-port 8080] [--http-host 127.0.0.1] [--http-body-limit 1048576]
+ *             [--retention 24h] [--dead-letter-retention 7d] [--http-port 8080] [--http-host 127.0.0.1] [--http-body-limit 1048576]
  *
  * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, DURABLE_API_TOKEN
  * (the HTTP API's bearer token; unset, the API is open), and the service registry's
@@ -23,7 +23,7 @@ import {
   isTransient,
   loadServiceRegistry,
   onShutdown,
-  parseDurationFlag,
+  parseDuration,
   parseNumberFlag,
   DurableClient,
   Processor,
@@ -43,6 +43,7 @@ async function main(): Promise<void> {
       'max-attempts': { type: 'string' },
       partitions: { type: 'string' },
       retention: { type: 'string' },
+      'dead-letter-retention': { type: 'string' },
       'http-port': { type: 'string' },
       'http-host': { type: 'string', default: DEFAULT_HTTP_HOST },
       'http-body-limit': { type: 'string' },
@@ -51,11 +52,14 @@ async function main(): Promise<void> {
   });
   const maxConcurrent = parseNumberFlag('--max-concurrent', values['max-concurrent'], 100);
   const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 8);
-  // Only when this processor creates the command stream; afterwards the stream's own count holds.
-  const partitions = parseNumberFlag('--partitions', values.partitions, 16);
+  // Only when this processor creates the command stream; afterwards the stream's own count
+  // holds, and a count given that differs from it is warned about.
+  const partitions = values.partitions === undefined ? undefined : parseNumberFlag('--partitions', values.partitions, 16);
+  const deadLetter = values['dead-letter-retention'];
+  const deadLetterRetentionMs = deadLetter === undefined ? undefined : parseDuration(deadLetter, '--dead-letter-retention');
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);
   // How long ended invocations are kept (workflows may set their own); 0 keeps them.
-  const retentionMs = parseDurationFlag('--retention', values.retention, DEFAULT_RETENTION_MS);
+  const retentionMs = values.retention === undefined ? DEFAULT_RETENTION_MS : parseDuration(values.retention, '--retention');
   const httpPort = parseNumberFlag('--http-port', values['http-port'], 8080, 0);
   const httpHost = values['http-host'];
   const httpBodyLimit = parseNumberFlag('--http-body-limit', values['http-body-limit'], DEFAULT_HTTP_BODY_LIMIT);
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
         maxAttempts,
         partitions,
         retentionMs,
+        deadLetterRetentionMs,
       });
       break;
     } catch (err) {

@@ -178,6 +178,59 @@ export function derivedInvocationId(senderId: string, step: number): string {
   return id.length <= 128 ? id : `${createHash('sha256').update(senderId).digest('base64url')}/${step}`;
 }
 
+/** Milliseconds per unit of a written duration, longest first (how {@link formatDuration} writes them). */
+const DURATION_UNITS_MS: ReadonlyMap<string, number> = new Map([
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1_000],
+  ['ms', 1],
+]);
+/** Numbers each with a unit; `ms` before `m`, so that `90ms` is not read as 90 minutes and an `s`. */
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+$/;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/g;
+
+/**
+ * Reads a duration: a whole number of milliseconds (`1500`), or numbers each with a unit
+ * `d`, `h`, `m`, `s` or `ms`, one after another (`7d`, `24h`, `90m`, `1h30m`, `30s`, `1.5s`).
+ * `0` is zero; what it means (often "keep forever") is the caller's to say.
+ *
+ * @example
+ * parseDuration('7d', '--dead-letter-retention'); // 604_800_000
+ * @param what names the value in the error, e.g. the flag it came from.
+ * @returns whole milliseconds.
+ * @throws InvalidArgumentError naming `what` and the value.
+ */
+export function parseDuration(text: string, what = 'duration'): number {
+  const value = text.trim();
+  let ms = Number.NaN;
+  if (/^\d+$/.test(value)) ms = Number(value);
+  else if (DURATION.test(value)) {
+    ms = 0;
+    for (const [, amount, unit] of value.matchAll(DURATION_PART)) ms += Number(amount) * (DURATION_UNITS_MS.get(unit ?? '') ?? Number.NaN);
+  }
+  if (!Number.isSafeInteger(Math.round(ms))) {
+    throw new InvalidArgumentError(
+      what,
+      `${JSON.stringify(text)} is not a duration: write milliseconds (1500) or numbers with a unit d, h, m, s or ms (7d, 24h, 90m, 1h30m, 30s)`,
+    );
+  }
+  return Math.round(ms);
+}
+
+/** Writes milliseconds the way {@link parseDuration} reads them: `7d`, `1h30m`, `250ms`, `0`. */
+export function formatDuration(ms: number): string {
+  if (!Number.isSafeInteger(ms) || ms <= 0) return String(ms);
+  let rest = ms;
+  let text = '';
+  for (const [unit, size] of DURATION_UNITS_MS) {
+    const count = Math.floor(rest / size);
+    if (count > 0) text += `${count}${unit}`;
+    rest -= count * size;
+  }
+  return text;
+}
+
 function hasControlCharacter(s: string): boolean {
   for (const ch of s) {
     const code = ch.codePointAt(0) ?? 0;

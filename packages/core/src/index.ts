@@ -15,11 +15,12 @@
  * const client = await DurableClient.connect({ nc });
  * console.log(await client.invoke(hello, { name: 'World' }));
  */
-export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, natsServers } from './config.js';
+export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, formatDuration, natsServers, parseDuration } from './config.js';
 export type { EngineNames } from './config.js';
 export {
   AttemptsExhaustedError,
   CancelledError,
+  ConfigurationError,
   ConflictError,
   ConnectionError,
   DecodeError,
@@ -91,7 +92,7 @@ export {
   JournalEntrySchema,
 } from './gen/durable/durable_pb.js';
 export type { AwakeableState, Command, ExecutionState, JournalEntry } from './gen/durable/durable_pb.js';
-export { onShutdown, parseDurationFlag, parseNumberFlag } from './cli.js';
+export { onShutdown, parseNumberFlag } from './cli.js';
 export { createGrpcInvoker, isTransientStatus, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CHANNEL_OPTIONS } from './services/grpc-invoker.js';
 export type { GrpcInvokerOptions } from './services/grpc-invoker.js';
 export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_FILE } from './services/service-registry.js';

@@ -172,10 +172,10 @@ export class WorkflowQueries {
    * operator's tool, safe while processors run.
    */
   async reindex(): Promise<ReindexResult> {
-    const { nc, names, stateKv } = this.#handles;
+    const { names, stateKv } = this.#handles;
     const jsm = await this.#manager();
     const replicas = (await jsm.streams.info(`KV_${names.stateBucket}`)).config.num_replicas;
-    await ensureIndexResources(nc, jsm, names, replicas);
+    await ensureIndexResources(jsm, names, replicas);
     const ids: string[] = [];
     for await (const key of await stateKv.keys()) ids.push(key);
     let indexed = 0;

@@ -1,8 +1,8 @@
 import { NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { JetStreamApiError, JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
 import { describe, expect, it } from 'vitest';
-import { ConflictError, FencedError, UnavailableError } from '../errors.js';
-import { isTransient, withRetry } from './retry.js';
+import { ConfigurationError, ConflictError, ConnectionError, FencedError, UnavailableError } from '../errors.js';
+import { isTransient, withMetaRetry, withRetry } from './retry.js';
 
 /** A call that fails with `errors` in turn, then answers `done`. */
 function failing(...errors: Error[]): { call: () => Promise<string>; calls: () => number } {
@@ -52,5 +52,24 @@ describe('the retry rule', () => {
     expect(err).toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) });
     expect((err as UnavailableError).message).toContain('submit to COMMANDS');
     expect((err as UnavailableError).cause).toBeInstanceOf(jserrors.JetStreamNotEnabled);
+  });
+});
+
+describe("setting up's retry rule", () => {
+  it('tries every error again, but throws a ConfigurationError at once', async () => {
+    const settling = failing(new JetStreamApiError({ code: 503, err_code: 10023, description: 'insufficient resources' }), new Error('anything'));
+    expect(await withMetaRetry('stream JOURNAL', settling.call)).toBe('done');
+    expect(settling.calls()).toBe(3);
+
+    const misconfigured = failing(new ConfigurationError('stream JOURNAL uses memory storage'));
+    await expect(withMetaRetry('stream JOURNAL', misconfigured.call)).rejects.toBeInstanceOf(ConfigurationError);
+    expect(misconfigured.calls()).toBe(1);
+  });
+
+  it('gives up at the deadline with a ConnectionError naming what it set up', async () => {
+    const down = { call: async () => Promise.reject(new Error('no suitable peers')) };
+    const err = await withMetaRetry('bucket EXECUTION_STATE', down.call, 120).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect((err as ConnectionError).message).toBe('could not set up bucket EXECUTION_STATE: no suitable peers');
   });
 });

@@ -12,7 +12,7 @@ import { NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } fro
 // The status and not-enabled errors are exported only by the client's internal module.
 import { JetStreamApiError, JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
 import { setTimeout as wait } from 'node:timers/promises';
-import { errorMessage, UnavailableError } from '../errors.js';
+import { ConfigurationError, ConnectionError, errorMessage, UnavailableError } from '../errors.js';
 
 /** How long a call is retried by default, ms. */
 export const DEFAULT_RETRY_DEADLINE_MS = 10_000;
@@ -71,6 +71,31 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, options
       }
       // Jittered, so that clients turned away together do not come back together.
       await wait(Math.min(left, backoff / 2 + Math.random() * backoff));
+    }
+  }
+}
+
+/** How long setting up the engine's streams, buckets and consumers is retried, ms. */
+const SETUP_DEADLINE_MS = 30_000;
+
+/**
+ * Setting up's rule: retries until the deadline, then gives up with a clear error. Just
+ * after a cluster starts, and on a loaded machine, JetStream answers "not enabled", "no
+ * suitable peers for placement" or nothing at all for a few seconds before its meta leader
+ * settles; these look like configuration errors but pass, so every error is retried except
+ * a {@link ConfigurationError}, the engine's own verdict that only an operator can change.
+ * @param what names the resource in the error, e.g. `stream COMMANDS`.
+ * @throws ConnectionError when the deadline passes.
+ */
+export async function withMetaRetry<T>(what: string, fn: () => Promise<T>, deadlineMs = SETUP_DEADLINE_MS): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ConfigurationError) throw err;
+      if (Date.now() > deadline) throw new ConnectionError(`could not set up ${what}: ${errorMessage(err)}`, { cause: err });
+      await wait(250);
     }
   }
 }

@@ -1,13 +1,14 @@
 /**
- * Creates the engine's streams, bucket and consumer where missing. Idempotent and safe
- * when several processors start at once: whoever creates a resource first wins and the
- * others use it as it is.
+ * Creates the engine's streams, buckets and consumers where missing, and brings those an
+ * older version made (or a hand misconfigured) to the settings this version wants, where
+ * JetStream can change them (see `reconcile.ts`). Idempotent and safe when several
+ * processors start at once: whoever creates a resource first wins, and every processor
+ * changes the others' settings to the same values.
  */
 import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   jetstreamManager,
@@ -17,10 +18,11 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { setTimeout as wait } from 'node:timers/promises';
 import { engineNames, type EngineNames } from '../config.js';
-import { ConfigurationError, ConnectionError, errorMessage } from '../errors.js';
+import { ConfigurationError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { createStream, ensureStream, isAlreadyInUse, isNotFound, reconcileStream, type StreamSettings, type WantedStream } from './reconcile.js';
+import { withMetaRetry } from './retry.js';
 
 /** Options of {@link setupEngine}. */
 export interface SetupOptions {
@@ -36,10 +38,15 @@ export interface SetupOptions {
   maxConcurrent?: number;
   /**
    * Partitions of the command stream, fixed when the stream is created (a processor joining
-   * later reads the stream's own count). @default 16
+   * later reads the stream's own count, and warns when it was given another). @default 16
    */
   partitions?: number;
-  /** Where the guide's setup lines go. */
+  /**
+   * How long the dead-letter stream keeps a command that could not be decoded, ms (the
+   * stream's max age); 0 keeps them for good. @default 7 days
+   */
+  deadLetterRetentionMs?: number;
+  /** Where the guide's setup lines go, and what was changed in an existing resource. */
   logger?: Logger;
 }
 
@@ -59,12 +66,19 @@ export interface EngineResources {
   processorsKv: KV;
 }
 
-const DUPLICATE_WINDOW_NS = 5 * 60 * 1e9;
+const NS_PER_MS = 1e6;
+const NS_PER_S = 1e9;
+/** The command stream's de-duplication window, ns. */
+const DUPLICATE_WINDOW_NS = 5 * 60 * NS_PER_S;
+/** JetStream's de-duplication window when none is given, ns. */
+const SERVER_DUPLICATE_WINDOW_NS = 2 * 60 * NS_PER_S;
 
 /** How long a processor's record outlives its last renewal (dead processors' records go), ms. */
 const PROCESSOR_RECORD_TTL_MS = 60_000;
 /** Default number of command partitions. */
 export const DEFAULT_PARTITIONS = 16;
+/** Default of {@link SetupOptions.deadLetterRetentionMs}: 7 days. */
+export const DEFAULT_DEAD_LETTER_RETENTION_MS = 7 * 24 * 60 * 60 * 1_000;
 /** The priority group whose one pinned client owns a partition. */
 export const OWNER_GROUP = 'owner';
 /**
@@ -80,39 +94,24 @@ export function partitionConsumer(consumerName: string, partition: number): stri
   return `${consumerName}-p${partition}`;
 }
 
-const NS_PER_S = 1e9;
-
-/** Creates whatever of the engine's JetStream resources is missing. */
+/** Creates whatever of the engine's JetStream resources is missing, and reconciles the rest. */
 export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}): Promise<EngineResources> {
   const names = engineNames(options.namespace);
   const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
   const consumerName = options.consumerName ?? 'processor-1';
   const log = options.logger;
   const jsm = await jetstreamManager(nc);
+  const { deadLetterRetentionMs = DEFAULT_DEAD_LETTER_RETENTION_MS } = options;
+  if (!Number.isSafeInteger(deadLetterRetentionMs) || deadLetterRetentionMs < 0) {
+    throw new InvalidArgumentError('dead-letter retention', `${deadLetterRetentionMs} is not a whole number of ms >= 0 (0 keeps dead letters for good)`);
+  }
 
   log?.info('Setting up JetStream streams...');
-  // Commands are published on `commands.<key>` and stored on `commands.<partition>.<key>`:
-  // the server maps each key to one partition, and each partition has one owner at a time.
-  // The durable timers are scheduled messages in the same stream: a schedule's target must
-  // be a subject of its own stream (see `timers.ts`).
-  const partitions = await ensureCommandsStream(nc, jsm, names, replicas, options.partitions ?? DEFAULT_PARTITIONS);
-  await ensureStream(jsm, {
-    name: names.journalStream,
-    subjects: [`${names.journalSubject}.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    num_replicas: replicas,
-    allow_direct: true,
-  });
-  await ensureStream(jsm, {
-    name: names.deadLetterStream,
-    subjects: [`${names.deadLetterSubject}.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    num_replicas: replicas,
-  });
+  const partitions = await createCommandsStream(jsm, names, replicas, options.partitions, log);
   // Commands only, one consumer per partition: the timers wait in the stream, seen by no
-  // consumer until they fire.
+  // consumer until they fire. Made before the stream is brought to its replicas: JetStream
+  // creates no consumer on a stream while it scales up ("insufficient resources"), and the
+  // consumers made before follow it.
   for (let p = 0; p < partitions; p++) {
     await ensureConsumer(jsm, names.commandsStream, partitionConsumer(consumerName, p), {
       ackWaitSeconds: options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S,
@@ -121,32 +120,33 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
       pinned: true,
     });
   }
-  await ensureIndexResources(nc, jsm, names, replicas);
+  await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions), { log });
+  await ensureStream(jsm, stream(jsm, names.journalStream, { subjects: [`${names.journalSubject}.>`], ...recordLimits(replicas), allow_direct: true }), { log });
+  await ensureStream(jsm, deadLetterStream(jsm, names, replicas, deadLetterRetentionMs), { log });
+  await ensureIndexResources(jsm, names, replicas, log);
 
   log?.info('Setting up KV buckets...');
-  const stateKv = await withMetaRetry(`bucket ${names.stateBucket}`, () =>
-    new Kvm(nc).create(names.stateBucket, { history: 10, replicas, storage: StorageType.File }),
-  );
-  const awakeablesKv = await withMetaRetry(`bucket ${names.awakeablesBucket}`, () =>
-    new Kvm(nc).create(names.awakeablesBucket, { history: 1, replicas, storage: StorageType.File }),
-  );
-  const keyedStateKv = await withMetaRetry(`bucket ${names.keyedStateBucket}`, () =>
-    new Kvm(nc).create(names.keyedStateBucket, { history: 5, replicas, storage: StorageType.File }),
-  );
+  // History 1: every decision is a compare-and-set on the newest revision, and the older
+  // ones only took space. Per-message TTLs let a record carry its own expiry.
+  const records = { history: 1, allow_msg_ttl: true };
+  for (const name of [names.stateBucket, names.awakeablesBucket, names.keyedStateBucket]) {
+    await ensureStream(jsm, bucket(jsm, name, replicas, records), { log });
+  }
+  await ensureStream(jsm, {
+    ...bucket(jsm, names.processorsBucket, replicas, { history: 1, ttl: PROCESSOR_RECORD_TTL_MS }),
+    disposable: 'it holds only heartbeats, which the processors write again every second',
+  }, { log });
   // The engine decides from these reads, so they go to each stream's leader: a direct get
   // may be answered by a replica that has not applied the latest write yet.
   const kvm = new Kvm(nc);
   const leaderReads = { allow_direct: false };
-  const processorsKv = await withMetaRetry(`bucket ${names.processorsBucket}`, () =>
-    new Kvm(nc).create(names.processorsBucket, { history: 1, replicas, storage: StorageType.File, ttl: PROCESSOR_RECORD_TTL_MS }),
-  );
   return {
     names,
     jsm,
     stateKv: await kvm.open(names.stateBucket, leaderReads),
     awakeablesKv: await kvm.open(names.awakeablesBucket, leaderReads),
     keyedStateKv: await kvm.open(names.keyedStateBucket, leaderReads),
-    processorsKv,
+    processorsKv: await kvm.open(names.processorsBucket),
     replicas,
     consumerName,
     partitions,
@@ -156,20 +156,76 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
 /** Default seconds a delivered command may go without word from its processor. */
 export const DEFAULT_ACK_WAIT_S = 8;
 
+/** Limits retention on file storage, no limit but those given: what holds the engine's records. */
+function recordLimits(replicas: number): Omit<StreamSettings, 'subjects'> {
+  return {
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msgs_per_subject: -1,
+    max_age: 0,
+    max_bytes: -1,
+    discard: DiscardPolicy.Old,
+    allow_msg_ttl: true,
+  };
+}
+
+/** Commands that could not be decoded, kept for an operator to look at for `retentionMs` (0: for good). */
+function deadLetterStream(jsm: JetStreamManager, names: EngineNames, replicas: number, retentionMs: number): WantedStream {
+  const maxAge = retentionMs * NS_PER_MS;
+  return stream(jsm, names.deadLetterStream, {
+    subjects: [`${names.deadLetterSubject}.>`],
+    ...recordLimits(replicas),
+    max_age: maxAge,
+    // JetStream refuses a de-duplication window longer than the max age.
+    duplicate_window: maxAge > 0 ? Math.min(SERVER_DUPLICATE_WINDOW_NS, maxAge) : SERVER_DUPLICATE_WINDOW_NS,
+  });
+}
+
+/** A stream with these settings, created as they are. */
+function stream(jsm: JetStreamManager, name: string, settings: StreamSettings): WantedStream {
+  return { name, label: `stream ${name}`, settings, create: () => jsm.streams.add({ name, ...settings }) };
+}
+
+/** What a bucket wants beyond its replicas. */
+interface BucketSettings {
+  history: number;
+  /** How long a record outlives its last write, ms. */
+  ttl?: number;
+  allow_msg_ttl?: boolean;
+}
+
 /**
- * Creates the command stream with `partitions` partitions, or reads the count of the one
- * that exists (every processor must agree on it, so the stream's own count wins).
+ * A bucket: its stream `KV_<bucket>`, made as the KV client makes one (subjects
+ * `$KV.<bucket>.>`, roll-ups, discard new), with every setting at once; its history is the
+ * stream's messages per subject.
  */
-async function ensureCommandsStream(
-  nc: NatsConnection,
-  jsm: JetStreamManager,
-  names: EngineNames,
-  replicas: number,
-  partitions: number,
-): Promise<number> {
+function bucket(jsm: JetStreamManager, name: string, replicas: number, wanted: BucketSettings): WantedStream {
+  const settings: StreamSettings = {
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    subjects: [`$KV.${name}.>`],
+    max_msgs_per_subject: wanted.history,
+    max_age: (wanted.ttl ?? 0) * NS_PER_MS,
+    max_bytes: -1,
+    discard: DiscardPolicy.New,
+    allow_direct: true,
+    ...(wanted.allow_msg_ttl ? { allow_msg_ttl: true } : {}),
+  };
+  const stream = `KV_${name}`;
+  return { name: stream, label: `bucket ${name}`, settings, create: () => jsm.streams.add({ name: stream, ...settings, allow_rollup_hdrs: true }) };
+}
+
+/**
+ * The command stream: commands are published on `commands.<key>` and stored on
+ * `commands.<partition>.<key>`; the server maps each key to one partition, and each
+ * partition has one owner at a time. The durable timers are scheduled messages in the same
+ * stream: a schedule's target must be a subject of its own stream (see `timers.ts`).
+ */
+function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: number, partitions: number): WantedStream {
   const source = `${names.commandsSubject}.*`;
-  const config: Partial<StreamConfig> & { name: string } = {
-    name: names.commandsStream,
+  return stream(jsm, names.commandsStream, {
     // One token after the prefix: a key with a dot is refused at publish, never stored unread.
     subjects: [source, `${names.timersSubject}.>`],
     subject_transform: { src: source, dest: `${names.commandsSubject}.{{partition(${partitions},1)}}.{{wildcard(1)}}` },
@@ -177,80 +233,67 @@ async function ensureCommandsStream(
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: replicas,
-    // No max age: an unprocessed command is never dropped by the stream.
+    // No max age or other limit: an unprocessed command is never dropped by the stream.
+    max_msgs_per_subject: -1,
+    max_age: 0,
+    max_bytes: -1,
     duplicate_window: DUPLICATE_WINDOW_NS,
     discard: DiscardPolicy.Old,
-  };
-  await ensureStream(jsm, config);
-  await allowTimers(nc, jsm, config);
+  });
+}
+
+/**
+ * Creates the command stream with `requested` partitions (default 16), or reads the count
+ * of the one that exists: every processor must agree on it, so the stream's own count wins,
+ * and a different request is only warned about.
+ * @returns the stream's partition count.
+ */
+async function createCommandsStream(
+  jsm: JetStreamManager,
+  names: EngineNames,
+  replicas: number,
+  requested: number | undefined,
+  log: Logger | undefined,
+): Promise<number> {
+  await createStream(jsm, commandsStream(jsm, names, replicas, requested ?? DEFAULT_PARTITIONS));
   const info = await withMetaRetry(`stream ${names.commandsStream}`, () => jsm.streams.info(names.commandsStream));
-  const count = /\{\{\s*partition\((\d+)/i.exec(info.config.subject_transform?.dest ?? '')?.[1];
-  if (count === undefined) {
+  const partitions = partitionCount(info.config);
+  if (partitions === undefined) {
     throw new ConfigurationError(
       `stream ${names.commandsStream} has no partition mapping (created by an older version): drain it, delete it, and start a processor again`,
     );
   }
-  return Number(count);
+  if (requested !== undefined && requested !== partitions) {
+    log?.warn(
+      { stream: names.commandsStream, partitions, requested },
+      `Stream ${names.commandsStream} keeps its ${partitions} partitions (${requested} asked): the count is fixed when the stream is created; to change it, drain the stream, delete it and start a processor again`,
+    );
+  }
+  return partitions;
+}
+
+/** The `N` of the command stream's `{{partition(N,1)}}` mapping. */
+function partitionCount(config: StreamConfig): number | undefined {
+  const count = /\{\{\s*partition\((\d+)/i.exec(config.subject_transform?.dest ?? '')?.[1];
+  return count === undefined ? undefined : Number(count);
 }
 
 /**
  * The execution index's stream and handlers bucket (see `execution-index.ts`): one message
  * per subject, so a status change needs one purge and a same-status write none.
  */
-export async function ensureIndexResources(nc: NatsConnection, jsm: JetStreamManager, names: EngineNames, replicas: number): Promise<void> {
-  await ensureStream(jsm, {
-    name: names.indexStream,
+export async function ensureIndexResources(jsm: JetStreamManager, names: EngineNames, replicas: number, log?: Logger): Promise<void> {
+  await ensureStream(jsm, stream(jsm, names.indexStream, {
     subjects: [`${names.indexSubject}.>`],
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    num_replicas: replicas,
+    ...recordLimits(replicas),
     max_msgs_per_subject: 1,
-  });
-  await withMetaRetry(`bucket ${names.handlersBucket}`, () =>
-    new Kvm(nc).create(names.handlersBucket, { history: 1, replicas, storage: StorageType.File }),
-  );
-}
-
-/** Creates a stream if it does not exist; an existing one is used as it is. */
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
-  await withMetaRetry(`stream ${config.name}`, async () => {
-    try {
-      await jsm.streams.info(config.name);
-      return;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    try {
-      await jsm.streams.add(config);
-    } catch (err) {
-      // Another processor created it between our look and our add.
-      if (!isAlreadyInUse(err)) throw err;
-    }
-  });
+  }), { log });
+  await ensureStream(jsm, bucket(jsm, names.handlersBucket, replicas, { history: 1 }), { log });
 }
 
 /**
- * A COMMANDS stream made before the timers moved into it (from a stream of their own) gets
- * their subjects and message schedules.
- * @throws ConnectionError when the server keeps no message schedules (before nats-server 2.12).
- */
-async function allowTimers(nc: NatsConnection, jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
-  const subjects = config.subjects ?? [];
-  const allowed = await withMetaRetry(`timers on stream ${config.name}`, async () => {
-    const info = await jsm.streams.info(config.name);
-    if (info.config.allow_msg_schedules === true && subjects.every((s) => info.config.subjects.includes(s))) return true;
-    const updated = await jsm.streams.update(config.name, { ...info.config, subjects, allow_msg_schedules: true });
-    return updated.config.allow_msg_schedules === true;
-  });
-  // An older server ignores the setting: its timers would never fire.
-  if (!allowed) {
-    throw new ConnectionError(`stream ${config.name} keeps no message schedules: durable timers need nats-server 2.12 or newer (this one is ${nc.info?.version ?? 'unknown'})`);
-  }
-}
-
-/**
- * Creates a durable pull consumer, or brings its ack wait and limit of pending acks to the
- * given values. No max deliver: the processor counts attempts itself and records a
+ * Creates a durable pull consumer, or brings its ack wait, limit of pending acks and
+ * priority group to the given values. No max deliver: the processor counts attempts itself and records a
  * failure with its reason, where a server-side limit would drop the command silently.
  */
 async function ensureConsumer(jsm: JetStreamManager, stream: string, name: string, options: ConsumerSettings): Promise<void> {
@@ -262,7 +305,7 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, name: strin
   await withMetaRetry(`consumer ${name}`, async () => {
     try {
       const info = await jsm.consumers.info(stream, name);
-      if (info.config.ack_wait !== wanted.ack_wait || info.config.max_ack_pending !== wanted.max_ack_pending) {
+      if ((Object.keys(wanted) as Array<keyof ConsumerConfig>).some((k) => JSON.stringify(info.config[k]) !== JSON.stringify(wanted[k]))) {
         await jsm.consumers.update(stream, name, wanted);
       }
       return;
@@ -291,31 +334,4 @@ interface ConsumerSettings {
   filterSubject?: string;
   /** One pinned client at a time (a partition's owner), see {@link OWNER_GROUP}. */
   pinned?: boolean;
-}
-
-/**
- * Retries until the deadline, then gives up with a clear error. Just after a cluster
- * starts, and on a loaded machine, JetStream answers "not enabled", "no suitable peers for
- * placement" or nothing at all for a few seconds before its meta leader settles; these
- * look like configuration errors but pass, so every error is retried.
- */
-async function withMetaRetry<T>(what: string, fn: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw new ConnectionError(`could not set up ${what}: ${errorMessage(err)}`, { cause: err });
-      await wait(250);
-    }
-  }
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
-}
-
-function isAlreadyInUse(err: unknown): boolean {
-  // 10058: stream name in use; 10148: consumer already exists; 10013: consumer name in use.
-  return err instanceof JetStreamApiError && [10058, 10148, 10013].includes(err.code);
 }

@@ -75,6 +75,8 @@ export interface ProcessorOptions {
    * workflows that set no `retention` of their own; 0 keeps them. @default 24 h
    */
   retentionMs?: number;
+  /** How long the dead-letter stream keeps a command that could not be decoded, ms; 0 keeps them for good. @default 7 days */
+  deadLetterRetentionMs?: number;
 }
 
 /** Options of {@link Processor.stop}. */
@@ -135,8 +137,9 @@ export class Processor {
   }
 
   /**
-   * Creates the streams, buckets and consumers where missing, joins the processors and
-   * starts consuming its share of the partitions.
+   * Creates the streams, buckets and consumers where missing (and brings those an older
+   * version made to this version's settings), joins the processors and starts consuming
+   * its share of the partitions.
    *
    * @example
    * const processor = await Processor.start({ nc, workflows: [helloWorkflow], services });
@@ -146,7 +149,7 @@ export class Processor {
     const logger = options.logger ?? createLogger({ name: 'processor' });
     const resources = await setupEngine(options.nc, {
       logger,
-      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent', 'partitions']),
+      ...pick(options, ['namespace', 'replicas', 'consumerName', 'ackWaitSeconds', 'maxConcurrent', 'partitions', 'deadLetterRetentionMs']),
     });
     const js = jetstream(options.nc);
     const workflows = options.workflows instanceof WorkflowRegistry ? options.workflows : new WorkflowRegistry(options.workflows);
