@@ -18,6 +18,7 @@
 export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, natsServers } from './config.js';
 export type { EngineNames } from './config.js';
 export {
+  AccessDeniedError,
   AttemptsExhaustedError,
   CancelledError,
   ConflictError,
@@ -66,6 +67,8 @@ export { MIN_NATS_SERVER_VERSION } from './nats/server-version.js';
 export { DEFAULT_RETRY_DEADLINE_MS, isTransient, withRetry } from './nats/retry.js';
 export type { RetryOptions } from './nats/retry.js';
 export type { ConnectOptions } from './nats/connection.js';
+export { connectionSettings, redactServer } from './nats/connection-settings.js';
+export type { ConnectionSettings } from './nats/connection-settings.js';
 export { setupEngine } from './nats/setup.js';
 export type { EngineResources, SetupOptions } from './nats/setup.js';
 export { decodeState } from './nats/state-store.js';
@@ -97,7 +100,9 @@ export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_F
 export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions } from './services/service-registry.js';
 export { findProtoDir, loadProtoServices, ProtoServices, PROTO_LOADER_OPTIONS } from './services/proto-services.js';
 export type { ProtoDirOptions, ProtoMethod, ProtoService } from './services/proto-services.js';
-export { listenInsecure, metadataValue, shutdownServer } from './services/grpc-server.js';
+export { listenInsecure, listenTls, metadataValue, shutdownServer } from './services/grpc-server.js';
+export type { ServerTls } from './services/grpc-server.js';
+export { readPemFile, readSettingFile } from './files.js';
 export { LocalRuntime } from './local/local-runtime.js';
 export type { LocalRunOptions, LocalRuntimeOptions } from './local/local-runtime.js';
 export type { TimerRequest, TimerScheduler } from './engine/stores.js';
