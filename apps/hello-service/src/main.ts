@@ -44,9 +44,8 @@ function serverTls(certFile: string | undefined, keyFile: string | undefined, ca
     if (caFile !== undefined) throw new InvalidArgumentError('--tls-ca', 'needs --tls-cert and --tls-key');
     return undefined;
   }
-  if (certFile === undefined || keyFile === undefined) {
-    throw new InvalidArgumentError(certFile === undefined ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
-  }
+  if (certFile === undefined) throw new InvalidArgumentError('--tls-key', 'needs --tls-cert too');
+  if (keyFile === undefined) throw new InvalidArgumentError('--tls-cert', 'needs --tls-key too');
   const read = (flag: string, file: string, kind: 'CERTIFICATE' | 'PRIVATE KEY') => Buffer.from(readPemFile(flag, file, kind));
   return {
     cert: read('--tls-cert', certFile, 'CERTIFICATE'),

@@ -3,8 +3,10 @@
  *
  *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16] [--http-port 8080]
  *
- * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, and the service
- * registry's SERVICE_<NAME>_ADDRESS overrides.
+ * Env: NATS_URL (comma-separated servers) and the credentials and TLS files of a secured
+ * cluster (NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT,
+ * NATS_KEY), LOG_LEVEL, LOG_FORMAT=json, SERVICES_CONFIG and the service registry's
+ * SERVICE_<NAME>_ADDRESS overrides.
  */
 import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';

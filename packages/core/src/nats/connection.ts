@@ -5,7 +5,7 @@
  * at once, in one line. Credentials and TLS come from the environment
  * (see connection-settings.ts for the variables).
  */
-import { connect, errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
+import { connect, errors as natsErrors, type NatsConnection, type ReconnectToServerHandler } from '@nats-io/transport-node';
 import { setTimeout as wait } from 'node:timers/promises';
 import { AccessDeniedError, ConnectionError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -63,10 +63,12 @@ async function connectWithRetries(options: ConnectOptions): Promise<NatsConnecti
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   const retryDelayMs = options.retryDelayMs ?? 2_000;
   for (let attempt = 1; ; attempt++) {
+    const firstDials = new FirstDials();
     try {
-      return await connect({
+      const nc = await connect({
         servers: settings.servers,
         ...settings.options,
+        reconnectToServer: firstDials.handler,
         ...(options.name ? { name: options.name } : {}),
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
@@ -79,6 +81,8 @@ async function connectWithRetries(options: ConnectOptions): Promise<NatsConnecti
         // the hot path, where requests are many and their errors say what they are anyway.
         noAsyncTraces: true,
       });
+      firstDials.connected = true;
+      return nc;
     } catch (err) {
       const denied = await refusal(err, settings);
       if (denied !== undefined) throw new AccessDeniedError(servers, denied, { cause: err });
@@ -107,10 +111,43 @@ async function refusal(err: unknown, settings: ConnectionSettings): Promise<stri
     const code = 'code' in e && typeof e.code === 'string' ? e.code : '';
     if (/^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT)/.test(code)) return describeTlsError(e);
   }
-  if (!(err instanceof natsErrors.TimeoutError)) return undefined;
+  if (!(err instanceof natsErrors.TimeoutError) && !FirstDials.gaveUp(err)) return undefined;
   const tls = settings.options.tls ?? {};
   const reasons = await Promise.all(settings.servers.map((server) => probeTls(hostPort(server), { tls })));
   return reasons.find((reason) => reason !== undefined);
+}
+
+/**
+ * Bounds the first connect to one dial per server. nats.js adds the servers a cluster
+ * announces in its INFO to its list on every attempt, and retries what fails after that
+ * INFO (a TLS handshake the server refuses) without end, even on a first connect; past the
+ * first connect, reconnects go on as nats.js does them.
+ */
+class FirstDials {
+  /** Set once connected: from then on every dial is nats.js's own choice. */
+  connected = false;
+  readonly #dialed = new Set<string>();
+
+  /** True when `err` is the first connect given up by {@link FirstDials}. */
+  static gaveUp(err: unknown): boolean {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof EveryServerTried) return true;
+    return false;
+  }
+
+  /** nats.js's `reconnectToServer`: a throw ends its first connect with that error as the cause. */
+  readonly handler: ReconnectToServerHandler = (pool) => {
+    const next = pool[0];
+    if (this.connected || next === undefined) return null;
+    if (this.#dialed.has(next.listen)) throw new EveryServerTried();
+    this.#dialed.add(next.listen);
+    return null;
+  };
+}
+
+class EveryServerTried extends Error {
+  constructor() {
+    super('every server was tried once and none took the connection');
+  }
 }
 
 /** `host:port` of a server URL (nats.js's default port when it has none). */

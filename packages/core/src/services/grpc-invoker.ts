@@ -170,8 +170,11 @@ class GrpcInvoker implements ServiceInvoker {
   #toError(err: ServiceError, service: string, method: string): Error {
     const code = typeof err.code === 'number' ? err.code : Status.UNKNOWN;
     const name = Status[code] ?? String(code);
-    // A failed TLS handshake (a client certificate the service requires, missing) comes as UNAVAILABLE with OpenSSL's text.
+    // A failed TLS handshake (a client certificate the service requires, missing) comes as
+    // UNAVAILABLE with OpenSSL's multi-line text; made one line here, in the cause too, which logs print.
     const details = withOpensslReasons(err.details);
+    err.details = details;
+    err.message = withOpensslReasons(err.message);
     if (this.#closed || isTransientStatus(code)) {
       return new RetryableError(`${service}.${method} failed with ${name} (${code}): ${details}`, { cause: err });
     }
