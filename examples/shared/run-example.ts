@@ -7,7 +7,7 @@
  * DURABLE_HTTP_URL (the processor's HTTP API, default http://localhost:8080) and
  * DURABLE_API_TOKEN (sent as a bearer token when set, as a processor started with it wants).
  */
-import { ConnectionError, DurableClient, TimeoutError, connectNats, errorMessage, natsServers } from '@durable/core';
+import { ConnectionError, DurableClient, TimeoutError, connectNats, errorMessage, natsServers, redactServer } from '@durable/core';
 
 /** The processor's HTTP API. */
 export const HTTP_URL = (process.env.DURABLE_HTTP_URL || 'http://localhost:8080').replace(/\/+$/, '');
@@ -32,8 +32,10 @@ export class ExampleError extends Error {}
 export function runExample(body: (ctx: ExampleContext) => Promise<void>): void {
   void (async () => {
     const nc = await connectNats({ name: 'durable-example', maxAttempts: 1 }).catch((err: unknown) => {
+      // Refused credentials or a bad NATS_CREDS path say what to fix themselves.
+      if (!(err instanceof ConnectionError)) throw new ExampleError(errorMessage(err));
       throw new ExampleError(
-        `cannot reach NATS at ${natsServers().join(',')} (${errorMessage(err)}): start the cluster with \`make cluster-up\` (or \`make docker-up\`), or set NATS_URL`,
+        `cannot reach NATS at ${natsServers().map(redactServer).join(',')} (${errorMessage(err)}): start the cluster with \`make cluster-up\` (or \`make docker-up\`), or set NATS_URL`,
       );
     });
     try {

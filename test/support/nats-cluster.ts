@@ -84,6 +84,20 @@ export interface ClusterOptions extends ClusterPorts {
    * namespace addresses. @default 'loopback'
    */
   network: 'loopback' | 'netns';
+  /**
+   * A secured cluster: clients must use TLS and authenticate (test/support/secured-nats.ts
+   * makes the files and the authorization). Routes and monitoring stay plain; the URLs
+   * become `tls://`. @default none: plain, open to anyone
+   */
+  security?: ClusterSecurity;
+}
+
+/** What secures a cluster's client port. */
+export interface ClusterSecurity {
+  /** The servers' certificate and key, and the CA whose client certificates they accept (PEM files). */
+  tls: { certFile: string; keyFile: string; caFile: string };
+  /** Server config lines that authenticate clients: an `authorization` block, or operator, resolver and accounts. */
+  authorization: string;
 }
 
 /** The choices of {@link ClusterOptions.syncInterval}. */
@@ -187,7 +201,8 @@ export async function startCluster(options: Partial<ClusterOptions> = {}): Promi
 
   const children: (ChildProcess | undefined)[] = nodeIndexes().map(() => undefined);
   const hosts = nodeIndexes().map((i) => network?.address(i) ?? opts.host);
-  const urls = nodeIndexes().map((i) => `nats://${hosts[i]}:${opts.clientPort + i}`);
+  const scheme = opts.security ? 'tls' : 'nats';
+  const urls = nodeIndexes().map((i) => `${scheme}://${hosts[i]}:${opts.clientPort + i}`);
   const monitors = nodeIndexes().map((i) => `http://${hosts[i]}:${opts.monitorPort + i}`);
 
   const startNode = (i: number): void => {
@@ -303,6 +318,7 @@ function nodeConfig(opts: ClusterOptions, hosts: readonly string[], dir: string,
     ...(opts.syncInterval === 'always' ? ['  sync_interval: always'] : ['  # sync_interval: server default (2 min)']),
     ...limits,
     `}`,
+    ...(opts.security ? securityConfig(opts.security) : []),
     `cluster {`,
     `  name: ${CLUSTER_NAME}`,
     `  listen: ${hosts[i]}:${opts.routePort + i}`,
@@ -311,6 +327,24 @@ function nodeConfig(opts: ClusterOptions, hosts: readonly string[], dir: string,
     `}`,
     ``,
   ].join('\n');
+}
+
+/**
+ * TLS on the client port, client certificates verified against the CA, and the
+ * authorization. The handshake may take 5 s (the default, 2 s, is tight on a busy 2-core machine).
+ */
+function securityConfig(security: ClusterSecurity): string[] {
+  const { certFile, keyFile, caFile } = security.tls;
+  return [
+    `tls {`,
+    `  cert_file: ${JSON.stringify(certFile)}`,
+    `  key_file: ${JSON.stringify(keyFile)}`,
+    `  ca_file: ${JSON.stringify(caFile)}`,
+    `  verify: true`,
+    `  timeout: 5`,
+    `}`,
+    security.authorization,
+  ];
 }
 
 /** Options of {@link waitForCluster}. */

@@ -5,7 +5,9 @@
  *   client [--no-wait] [--timeout 30] [--id <invocation-id>] [--args '<json>']
  *
  * Env: HANDLER (default hello_workflow), PARTITION_KEY (default default), ARGS (JSON input,
- * default {"name":"World"}), SERVICE, NATS_URL.
+ * default {"name":"World"}), SERVICE, NATS_URL and the credentials and TLS files of a
+ * secured cluster (NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA,
+ * NATS_CERT, NATS_KEY).
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';

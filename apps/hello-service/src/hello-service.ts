@@ -8,7 +8,16 @@ import {
   type sendUnaryData,
   status as Status,
 } from '@grpc/grpc-js';
-import { type Logger, createLogger, listenInsecure, loadProtoServices, metadataValue, shutdownServer } from '@durable/core';
+import {
+  type Logger,
+  type ServerTls,
+  createLogger,
+  listenInsecure,
+  listenTls,
+  loadProtoServices,
+  metadataValue,
+  shutdownServer,
+} from '@durable/core';
 
 /** The greeting HelloService answers with. */
 export function greeting(name: string): string {
@@ -27,6 +36,8 @@ export interface HelloServiceOptions {
   delayMs?: number;
   /** The proto directory. @default found as the service registry finds it */
   protoDir?: string;
+  /** Serve TLS with this certificate and key; with `ca`, require client certificates it signed. @default plain text */
+  tls?: ServerTls;
 }
 
 /** One SayHello request as the service received it. */
@@ -89,7 +100,10 @@ export async function startHelloService(options: HelloServiceOptions = {}): Prom
 
   const server = new Server();
   server.addService(protos.service('hello.HelloService').definition, { SayHello: sayHello });
-  const port = await listenInsecure(server, options.host ?? '0.0.0.0', options.port ?? 9090);
+  const host = options.host ?? '0.0.0.0';
+  const port = options.tls
+    ? await listenTls(server, host, options.port ?? 9090, options.tls)
+    : await listenInsecure(server, host, options.port ?? 9090);
   return {
     port,
     calls,

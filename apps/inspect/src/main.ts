@@ -10,7 +10,8 @@
  *   inspect watch             every state change as it happens, until Ctrl+C
  *   inspect purge <id>        removes an ended invocation now, with its journal and records
  *
- * Env: NATS_URL.
+ * Env: NATS_URL and the credentials and TLS files of a secured cluster (NATS_USER,
+ * NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT, NATS_KEY).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {

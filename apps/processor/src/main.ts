@@ -4,8 +4,10 @@
  *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16]
  *             [--retention 24h] [--dead-letter-retention 7d] [--http-port 8080] [--http-host 127.0.0.1] [--http-body-limit 1048576]
  *
- * Env: NATS_URL (comma-separated servers), LOG_LEVEL, LOG_FORMAT=json, DURABLE_API_TOKEN
- * (the HTTP API's bearer token; unset, the API is open), and the service registry's
+ * Env: NATS_URL (comma-separated servers) and the credentials and TLS files of a secured
+ * cluster (NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT,
+ * NATS_KEY), LOG_LEVEL, LOG_FORMAT=json, DURABLE_API_TOKEN (the HTTP API's bearer token;
+ * unset, the API is open), SERVICES_CONFIG and the service registry's
  * SERVICE_<NAME>_ADDRESS overrides.
  */
 import { setTimeout as wait } from 'node:timers/promises';

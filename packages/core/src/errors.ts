@@ -18,6 +18,7 @@ export const ErrorCode = {
   Decode: 'DECODE',
   AttemptsExhausted: 'ATTEMPTS_EXHAUSTED',
   Connection: 'CONNECTION',
+  AccessDenied: 'ACCESS_DENIED',
   ServerVersion: 'SERVER_VERSION',
   Conflict: 'CONFLICT',
   Cancelled: 'CANCELLED',
@@ -199,6 +200,22 @@ export class AttemptsExhaustedError extends TerminalError {
 export class ConnectionError extends DurableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Connection, message, options);
+  }
+}
+
+/**
+ * The NATS server turned the connection down for who the client is: it refused the
+ * credentials, or the TLS handshake failed (a certificate one side does not trust, a
+ * client certificate missing, TLS required by one side only). Not retried: the settings
+ * must change (`NATS_CREDS`, `NATS_CA`, ...; see the README's Secured NATS).
+ */
+export class AccessDeniedError extends DurableError {
+  /** The servers, as logs may show them (no password or token). */
+  readonly servers: string;
+
+  constructor(servers: string, reason: string, options?: { cause?: unknown }) {
+    super(ErrorCode.AccessDenied, `NATS at ${servers} refused the connection: ${reason}`, options);
+    this.servers = servers;
   }
 }
 

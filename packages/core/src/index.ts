@@ -18,6 +18,7 @@
 export { DEFAULT_NATS_URL, checkInvocationId, checkPartitionKey, engineNames, formatDuration, natsServers, parseDuration } from './config.js';
 export type { EngineNames } from './config.js';
 export {
+  AccessDeniedError,
   AttemptsExhaustedError,
   CancelledError,
   ConfigurationError,
@@ -68,6 +69,7 @@ export { MIN_NATS_SERVER_VERSION } from './nats/server-version.js';
 export { DEFAULT_RETRY_DEADLINE_MS, isTransient, withRetry } from './nats/retry.js';
 export type { RetryOptions } from './nats/retry.js';
 export type { ConnectOptions } from './nats/connection.js';
+export { redactServer } from './nats/connection-settings.js';
 export { setupEngine } from './nats/setup.js';
 export type { EngineResources, SetupOptions } from './nats/setup.js';
 export { decodeState } from './nats/state-store.js';
@@ -96,10 +98,12 @@ export { onShutdown, parseNumberFlag } from './cli.js';
 export { createGrpcInvoker, isTransientStatus, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CHANNEL_OPTIONS } from './services/grpc-invoker.js';
 export type { GrpcInvokerOptions } from './services/grpc-invoker.js';
 export { loadServiceRegistry, addressEnvName, ServiceRegistry, SERVICES_CONFIG_FILE } from './services/service-registry.js';
-export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions } from './services/service-registry.js';
+export type { ResolvedMethod, ServiceEntry, ServiceRegistryOptions, ServiceTls } from './services/service-registry.js';
 export { findProtoDir, loadProtoServices, ProtoServices, PROTO_LOADER_OPTIONS } from './services/proto-services.js';
 export type { ProtoDirOptions, ProtoMethod, ProtoService } from './services/proto-services.js';
-export { listenInsecure, metadataValue, shutdownServer } from './services/grpc-server.js';
+export { listenInsecure, listenTls, metadataValue, shutdownServer } from './services/grpc-server.js';
+export type { ServerTls } from './services/grpc-server.js';
+export { readPemFile } from './files.js';
 export { LocalRuntime } from './local/local-runtime.js';
 export type { LocalRunOptions, LocalRuntimeOptions } from './local/local-runtime.js';
 export type { TimerRequest, TimerScheduler } from './engine/stores.js';

@@ -18,8 +18,9 @@ import {
   ServiceCallError,
   errorMessage,
 } from '../errors.js';
+import { withOpensslReasons } from '../openssl-text.js';
 import type { CallOptions, ServiceInvoker } from './service-invoker.js';
-import type { ServiceRegistry } from './service-registry.js';
+import type { ResolvedMethod, ServiceRegistry } from './service-registry.js';
 
 /**
  * The statuses worth another attempt:
@@ -59,7 +60,10 @@ export const DEFAULT_CHANNEL_OPTIONS: Readonly<ChannelOptions> = {
 export interface GrpcInvokerOptions {
   /** Deadline of one attempt when a call gives no `timeoutMs`. @default 30_000 */
   defaultTimeoutMs?: number;
-  /** Credentials of every channel. @default insecure (plain-text HTTP/2) */
+  /**
+   * Credentials of every channel to a service without `tls` in services.json; one with
+   * `tls` gets TLS credentials from it. @default insecure (plain-text HTTP/2)
+   */
   credentials?: ChannelCredentials;
   /** grpc-js channel options, merged over {@link DEFAULT_CHANNEL_OPTIONS}. @default {} */
   channelOptions?: ChannelOptions;
@@ -121,7 +125,7 @@ class GrpcInvoker implements ServiceInvoker {
     }
     const metadata = toMetadata(options.metadata, target);
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.#defaultTimeoutMs, 'timeoutMs');
-    const client = this.#client(resolved.address);
+    const client = this.#client(resolved);
 
     return new Promise<unknown>((resolve, reject) => {
       client.makeUnaryRequest(
@@ -146,12 +150,19 @@ class GrpcInvoker implements ServiceInvoker {
     this.#clients.clear();
   }
 
-  /** One client, hence one channel, per address, shared by every service served there. */
-  #client(address: string): Client {
-    let client = this.#clients.get(address);
+  /**
+   * One client, hence one channel, per address, shared by every service served there
+   * without TLS; a service called over TLS has its own, with its own certificates.
+   */
+  #client(resolved: ResolvedMethod): Client {
+    const { address, tls } = resolved;
+    const key = tls === undefined ? address : `${resolved.service.fullName} over TLS at ${address}`;
+    let client = this.#clients.get(key);
     if (!client) {
-      client = new Client(address, this.#credentials, this.#channelOptions);
-      this.#clients.set(address, client);
+      const channelCredentials =
+        tls === undefined ? this.#credentials : credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
+      client = new Client(address, channelCredentials, this.#channelOptions);
+      this.#clients.set(key, client);
     }
     return client;
   }
@@ -159,10 +170,15 @@ class GrpcInvoker implements ServiceInvoker {
   #toError(err: ServiceError, service: string, method: string): Error {
     const code = typeof err.code === 'number' ? err.code : Status.UNKNOWN;
     const name = Status[code] ?? String(code);
+    // A failed TLS handshake (a client certificate the service requires, missing) comes as
+    // UNAVAILABLE with OpenSSL's multi-line text; made one line here, in the cause too, which logs print.
+    const details = withOpensslReasons(err.details);
+    err.details = details;
+    err.message = withOpensslReasons(err.message);
     if (this.#closed || isTransientStatus(code)) {
-      return new RetryableError(`${service}.${method} failed with ${name} (${code}): ${err.details}`, { cause: err });
+      return new RetryableError(`${service}.${method} failed with ${name} (${code}): ${details}`, { cause: err });
     }
-    return new ServiceCallError(service, method, code, err.details, { cause: err });
+    return new ServiceCallError(service, method, code, details, { cause: err });
   }
 }
 
@@ -177,6 +193,10 @@ function toMetadata(record: Record<string, string> | undefined, target: string):
     }
   }
   return metadata;
+}
+
+function pem(text: string | undefined): Buffer | null {
+  return text === undefined ? null : Buffer.from(text);
 }
 
 function checkTimeout(ms: number, field: string): number {

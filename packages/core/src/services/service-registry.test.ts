@@ -54,8 +54,8 @@ describe('loadServiceRegistry', () => {
     expect(registry.protos.protoDir).toBe(findProtoDir({ env: {} }));
     expect(registry.configPath).toMatch(/services\.json$/);
     expect(registry.list()).toEqual([
-      { name: 'HelloService', fullName: 'hello.HelloService', methods: ['SayHello'], address: 'localhost:9090' },
-      { name: 'TicketService', fullName: 'ticket.TicketService', methods: ['Reserve', 'Release'], address: 'localhost:9091' },
+      { name: 'HelloService', fullName: 'hello.HelloService', methods: ['SayHello'], address: 'localhost:9090', tls: false },
+      { name: 'TicketService', fullName: 'ticket.TicketService', methods: ['Reserve', 'Release'], address: 'localhost:9091', tls: false },
     ]);
   });
 
@@ -148,7 +148,47 @@ describe('loadServiceRegistry', () => {
     const missing = thrown(() => loadServiceRegistry({ env: { SERVICES_CONFIG: join(dir, 'absent.json') } }));
     expect(missing).toMatchObject({ field: 'SERVICES_CONFIG' });
   });
+
+  it('reads the TLS files of a service relative to the config file, whatever gives its address', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-'));
+    mkdirSync(join(dir, 'certs'));
+    writeFileSync(join(dir, 'certs', 'ca.pem'), PEM_CERT);
+    writeFileSync(join(dir, 'certs', 'client.pem'), PEM_CERT);
+    writeFileSync(join(dir, 'certs', 'client-key.pem'), PEM_KEY);
+    const configPath = writeConfig(dir, {
+      services: {
+        HelloService: { address: 'file:1', tls: { ca: 'certs/ca.pem', cert: 'certs/client.pem', key: 'certs/client-key.pem' } },
+        TicketService: { address: 'file:2', tls: {} },
+      },
+    });
+    const registry = loadServiceRegistry({ configPath, env: { SERVICE_HELLOSERVICE_ADDRESS: 'env:1' } });
+    expect(registry.resolve('HelloService', 'SayHello')).toMatchObject({ address: 'env:1', tls: { ca: PEM_CERT, cert: PEM_CERT, key: PEM_KEY } });
+    expect(registry.resolve('TicketService', 'Reserve').tls).toEqual({});
+    expect(registry.list().map((s) => s.tls)).toEqual([true, true]);
+  });
+
+  it('refuses a TLS entry whose files are missing or incomplete, naming the entry and the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-'));
+    writeFileSync(join(dir, 'ca.pem'), PEM_CERT);
+    const bad = (tls: unknown) => thrown(() => loadServiceRegistry({ configPath: writeConfig(dir, { services: { HelloService: { address: 'a:1', tls } } }), env: {} }));
+    const configPath = join(dir, 'services.json');
+
+    expect((bad({ ca: 'absent.pem' }) as Error).message).toBe(
+      `invalid ${configPath}: services.HelloService.tls.ca: cannot read ${join(dir, 'absent.pem')}: no such file`,
+    );
+    expect((bad({ ca: 'ca.pem', cert: 'ca.pem' }) as Error).message).toBe(
+      `invalid ${configPath}: services.HelloService.tls: cert and key go together: give both or neither`,
+    );
+    expect((bad({ ca: 'ca.pem', cert: 'ca.pem', key: 'ca.pem' }) as Error).message).toBe(
+      `invalid ${configPath}: services.HelloService.tls.key: ${join(dir, 'ca.pem')} holds no PEM PRIVATE KEY`,
+    );
+    expect((bad({ cafile: 'ca.pem' }) as Error).message).toMatch(/unknown field cafile: expected ca, cert and key$/);
+    expect(bad(true)).toBeInstanceOf(InvalidArgumentError);
+  });
 });
+
+const PEM_CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const PEM_KEY = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
 
 describe('findProtoDir', () => {
   it('prefers the option, then DURABLE_PROTO_DIR, and refuses a directory that is not there', () => {

@@ -10,10 +10,17 @@
  * 3. the config file, `services.json`:
  *    `{ "services": { "HelloService": { "address": "localhost:9090" } } }`
  *    (keys are simple or full names; an address is any grpc-js target, e.g. `host:port`).
+ *
+ * A service is called over TLS when its entry in the config file has `tls`, whichever
+ * source its address comes from: `"tls": { "ca": "certs/ca.pem", "cert": "certs/client.pem",
+ * "key": "certs/client-key.pem" }`, PEM files relative to the config file. `ca` is what the
+ * service's certificate must be signed by (default: the system's CAs); `cert` and `key` are
+ * the client certificate, for services that require one. `"tls": {}` is TLS with neither.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, ServiceNotFoundError, errorMessage } from '../errors.js';
+import { type PemKind, readPemFile } from '../files.js';
 import {
   type ProtoDirOptions,
   type ProtoMethod,
@@ -39,11 +46,22 @@ export interface ServiceRegistryOptions extends ProtoDirOptions {
   addresses?: Record<string, string>;
 }
 
+/** How a service is called over TLS: PEM text read from the files its `tls` entry names. */
+export interface ServiceTls {
+  /** The CA the service's certificate must be signed by. @default the system's CAs */
+  ca?: string;
+  /** The client certificate, with `key`, for a service that requires one. */
+  cert?: string;
+  key?: string;
+}
+
 /** A call target: the service and method, and where the service is served. */
 export interface ResolvedMethod {
   service: ProtoService;
   method: ProtoMethod;
   address: string;
+  /** Set when the service is called over TLS. */
+  tls?: ServiceTls;
 }
 
 /** A service with its address, as {@link ServiceRegistry.list} describes it. */
@@ -53,6 +71,8 @@ export interface ServiceEntry {
   methods: string[];
   /** Undefined when no address is configured: calls to it fail with ServiceNotFoundError. */
   address: string | undefined;
+  /** True when it is called over TLS. */
+  tls: boolean;
 }
 
 /** The services of the proto directory and their addresses. Built by {@link loadServiceRegistry}. */
@@ -63,11 +83,14 @@ export class ServiceRegistry {
   readonly configPath: string | undefined;
   /** Address by full service name. */
   readonly #addresses: ReadonlyMap<string, string>;
+  /** TLS by full service name, for the services called over TLS. */
+  readonly #tls: ReadonlyMap<string, ServiceTls>;
 
-  constructor(protos: ProtoServices, addresses: ReadonlyMap<string, string>, configPath?: string) {
+  constructor(protos: ProtoServices, addresses: ReadonlyMap<string, string>, configPath?: string, tls: ReadonlyMap<string, ServiceTls> = new Map()) {
     this.protos = protos;
     this.#addresses = addresses;
     this.configPath = configPath;
+    this.#tls = tls;
   }
 
   /**
@@ -84,7 +107,8 @@ export class ServiceRegistry {
         `service ${found.fullName} has no address: add it to ${SERVICES_CONFIG_FILE} or set ${addressEnvName(found.name)}`,
       );
     }
-    return { service: found, method: resolvedMethod, address };
+    const tls = this.#tls.get(found.fullName);
+    return tls === undefined ? { service: found, method: resolvedMethod, address } : { service: found, method: resolvedMethod, address, tls };
   }
 
   /** Every service, its methods and its address. */
@@ -94,6 +118,7 @@ export class ServiceRegistry {
       fullName: s.fullName,
       methods: [...s.methods.keys()],
       address: this.#addresses.get(s.fullName),
+      tls: this.#tls.has(s.fullName),
     }));
   }
 }
@@ -114,12 +139,17 @@ export function loadServiceRegistry(options: ServiceRegistryOptions = {}): Servi
   const configPath = findConfig(options, env, cwd);
 
   const addresses = new Map<string, string>();
-  const assign = (source: string, key: string, address: string): void => {
+  const tls = new Map<string, ServiceTls>();
+  const assign = (source: string, key: string, address: string): ProtoService => {
     const service = serviceOrThrow(protos, key, source);
     addresses.set(service.fullName, checkAddress(address, `${source}: ${key}`));
+    return service;
   };
   if (configPath !== undefined) {
-    for (const [key, address] of Object.entries(readConfig(configPath))) assign(configPath, key, address);
+    for (const [key, entry] of Object.entries(readConfig(configPath))) {
+      const service = assign(configPath, key, entry.address);
+      if (entry.tls !== undefined) tls.set(service.fullName, entry.tls);
+    }
   }
   for (const service of protos.services) {
     const fromEnv = env[addressEnvName(service.name)];
@@ -128,7 +158,7 @@ export function loadServiceRegistry(options: ServiceRegistryOptions = {}): Servi
     }
   }
   for (const [key, address] of Object.entries(options.addresses ?? {})) assign('options.addresses', key, address);
-  return new ServiceRegistry(protos, addresses, configPath);
+  return new ServiceRegistry(protos, addresses, configPath, tls);
 }
 
 /** The environment variable overriding a service's address: `SERVICE_HELLOSERVICE_ADDRESS`. */
@@ -155,8 +185,14 @@ function findConfig(options: ServiceRegistryOptions, env: Record<string, string 
   return undefined;
 }
 
-/** The `address` of each entry of a config file, by the key it was given under. */
-function readConfig(path: string): Record<string, string> {
+/** One entry of a config file. */
+interface ConfigEntry {
+  address: string;
+  tls?: ServiceTls;
+}
+
+/** The entries of a config file, by the key they were given under. */
+function readConfig(path: string): Record<string, ConfigEntry> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
@@ -166,14 +202,32 @@ function readConfig(path: string): Record<string, string> {
   if (!isRecord(parsed) || !isRecord(parsed.services)) {
     throw new InvalidArgumentError(path, 'expected { "services": { "<Service>": { "address": "host:port" } } }');
   }
-  const addresses: Record<string, string> = {};
+  const entries: Record<string, ConfigEntry> = {};
   for (const [key, entry] of Object.entries(parsed.services)) {
     if (!isRecord(entry) || typeof entry.address !== 'string') {
       throw new InvalidArgumentError(`${path}: services.${key}`, 'expected { "address": "host:port" }');
     }
-    addresses[key] = entry.address;
+    entries[key] = entry.tls === undefined ? { address: entry.address } : { address: entry.address, tls: readTls(path, key, entry.tls) };
   }
-  return addresses;
+  return entries;
+}
+
+/** The files a `tls` entry names, read (relative to the config file). */
+function readTls(path: string, key: string, tls: unknown): ServiceTls {
+  const field = `${path}: services.${key}.tls`;
+  if (!isRecord(tls)) throw new InvalidArgumentError(field, 'expected { "ca": "ca.pem", "cert": "client.pem", "key": "client-key.pem" } (each optional)');
+  const unknown = Object.keys(tls).filter((name) => !['ca', 'cert', 'key'].includes(name));
+  if (unknown.length > 0) throw new InvalidArgumentError(field, `unknown field ${unknown.join(', ')}: expected ca, cert and key`);
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidArgumentError(field, 'cert and key go together: give both or neither');
+  }
+  const read = (name: 'ca' | 'cert' | 'key', kind: PemKind): { [name: string]: string } => {
+    const file = tls[name];
+    if (file === undefined) return {};
+    if (typeof file !== 'string' || file.trim() === '') throw new InvalidArgumentError(`${field}.${name}`, 'expected the path of a PEM file');
+    return { [name]: readPemFile(`${field}.${name}`, resolve(dirname(path), file), kind) };
+  };
+  return { ...read('ca', 'CERTIFICATE'), ...read('cert', 'CERTIFICATE'), ...read('key', 'PRIVATE KEY') };
 }
 
 function serviceOrThrow(protos: ProtoServices, key: string, source: string): ProtoService {
