@@ -29,10 +29,11 @@ import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
+import { keyedValues } from '../engine/keyed-state.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
 import { cancelInvocation, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
 import { withRetry, type RetryOptions } from '../nats/retry.js';
-import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
+import { NatsKeyedRecordStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
@@ -98,7 +99,7 @@ export class DurableClient {
   readonly #journals: NatsJournalStore;
   readonly #awakeables: NatsAwakeableStore;
 
-  readonly #keyed: NatsKeyedStateStore;
+  readonly #keyed: NatsKeyedRecordStore;
   readonly #cluster: ClusterHandles;
   readonly #retry: RetryOptions;
 
@@ -112,7 +113,7 @@ export class DurableClient {
     this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
-    this.#keyed = new NatsKeyedStateStore(keyed);
+    this.#keyed = new NatsKeyedRecordStore(keyed);
     this.#retry = options.retryDeadlineMs === undefined ? {} : { deadlineMs: options.retryDeadlineMs };
     this.#cluster = { nc, js: this.#js, names, states: this.#states, retry: this.#retry, ...(options.afterWrite ? { afterWrite: options.afterWrite } : {}) };
   }
@@ -365,7 +366,7 @@ export class DurableClient {
    * that have ended on it (JSON values by key).
    */
   async getKeyedState(partitionKey: string): Promise<Record<string, unknown>> {
-    const values = await this.#keyed.values(checkPartitionKey(partitionKey));
+    const values = keyedValues((await this.#keyed.read(checkPartitionKey(partitionKey))).record);
     return Object.fromEntries([...values].map(([key, bytes]) => [key, decodeJson(bytes, `keyed state ${key}`)]));
   }
 

@@ -133,6 +133,15 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   const keyedStateKv = await withMetaRetry(`bucket ${names.keyedStateBucket}`, () =>
     new Kvm(nc).create(names.keyedStateBucket, { history: 5, replicas, storage: StorageType.File }),
   );
+  // The keys' queues, one message per waiter (see `keyed-queue.ts`), outside the records.
+  await ensureStream(jsm, {
+    name: names.keyedQueueStream,
+    subjects: [`${names.keyedQueueSubject}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    allow_msg_ttl: true,
+  });
   // The engine decides from these reads, so they go to each stream's leader: a direct get
   // may be answered by a replica that has not applied the latest write yet.
   const kvm = new Kvm(nc);

@@ -159,7 +159,7 @@ export class Processor {
       timers: new NatsTimerScheduler(js, resources.names),
       awakeables: new NatsAwakeableStore(resources.awakeablesKv),
       invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
-      keyed: new NatsKeyedStateStore(resources.keyedStateKv),
+      keyed: new NatsKeyedStateStore({ kv: resources.keyedStateKv, js, jsm: resources.jsm, names: resources.names }),
       processorId,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
     });

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file durable/durable.proto.
  */
 export const file_durable_durable: GenFile = /*@__PURE__*/
-  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUiigIKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCRIiCgZwYXJlbnQYCyABKAsyEi5kdXJhYmxlLlBhcmVudFJlZiJYCglQYXJlbnRSZWYSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEhUKDXBhcnRpdGlvbl9rZXkYAyABKAkSDAoEc3RlcBgEIAEoBSLKAQoMSm91cm5hbEVudHJ5EhMKC3N0ZXBfbnVtYmVyGAEgASgFEhEKCXN0ZXBfdHlwZRgCIAEoCRIPCgdyZXF1ZXN0GAMgASgMEhAKCHJlc3BvbnNlGAQgASgMEg0KBWVycm9yGAUgASgJEiIKBXBoYXNlGAYgASgOMhMuZHVyYWJsZS5FbnRyeVBoYXNlEhYKDnJlY29yZGVkX2F0X21zGAcgASgDEhIKCmVycm9yX2NvZGUYCCABKAUSEAoIYXR0ZW1wdHMYCSABKAUiggEKDkF3YWtlYWJsZVN0YXRlEhQKDGF3YWtlYWJsZV9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCHJlc29sdmVkGAMgASgIEg4KBnJlc3VsdBgEIAEoDBINCgVlcnJvchgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDIs8ICg5FeGVjdXRpb25TdGF0ZRIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSJgoHam91cm5hbBgDIAMoCzIVLmR1cmFibGUuSm91cm5hbEVudHJ5EhUKDWN1cnJlbnRfc3RhdGUYBCABKAwSDgoGc3RhdHVzGAUgASgJEhQKDGN1cnJlbnRfc3RlcBgGIAEoBRIZChFjdXJyZW50X3N0ZXBfdHlwZRgHIAEoCRJCCg53b3JrZmxvd19zdGF0ZRgIIAMoCzIqLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuV29ya2Zsb3dTdGF0ZUVudHJ5EjsKCmF3YWtlYWJsZXMYCSADKAsyJy5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLkF3YWtlYWJsZXNFbnRyeRIVCg1wYXJ0aXRpb25fa2V5GAogASgJEg8KB3NlcnZpY2UYCyABKAkSDQoFaW5wdXQYDCABKAwSDQoFZXJyb3IYDSABKAkSFQoNY3JlYXRlZF9hdF9tcxgOIAEoAxIVCg11cGRhdGVkX2F0X21zGA8gASgDEhMKC2VuZGVkX2F0X21zGBAgASgDEg8KB2F0dGVtcHQYESABKAUSDQoFb3duZXIYEiABKAkSFgoOam91cm5hbF9sZW5ndGgYEyABKAUSFgoOam91cm5hbF9zdHJlYW0YFCABKAkSFwoPam91cm5hbF9zdWJqZWN0GBUgASgJEhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGBYgASgJEhAKCHJldHJ5X29mGBcgASgJEhIKCmVycm9yX2NvZGUYGCABKAUSGAoQY2FuY2VsX3JlcXVlc3RlZBgZIAEoCBIXCg9wYXVzZV9yZXF1ZXN0ZWQYGiABKAgSIgoGcGFyZW50GBsgASgLMhIuZHVyYWJsZS5QYXJlbnRSZWYSFgoOc3RhcnRfc2VxdWVuY2UYHCABKAQSSwoTa2V5ZWRfc3RhdGVfY2hhbmdlcxgdIAMoCzIuLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuS2V5ZWRTdGF0ZUNoYW5nZXNFbnRyeRIbChNrZXllZF9zdGF0ZV9jbGVhcmVkGB4gAygJEh0KFWpvdXJuYWxfbGFzdF9zZXF1ZW5jZRgfIAEoBBIUCgxydW5fc2VxdWVuY2UYICABKAQSFAoMcnVuX2RlbGl2ZXJ5GCEgASgNGjQKEldvcmtmbG93U3RhdGVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBGkoKD0F3YWtlYWJsZXNFbnRyeRILCgNrZXkYASABKAkSJgoFdmFsdWUYAiABKAsyFy5kdXJhYmxlLkF3YWtlYWJsZVN0YXRlOgI4ARo4ChZLZXllZFN0YXRlQ2hhbmdlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEijQMKCktleWVkU3RhdGUSLwoGdmFsdWVzGAEgAygLMh8uZHVyYWJsZS5LZXllZFN0YXRlLlZhbHVlc0VudHJ5Eg4KBmhvbGRlchgCIAEoCRIlCgd3YWl0aW5nGAMgAygLMhQuZHVyYWJsZS5LZXllZFdhaXRlchIUCgxsYXN0X2FwcGxpZWQYBCABKAkSVAoadmFsdWVzX2JlZm9yZV9sYXN0X2FwcGxpZWQYBSADKAsyMC5kdXJhYmxlLktleWVkU3RhdGUuVmFsdWVzQmVmb3JlTGFzdEFwcGxpZWRFbnRyeRITCgtoYW5kZWRfZnJvbRgGIAEoCRInCgloYW5kZWRfdG8YByABKAsyFC5kdXJhYmxlLktleWVkV2FpdGVyGi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEaPgocVmFsdWVzQmVmb3JlTGFzdEFwcGxpZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBIjUKC0tleWVkV2FpdGVyEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHaGFuZGxlchgCIAEoCSo+CgtDb21tYW5kS2luZBIWChJDT01NQU5EX0tJTkRfU1RBUlQQABIXChNDT01NQU5EX0tJTkRfUkVTVU1FEAEqQAoKRW50cnlQaGFzZRIZChVFTlRSWV9QSEFTRV9DT01QTEVURUQQABIXChNFTlRSWV9QSEFTRV9TVEFSVEVEEAFiBnByb3RvMw");
+  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUiigIKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCRIiCgZwYXJlbnQYCyABKAsyEi5kdXJhYmxlLlBhcmVudFJlZiJYCglQYXJlbnRSZWYSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEhUKDXBhcnRpdGlvbl9rZXkYAyABKAkSDAoEc3RlcBgEIAEoBSLKAQoMSm91cm5hbEVudHJ5EhMKC3N0ZXBfbnVtYmVyGAEgASgFEhEKCXN0ZXBfdHlwZRgCIAEoCRIPCgdyZXF1ZXN0GAMgASgMEhAKCHJlc3BvbnNlGAQgASgMEg0KBWVycm9yGAUgASgJEiIKBXBoYXNlGAYgASgOMhMuZHVyYWJsZS5FbnRyeVBoYXNlEhYKDnJlY29yZGVkX2F0X21zGAcgASgDEhIKCmVycm9yX2NvZGUYCCABKAUSEAoIYXR0ZW1wdHMYCSABKAUiggEKDkF3YWtlYWJsZVN0YXRlEhQKDGF3YWtlYWJsZV9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCHJlc29sdmVkGAMgASgIEg4KBnJlc3VsdBgEIAEoDBINCgVlcnJvchgFIAEoCRISCgpjcmVhdGVkX2F0GAYgASgDIs8ICg5FeGVjdXRpb25TdGF0ZRIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkSJgoHam91cm5hbBgDIAMoCzIVLmR1cmFibGUuSm91cm5hbEVudHJ5EhUKDWN1cnJlbnRfc3RhdGUYBCABKAwSDgoGc3RhdHVzGAUgASgJEhQKDGN1cnJlbnRfc3RlcBgGIAEoBRIZChFjdXJyZW50X3N0ZXBfdHlwZRgHIAEoCRJCCg53b3JrZmxvd19zdGF0ZRgIIAMoCzIqLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuV29ya2Zsb3dTdGF0ZUVudHJ5EjsKCmF3YWtlYWJsZXMYCSADKAsyJy5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLkF3YWtlYWJsZXNFbnRyeRIVCg1wYXJ0aXRpb25fa2V5GAogASgJEg8KB3NlcnZpY2UYCyABKAkSDQoFaW5wdXQYDCABKAwSDQoFZXJyb3IYDSABKAkSFQoNY3JlYXRlZF9hdF9tcxgOIAEoAxIVCg11cGRhdGVkX2F0X21zGA8gASgDEhMKC2VuZGVkX2F0X21zGBAgASgDEg8KB2F0dGVtcHQYESABKAUSDQoFb3duZXIYEiABKAkSFgoOam91cm5hbF9sZW5ndGgYEyABKAUSFgoOam91cm5hbF9zdHJlYW0YFCABKAkSFwoPam91cm5hbF9zdWJqZWN0GBUgASgJEhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGBYgASgJEhAKCHJldHJ5X29mGBcgASgJEhIKCmVycm9yX2NvZGUYGCABKAUSGAoQY2FuY2VsX3JlcXVlc3RlZBgZIAEoCBIXCg9wYXVzZV9yZXF1ZXN0ZWQYGiABKAgSIgoGcGFyZW50GBsgASgLMhIuZHVyYWJsZS5QYXJlbnRSZWYSFgoOc3RhcnRfc2VxdWVuY2UYHCABKAQSSwoTa2V5ZWRfc3RhdGVfY2hhbmdlcxgdIAMoCzIuLmR1cmFibGUuRXhlY3V0aW9uU3RhdGUuS2V5ZWRTdGF0ZUNoYW5nZXNFbnRyeRIbChNrZXllZF9zdGF0ZV9jbGVhcmVkGB4gAygJEh0KFWpvdXJuYWxfbGFzdF9zZXF1ZW5jZRgfIAEoBBIUCgxydW5fc2VxdWVuY2UYICABKAQSFAoMcnVuX2RlbGl2ZXJ5GCEgASgNGjQKEldvcmtmbG93U3RhdGVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBGkoKD0F3YWtlYWJsZXNFbnRyeRILCgNrZXkYASABKAkSJgoFdmFsdWUYAiABKAsyFy5kdXJhYmxlLkF3YWtlYWJsZVN0YXRlOgI4ARo4ChZLZXllZFN0YXRlQ2hhbmdlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEi0AMKCktleWVkU3RhdGUSLwoGdmFsdWVzGAEgAygLMh8uZHVyYWJsZS5LZXllZFN0YXRlLlZhbHVlc0VudHJ5Eg4KBmhvbGRlchgCIAEoCRIlCgd3YWl0aW5nGAMgAygLMhQuZHVyYWJsZS5LZXllZFdhaXRlchIUCgxsYXN0X2FwcGxpZWQYBCABKAkSVAoadmFsdWVzX2JlZm9yZV9sYXN0X2FwcGxpZWQYBSADKAsyMC5kdXJhYmxlLktleWVkU3RhdGUuVmFsdWVzQmVmb3JlTGFzdEFwcGxpZWRFbnRyeRITCgtoYW5kZWRfZnJvbRgGIAEoCRInCgloYW5kZWRfdG8YByABKAsyFC5kdXJhYmxlLktleWVkV2FpdGVyEhIKCnF1ZXVlX3RhaWwYCCABKAQSLQoRbGFzdF9hcHBsaWVkX3VuZG8YCSABKAsyEi5kdXJhYmxlLktleWVkVW5kbxotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBGj4KHFZhbHVlc0JlZm9yZUxhc3RBcHBsaWVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASI1CgtLZXllZFdhaXRlchIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkigAEKCUtleWVkVW5kbxIyCghwcmV2aW91cxgBIAMoCzIgLmR1cmFibGUuS2V5ZWRVbmRvLlByZXZpb3VzRW50cnkSDgoGYWJzZW50GAIgAygJGi8KDVByZXZpb3VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASo+CgtDb21tYW5kS2luZBIWChJDT01NQU5EX0tJTkRfU1RBUlQQABIXChNDT01NQU5EX0tJTkRfUkVTVU1FEAEqQAoKRW50cnlQaGFzZRIZChVFTlRSWV9QSEFTRV9DT01QTEVURUQQABIXChNFTlRSWV9QSEFTRV9TVEFSVEVEEAFiBnByb3RvMw");
 
 /**
  * A request to run one invocation, published on `commands.<partition_key>`.
@@ -478,7 +478,9 @@ export const ExecutionStateSchema: GenMessage<ExecutionState> = /*@__PURE__*/
 
 /**
  * The keyed state of one partition key shared by the invocations of exclusive workflows,
- * and who holds the key: one invocation at a time, the others queued in order.
+ * and who holds the key: one invocation at a time, the others queued in order. The queue is
+ * not in this record (it would grow with it): each waiter is one message of the KEYED_QUEUE
+ * stream, on `keyedq.<record key>.<invocation id>`, in the order of their stream sequences.
  *
  * @generated from message durable.KeyedState
  */
@@ -496,21 +498,26 @@ export type KeyedState = Message<"durable.KeyedState"> & {
   holder: string;
 
   /**
-   * Invocations waiting for the key, oldest first.
+   * Deprecated: written by older versions only, which kept the whole queue here. A record
+   * that still has one moves it into the queue stream, in order, on its first change.
    *
    * @generated from field: repeated durable.KeyedWaiter waiting = 3;
    */
   waiting: KeyedWaiter[];
 
   /**
-   * The last invocation whose changes were applied, and the values before them: until it
-   * has released the key, that invocation (replaying after a crash) starts from those.
+   * The last invocation whose changes were applied: until the next one's are, that
+   * invocation (replaying after a crash) starts from the values before them (see
+   * `last_applied_undo`).
    *
    * @generated from field: string last_applied = 4;
    */
   lastApplied: string;
 
   /**
+   * Deprecated: written by older versions only, the whole values before `last_applied`'s
+   * changes. Still honoured in a record that has no `last_applied_undo`.
+   *
    * @generated from field: map<string, bytes> values_before_last_applied = 5;
    */
   valuesBeforeLastApplied: { [key: string]: Uint8Array };
@@ -527,6 +534,24 @@ export type KeyedState = Message<"durable.KeyedState"> & {
    * @generated from field: durable.KeyedWaiter handed_to = 7;
    */
   handedTo?: KeyedWaiter | undefined;
+
+  /**
+   * The stream sequence of the last waiter whose place in the queue stream this record has
+   * confirmed (by a compare-and-set after its message was stored). A release hands the key
+   * only to waiters up to here: one queued later has yet to write this record, and learns
+   * there whether the key is free.
+   *
+   * @generated from field: uint64 queue_tail = 8;
+   */
+  queueTail: bigint;
+
+  /**
+   * What `last_applied`'s changes replaced, so the values before them can be rebuilt
+   * without keeping them all twice.
+   *
+   * @generated from field: durable.KeyedUndo last_applied_undo = 9;
+   */
+  lastAppliedUndo?: KeyedUndo | undefined;
 };
 
 /**
@@ -557,6 +582,31 @@ export type KeyedWaiter = Message<"durable.KeyedWaiter"> & {
  */
 export const KeyedWaiterSchema: GenMessage<KeyedWaiter> = /*@__PURE__*/
   messageDesc(file_durable_durable, 6);
+
+/**
+ * The values an invocation's changes replaced: the earlier value of each key it set or
+ * cleared that had one, and the keys it set that had none.
+ *
+ * @generated from message durable.KeyedUndo
+ */
+export type KeyedUndo = Message<"durable.KeyedUndo"> & {
+  /**
+   * @generated from field: map<string, bytes> previous = 1;
+   */
+  previous: { [key: string]: Uint8Array };
+
+  /**
+   * @generated from field: repeated string absent = 2;
+   */
+  absent: string[];
+};
+
+/**
+ * Describes the message durable.KeyedUndo.
+ * Use `create(KeyedUndoSchema)` to create a new message.
+ */
+export const KeyedUndoSchema: GenMessage<KeyedUndo> = /*@__PURE__*/
+  messageDesc(file_durable_durable, 7);
 
 /**
  * What a command asks the processor to do with an invocation.
