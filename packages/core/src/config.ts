@@ -48,6 +48,10 @@ export interface EngineNames {
   handlersBucket: string;
   /** Key-value bucket of the shared state and lock of each partition key (exclusive workflows). */
   keyedStateBucket: string;
+  /** Stream of the partition keys' queues: one message per waiting invocation, oldest first. */
+  keyedQueueStream: string;
+  /** Subject prefix of the queues: invocation `id` waits for key `k` on `<prefix>.<record key of k>.<id>`. */
+  keyedQueueSubject: string;
   /** Key-value bucket of live processors: one heartbeat record each, to share the partitions. */
   processorsBucket: string;
   /** Core NATS subject prefix on which processor `id` answers pings at `<prefix>.<id>`. */
@@ -81,6 +85,8 @@ export function engineNames(namespace = ''): EngineNames {
     indexSubject: `${lower}index`,
     handlersBucket: `${upper}EXECUTION_HANDLERS`,
     keyedStateBucket: `${upper}KEYED_STATE`,
+    keyedQueueStream: `${upper}KEYED_QUEUE`,
+    keyedQueueSubject: `${lower}keyedq`,
     processorsBucket: `${upper}PROCESSORS`,
     processorsSubject: `${lower}durable.processors`,
   };

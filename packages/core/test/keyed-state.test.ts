@@ -4,7 +4,7 @@
  * invocations; other keys run meanwhile.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineWorkflow, type DurableClient } from '../src/index.js';
+import { decodeJson, defineWorkflow, type DurableClient } from '../src/index.js';
 import { startTestEngine, type TestEngine } from './helpers.js';
 
 const namespace = 'keyedtest';
@@ -87,6 +87,16 @@ describe('exclusive workflows', () => {
     for (const key of keys) {
       expect(await client.getKeyedState(key)).toEqual({ tickets: Array.from({ length: 20 }, (_, i) => `${key}:${i}`) });
     }
+  });
+
+  it('run 200 invocations queued on one key one after another, in the order submitted', { timeout: 600_000 }, async () => {
+    const key = 'cart-200';
+    const submitted = [];
+    for (let i = 0; i < 200; i++) submitted.push(await client.submit(addTicket, { ticket: `${i}` }, { partitionKey: key }));
+    const finals = await Promise.all(submitted.map((s) => client.waitForResult(s.invocationId, { timeoutMs: 300_000 })));
+    // Each returns how many tickets there were once it had added its own.
+    expect(finals.map((f) => f.status === 'completed' && decodeJson(f.currentState, 'output'))).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(await client.getKeyedState(key)).toEqual({ tickets: Array.from({ length: 200 }, (_, i) => `${i}`) });
   });
 
   it('show the changes of an invocation to whoever sees it ended', async () => {

@@ -30,10 +30,11 @@ import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
 import { whyKept } from '../engine/retention.js';
+import { keyedValues } from '../engine/keyed-state.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
 import { cancelInvocation, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
 import { withRetry, type RetryOptions } from '../nats/retry.js';
-import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
+import { NatsKeyedRecordStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsRetention } from '../nats/retention.js';
 import { resultSubject } from '../nats/result-channel.js';
@@ -100,7 +101,7 @@ export class DurableClient {
   readonly #journals: NatsJournalStore;
   readonly #awakeables: NatsAwakeableStore;
 
-  readonly #keyed: NatsKeyedStateStore;
+  readonly #keyed: NatsKeyedRecordStore;
   readonly #retention: NatsRetention;
   readonly #cluster: ClusterHandles;
   readonly #retry: RetryOptions;
@@ -115,7 +116,7 @@ export class DurableClient {
     this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
-    this.#keyed = new NatsKeyedStateStore(keyed);
+    this.#keyed = new NatsKeyedRecordStore(keyed);
     this.#retention = new NatsRetention(this.#js, jsm, names, journals);
     this.#retry = options.retryDeadlineMs === undefined ? {} : { deadlineMs: options.retryDeadlineMs };
     this.#cluster = { nc, js: this.#js, names, states: this.#states, retry: this.#retry, ...(options.afterWrite ? { afterWrite: options.afterWrite } : {}) };
@@ -370,7 +371,7 @@ export class DurableClient {
    * that have ended on it (JSON values by key).
    */
   async getKeyedState(partitionKey: string): Promise<Record<string, unknown>> {
-    const values = await this.#keyed.values(checkPartitionKey(partitionKey));
+    const values = keyedValues((await this.#keyed.read(checkPartitionKey(partitionKey))).record);
     return Object.fromEntries([...values].map(([key, bytes]) => [key, decodeJson(bytes, `keyed state ${key}`)]));
   }
 

@@ -8,22 +8,27 @@ import {
   JournalEntrySchema,
   type ExecutionState,
   type JournalEntry,
+  KeyedStateSchema,
   type KeyedState,
   type KeyedWaiter,
 } from '../gen/durable/durable_pb.js';
 import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js';
 import { awakeableInvocation } from './durable-context.js';
-import { acquireKey, applyChanges, emptyKeyedState, keyedValues, releaseKey, startingValues } from './keyed-state.js';
+import { emptyKeyedState } from './keyed-state.js';
+import { QueuedKeyedStateStore, type QueuedKeyedStateStoreOptions } from './queued-keyed-state-store.js';
 import {
   sameOutcome,
   type AwakeableOutcome,
   type AwakeableStore,
   type JournalLog,
   type JournalStore,
-  type KeyedStateStore,
+  type KeyedQueue,
+  type KeyedRecordStore,
   type OpenJournalOptions,
+  type QueuedWaiter,
   type OwnerIsLive,
   type StateStore,
+  type VersionedKeyedState,
   type VersionedState,
 } from './stores.js';
 
@@ -137,30 +142,58 @@ export class MemoryAwakeableStore implements AwakeableStore {
   }
 }
 
-/** A KeyedStateStore in memory. */
-export class MemoryKeyedStateStore implements KeyedStateStore {
-  readonly #records = new Map<string, KeyedState>();
+/**
+ * A KeyedStateStore in memory: the same algorithm as on JetStream, on a record map and an
+ * array per key's queue. `records` lets a test start from a record as an older version wrote it.
+ */
+export class MemoryKeyedStateStore extends QueuedKeyedStateStore {
+  constructor(options: QueuedKeyedStateStoreOptions & { records?: MemoryKeyedRecordStore } = {}) {
+    super(options.records ?? new MemoryKeyedRecordStore(), new MemoryKeyedQueue(), options);
+  }
+}
 
-  async acquire(partitionKey: string, waiter: KeyedWaiter): Promise<Map<string, Uint8Array> | null> {
-    const current = this.#records.get(partitionKey) ?? emptyKeyedState();
-    const { granted, next } = acquireKey(current, waiter);
-    if (next) this.#records.set(partitionKey, next);
-    return granted ? startingValues(next ?? current, waiter.invocationId) : null;
+/** The records of partition keys in memory, by compare-and-set. */
+export class MemoryKeyedRecordStore implements KeyedRecordStore {
+  readonly #records = new Map<string, VersionedKeyedState>();
+
+  async read(partitionKey: string): Promise<VersionedKeyedState> {
+    const found = this.#records.get(partitionKey);
+    return found ? { record: clone(KeyedStateSchema, found.record), revision: found.revision } : { record: emptyKeyedState(), revision: 0 };
   }
 
-  async apply(state: ExecutionState): Promise<void> {
-    const next = applyChanges(this.#records.get(state.partitionKey) ?? emptyKeyedState(), state);
-    if (next) this.#records.set(state.partitionKey, next);
+  async write(partitionKey: string, record: KeyedState, revision: number): Promise<number | undefined> {
+    if ((this.#records.get(partitionKey)?.revision ?? 0) !== revision) return undefined;
+    this.#records.set(partitionKey, { record: clone(KeyedStateSchema, record), revision: revision + 1 });
+    return revision + 1;
+  }
+}
+
+/** The queues of partition keys in memory: an array per key, places counted over all keys. */
+class MemoryKeyedQueue implements KeyedQueue {
+  readonly #queues = new Map<string, QueuedWaiter[]>();
+  #last = 0n;
+
+  async enqueue(partitionKey: string, waiter: KeyedWaiter): Promise<bigint> {
+    const queue = this.#queues.get(partitionKey) ?? [];
+    const found = await this.place(partitionKey, waiter.invocationId);
+    if (found !== undefined) return found;
+    queue.push({ place: ++this.#last, waiter });
+    this.#queues.set(partitionKey, queue);
+    return this.#last;
   }
 
-  async release(state: ExecutionState): Promise<KeyedWaiter | undefined> {
-    const current = this.#records.get(state.partitionKey) ?? emptyKeyedState();
-    const { next, wake } = releaseKey(current, state);
-    if (next) this.#records.set(state.partitionKey, next);
-    return wake;
+  async oldest(partitionKey: string, upTo: bigint, except: string): Promise<QueuedWaiter | undefined> {
+    const first = (this.#queues.get(partitionKey) ?? []).find((q) => q.waiter.invocationId !== except);
+    return first && first.place <= upTo ? first : undefined;
   }
 
-  async values(partitionKey: string): Promise<Map<string, Uint8Array>> {
-    return keyedValues(this.#records.get(partitionKey) ?? emptyKeyedState());
+  async place(partitionKey: string, invocationId: string): Promise<bigint | undefined> {
+    return this.#queues.get(partitionKey)?.find((q) => q.waiter.invocationId === invocationId)?.place;
+  }
+
+  async remove(partitionKey: string, invocationId: string): Promise<void> {
+    const queue = (this.#queues.get(partitionKey) ?? []).filter((q) => q.waiter.invocationId !== invocationId);
+    if (queue.length === 0) this.#queues.delete(partitionKey);
+    else this.#queues.set(partitionKey, queue);
   }
 }

@@ -3,7 +3,7 @@
  * JetStream, local mode and unit tests with memory. Every write is fenced, so a writer
  * that lost ownership of an invocation learns it on its next write and stops.
  */
-import type { Command, ExecutionState, JournalEntry, KeyedWaiter } from '../gen/durable/durable_pb.js';
+import type { Command, ExecutionState, JournalEntry, KeyedState, KeyedWaiter } from '../gen/durable/durable_pb.js';
 
 /** An execution state with the revision it was read at, for compare-and-set. */
 export interface VersionedState {
@@ -193,4 +193,43 @@ export interface KeyedStateStore {
   release(state: ExecutionState): Promise<KeyedWaiter | undefined>;
   /** The values of a key, for tools. */
   values(partitionKey: string): Promise<Map<string, Uint8Array>>;
+}
+
+/** A partition key's record with the revision it was read at, for compare-and-set (0: none yet). */
+export interface VersionedKeyedState {
+  record: KeyedState;
+  revision: number;
+}
+
+/**
+ * The records of partition keys (values, holder, last hand-over), one per key, each
+ * written only by compare-and-set. Half of a {@link KeyedStateStore}, see
+ * `queued-keyed-state-store.ts`.
+ */
+export interface KeyedRecordStore {
+  /** The key's record as last written (a read fit to decide from); an empty one at revision 0 when it has none. */
+  read(partitionKey: string): Promise<VersionedKeyedState>;
+  /** Writes the record if it is still at `revision`; returns the new revision, or undefined when someone wrote it since. */
+  write(partitionKey: string, record: KeyedState, revision: number): Promise<number | undefined>;
+}
+
+/** A waiter in a key's queue and its place: places grow with each waiter added. */
+export interface QueuedWaiter {
+  place: bigint;
+  waiter: KeyedWaiter;
+}
+
+/**
+ * The queues of partition keys: one entry per waiting invocation, oldest first, so that no
+ * record grows with a queue. Half of a {@link KeyedStateStore}.
+ */
+export interface KeyedQueue {
+  /** Adds the waiter at the end of the key's queue unless it is in it already; returns its place either way. */
+  enqueue(partitionKey: string, waiter: KeyedWaiter): Promise<bigint>;
+  /** The waiter with the lowest place up to `upTo`, `except` left out (a read fit to decide from). */
+  oldest(partitionKey: string, upTo: bigint, except: string): Promise<QueuedWaiter | undefined>;
+  /** The invocation's place in the key's queue, undefined when it is not in it (a read fit to decide from). */
+  place(partitionKey: string, invocationId: string): Promise<bigint | undefined>;
+  /** Takes the invocation out of the key's queue; nothing happens when it is not in it. */
+  remove(partitionKey: string, invocationId: string): Promise<void>;
 }

@@ -10,6 +10,7 @@ import { create } from '@bufbuild/protobuf';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
+import { keyedStateKey } from '../engine/keyed-state.js';
 import type { RetentionStore, WakeTarget } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 import type { NatsJournalStore } from './journal-store.js';
@@ -50,6 +51,8 @@ export class NatsRetention implements RetentionStore {
     for (const awakeable of awakeablesOf(entries)) await this.#purgeKey(names.awakeablesBucket, awakeable);
     await this.jsm.streams.purge(names.journalStream, { filter: `${names.journalSubject}.${id}` });
     await this.jsm.streams.purge(names.commandsStream, { filter: `${names.timersSubject}.${id}.>` });
+    // Its place in its key's queue, left behind only by a crash (an ended invocation leaves it).
+    await this.jsm.streams.purge(names.keyedQueueStream, { filter: `${names.keyedQueueSubject}.${keyedStateKey(state.partitionKey)}.${id}` });
     if (this.index) await this.index.drop(id);
     else await this.jsm.streams.purge(names.indexStream, { filter: `${names.indexSubject}.*.*.${id}` });
     // Last: until the state goes, a purge cut short is found again and finished.

@@ -136,6 +136,8 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     ...bucket(jsm, names.processorsBucket, replicas, { history: 1, ttl: PROCESSOR_RECORD_TTL_MS }),
     disposable: 'it holds only heartbeats, which the processors write again every second',
   }, { log });
+  // The keys' queues, one message per waiter (see `keyed-queue.ts`), outside the records.
+  await ensureStream(jsm, stream(jsm, names.keyedQueueStream, { subjects: [`${names.keyedQueueSubject}.>`], ...recordLimits(replicas) }), { log });
   // The engine decides from these reads, so they go to each stream's leader: a direct get
   // may be answered by a replica that has not applied the latest write yet.
   const kvm = new Kvm(nc);

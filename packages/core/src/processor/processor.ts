@@ -169,7 +169,7 @@ export class Processor {
       timers: new NatsTimerScheduler(js, resources.names),
       awakeables: new NatsAwakeableStore(resources.awakeablesKv),
       invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
-      keyed: new NatsKeyedStateStore(resources.keyedStateKv),
+      keyed: new NatsKeyedStateStore({ kv: resources.keyedStateKv, js, jsm: resources.jsm, names: resources.names }),
       processorId,
       retention: new NatsRetention(js, resources.jsm, resources.names, journals, index),
       ...pick(options, ['maxAttempts', 'retentionMs']),

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file durable/durable.proto.
  */
 export const file_durable_durable: GenFile = /*@__PURE__*/
-  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUioAIKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCRIiCgZwYXJlbnQYCyABKAsyEi5kdXJhYmxlLlBhcmVudFJlZhIUCgxyZXRlbnRpb25fbXMYDCABKAMiWAoJUGFyZW50UmVmEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHaGFuZGxlchgCIAEoCRIVCg1wYXJ0aXRpb25fa2V5GAMgASgJEgwKBHN0ZXAYBCABKAUiygEKDEpvdXJuYWxFbnRyeRITCgtzdGVwX251bWJlchgBIAEoBRIRCglzdGVwX3R5cGUYAiABKAkSDwoHcmVxdWVzdBgDIAEoDBIQCghyZXNwb25zZRgEIAEoDBINCgVlcnJvchgFIAEoCRIiCgVwaGFzZRgGIAEoDjITLmR1cmFibGUuRW50cnlQaGFzZRIWCg5yZWNvcmRlZF9hdF9tcxgHIAEoAxISCgplcnJvcl9jb2RlGAggASgFEhAKCGF0dGVtcHRzGAkgASgFIoIBCg5Bd2FrZWFibGVTdGF0ZRIUCgxhd2FrZWFibGVfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghyZXNvbHZlZBgDIAEoCBIOCgZyZXN1bHQYBCABKAwSDQoFZXJyb3IYBSABKAkSEgoKY3JlYXRlZF9hdBgGIAEoAyLPCAoORXhlY3V0aW9uU3RhdGUSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEiYKB2pvdXJuYWwYAyADKAsyFS5kdXJhYmxlLkpvdXJuYWxFbnRyeRIVCg1jdXJyZW50X3N0YXRlGAQgASgMEg4KBnN0YXR1cxgFIAEoCRIUCgxjdXJyZW50X3N0ZXAYBiABKAUSGQoRY3VycmVudF9zdGVwX3R5cGUYByABKAkSQgoOd29ya2Zsb3dfc3RhdGUYCCADKAsyKi5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLldvcmtmbG93U3RhdGVFbnRyeRI7Cgphd2FrZWFibGVzGAkgAygLMicuZHVyYWJsZS5FeGVjdXRpb25TdGF0ZS5Bd2FrZWFibGVzRW50cnkSFQoNcGFydGl0aW9uX2tleRgKIAEoCRIPCgdzZXJ2aWNlGAsgASgJEg0KBWlucHV0GAwgASgMEg0KBWVycm9yGA0gASgJEhUKDWNyZWF0ZWRfYXRfbXMYDiABKAMSFQoNdXBkYXRlZF9hdF9tcxgPIAEoAxITCgtlbmRlZF9hdF9tcxgQIAEoAxIPCgdhdHRlbXB0GBEgASgFEg0KBW93bmVyGBIgASgJEhYKDmpvdXJuYWxfbGVuZ3RoGBMgASgFEhYKDmpvdXJuYWxfc3RyZWFtGBQgASgJEhcKD2pvdXJuYWxfc3ViamVjdBgVIAEoCRIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgWIAEoCRIQCghyZXRyeV9vZhgXIAEoCRISCgplcnJvcl9jb2RlGBggASgFEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYGSABKAgSFwoPcGF1c2VfcmVxdWVzdGVkGBogASgIEiIKBnBhcmVudBgbIAEoCzISLmR1cmFibGUuUGFyZW50UmVmEhYKDnN0YXJ0X3NlcXVlbmNlGBwgASgEEksKE2tleWVkX3N0YXRlX2NoYW5nZXMYHSADKAsyLi5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLktleWVkU3RhdGVDaGFuZ2VzRW50cnkSGwoTa2V5ZWRfc3RhdGVfY2xlYXJlZBgeIAMoCRIdChVqb3VybmFsX2xhc3Rfc2VxdWVuY2UYHyABKAQSFAoMcnVuX3NlcXVlbmNlGCAgASgEEhQKDHJ1bl9kZWxpdmVyeRghIAEoDRo0ChJXb3JrZmxvd1N0YXRlRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ARpKCg9Bd2FrZWFibGVzRW50cnkSCwoDa2V5GAEgASgJEiYKBXZhbHVlGAIgASgLMhcuZHVyYWJsZS5Bd2FrZWFibGVTdGF0ZToCOAEaOAoWS2V5ZWRTdGF0ZUNoYW5nZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBIo0DCgpLZXllZFN0YXRlEi8KBnZhbHVlcxgBIAMoCzIfLmR1cmFibGUuS2V5ZWRTdGF0ZS5WYWx1ZXNFbnRyeRIOCgZob2xkZXIYAiABKAkSJQoHd2FpdGluZxgDIAMoCzIULmR1cmFibGUuS2V5ZWRXYWl0ZXISFAoMbGFzdF9hcHBsaWVkGAQgASgJElQKGnZhbHVlc19iZWZvcmVfbGFzdF9hcHBsaWVkGAUgAygLMjAuZHVyYWJsZS5LZXllZFN0YXRlLlZhbHVlc0JlZm9yZUxhc3RBcHBsaWVkRW50cnkSEwoLaGFuZGVkX2Zyb20YBiABKAkSJwoJaGFuZGVkX3RvGAcgASgLMhQuZHVyYWJsZS5LZXllZFdhaXRlchotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBGj4KHFZhbHVlc0JlZm9yZUxhc3RBcHBsaWVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASI1CgtLZXllZFdhaXRlchIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB2hhbmRsZXIYAiABKAkqVgoLQ29tbWFuZEtpbmQSFgoSQ09NTUFORF9LSU5EX1NUQVJUEAASFwoTQ09NTUFORF9LSU5EX1JFU1VNRRABEhYKEkNPTU1BTkRfS0lORF9QVVJHRRACKkAKCkVudHJ5UGhhc2USGQoVRU5UUllfUEhBU0VfQ09NUExFVEVEEAASFwoTRU5UUllfUEhBU0VfU1RBUlRFRBABYgZwcm90bzM");
+  fileDesc("ChVkdXJhYmxlL2R1cmFibGUucHJvdG8SB2R1cmFibGUioAIKB0NvbW1hbmQSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEg8KB3NlcnZpY2UYAyABKAkSDAoEYXJncxgEIAEoDBIVCg1wYXJ0aXRpb25fa2V5GAUgASgJEhAKCHNlcXVlbmNlGAYgASgDEiIKBGtpbmQYByABKA4yFC5kdXJhYmxlLkNvbW1hbmRLaW5kEhcKD3N1Ym1pdHRlZF9hdF9tcxgIIAEoAxIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgJIAEoCRIQCghyZXRyeV9vZhgKIAEoCRIiCgZwYXJlbnQYCyABKAsyEi5kdXJhYmxlLlBhcmVudFJlZhIUCgxyZXRlbnRpb25fbXMYDCABKAMiWAoJUGFyZW50UmVmEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHaGFuZGxlchgCIAEoCRIVCg1wYXJ0aXRpb25fa2V5GAMgASgJEgwKBHN0ZXAYBCABKAUiygEKDEpvdXJuYWxFbnRyeRITCgtzdGVwX251bWJlchgBIAEoBRIRCglzdGVwX3R5cGUYAiABKAkSDwoHcmVxdWVzdBgDIAEoDBIQCghyZXNwb25zZRgEIAEoDBINCgVlcnJvchgFIAEoCRIiCgVwaGFzZRgGIAEoDjITLmR1cmFibGUuRW50cnlQaGFzZRIWCg5yZWNvcmRlZF9hdF9tcxgHIAEoAxISCgplcnJvcl9jb2RlGAggASgFEhAKCGF0dGVtcHRzGAkgASgFIoIBCg5Bd2FrZWFibGVTdGF0ZRIUCgxhd2FrZWFibGVfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghyZXNvbHZlZBgDIAEoCBIOCgZyZXN1bHQYBCABKAwSDQoFZXJyb3IYBSABKAkSEgoKY3JlYXRlZF9hdBgGIAEoAyLPCAoORXhlY3V0aW9uU3RhdGUSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJEiYKB2pvdXJuYWwYAyADKAsyFS5kdXJhYmxlLkpvdXJuYWxFbnRyeRIVCg1jdXJyZW50X3N0YXRlGAQgASgMEg4KBnN0YXR1cxgFIAEoCRIUCgxjdXJyZW50X3N0ZXAYBiABKAUSGQoRY3VycmVudF9zdGVwX3R5cGUYByABKAkSQgoOd29ya2Zsb3dfc3RhdGUYCCADKAsyKi5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLldvcmtmbG93U3RhdGVFbnRyeRI7Cgphd2FrZWFibGVzGAkgAygLMicuZHVyYWJsZS5FeGVjdXRpb25TdGF0ZS5Bd2FrZWFibGVzRW50cnkSFQoNcGFydGl0aW9uX2tleRgKIAEoCRIPCgdzZXJ2aWNlGAsgASgJEg0KBWlucHV0GAwgASgMEg0KBWVycm9yGA0gASgJEhUKDWNyZWF0ZWRfYXRfbXMYDiABKAMSFQoNdXBkYXRlZF9hdF9tcxgPIAEoAxITCgtlbmRlZF9hdF9tcxgQIAEoAxIPCgdhdHRlbXB0GBEgASgFEg0KBW93bmVyGBIgASgJEhYKDmpvdXJuYWxfbGVuZ3RoGBMgASgFEhYKDmpvdXJuYWxfc3RyZWFtGBQgASgJEhcKD2pvdXJuYWxfc3ViamVjdBgVIAEoCRIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgWIAEoCRIQCghyZXRyeV9vZhgXIAEoCRISCgplcnJvcl9jb2RlGBggASgFEhgKEGNhbmNlbF9yZXF1ZXN0ZWQYGSABKAgSFwoPcGF1c2VfcmVxdWVzdGVkGBogASgIEiIKBnBhcmVudBgbIAEoCzISLmR1cmFibGUuUGFyZW50UmVmEhYKDnN0YXJ0X3NlcXVlbmNlGBwgASgEEksKE2tleWVkX3N0YXRlX2NoYW5nZXMYHSADKAsyLi5kdXJhYmxlLkV4ZWN1dGlvblN0YXRlLktleWVkU3RhdGVDaGFuZ2VzRW50cnkSGwoTa2V5ZWRfc3RhdGVfY2xlYXJlZBgeIAMoCRIdChVqb3VybmFsX2xhc3Rfc2VxdWVuY2UYHyABKAQSFAoMcnVuX3NlcXVlbmNlGCAgASgEEhQKDHJ1bl9kZWxpdmVyeRghIAEoDRo0ChJXb3JrZmxvd1N0YXRlRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ARpKCg9Bd2FrZWFibGVzRW50cnkSCwoDa2V5GAEgASgJEiYKBXZhbHVlGAIgASgLMhcuZHVyYWJsZS5Bd2FrZWFibGVTdGF0ZToCOAEaOAoWS2V5ZWRTdGF0ZUNoYW5nZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAw6AjgBItADCgpLZXllZFN0YXRlEi8KBnZhbHVlcxgBIAMoCzIfLmR1cmFibGUuS2V5ZWRTdGF0ZS5WYWx1ZXNFbnRyeRIOCgZob2xkZXIYAiABKAkSJQoHd2FpdGluZxgDIAMoCzIULmR1cmFibGUuS2V5ZWRXYWl0ZXISFAoMbGFzdF9hcHBsaWVkGAQgASgJElQKGnZhbHVlc19iZWZvcmVfbGFzdF9hcHBsaWVkGAUgAygLMjAuZHVyYWJsZS5LZXllZFN0YXRlLlZhbHVlc0JlZm9yZUxhc3RBcHBsaWVkRW50cnkSEwoLaGFuZGVkX2Zyb20YBiABKAkSJwoJaGFuZGVkX3RvGAcgASgLMhQuZHVyYWJsZS5LZXllZFdhaXRlchISCgpxdWV1ZV90YWlsGAggASgEEi0KEWxhc3RfYXBwbGllZF91bmRvGAkgASgLMhIuZHVyYWJsZS5LZXllZFVuZG8aLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ARo+ChxWYWx1ZXNCZWZvcmVMYXN0QXBwbGllZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEiNQoLS2V5ZWRXYWl0ZXISFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgdoYW5kbGVyGAIgASgJIoABCglLZXllZFVuZG8SMgoIcHJldmlvdXMYASADKAsyIC5kdXJhYmxlLktleWVkVW5kby5QcmV2aW91c0VudHJ5Eg4KBmFic2VudBgCIAMoCRovCg1QcmV2aW91c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDDoCOAEqVgoLQ29tbWFuZEtpbmQSFgoSQ09NTUFORF9LSU5EX1NUQVJUEAASFwoTQ09NTUFORF9LSU5EX1JFU1VNRRABEhYKEkNPTU1BTkRfS0lORF9QVVJHRRACKkAKCkVudHJ5UGhhc2USGQoVRU5UUllfUEhBU0VfQ09NUExFVEVEEAASFwoTRU5UUllfUEhBU0VfU1RBUlRFRBABYgZwcm90bzM");
 
 /**
  * A request to run one invocation, published on `commands.<partition_key>`.
@@ -485,7 +485,9 @@ export const ExecutionStateSchema: GenMessage<ExecutionState> = /*@__PURE__*/
 
 /**
  * The keyed state of one partition key shared by the invocations of exclusive workflows,
- * and who holds the key: one invocation at a time, the others queued in order.
+ * and who holds the key: one invocation at a time, the others queued in order. The queue is
+ * not in this record (it would grow with it): each waiter is one message of the KEYED_QUEUE
+ * stream, on `keyedq.<record key>.<invocation id>`, in the order of their stream sequences.
  *
  * @generated from message durable.KeyedState
  */
@@ -503,21 +505,26 @@ export type KeyedState = Message<"durable.KeyedState"> & {
   holder: string;
 
   /**
-   * Invocations waiting for the key, oldest first.
+   * Deprecated: written by older versions only, which kept the whole queue here. A record
+   * that still has one moves it into the queue stream, in order, on its first change.
    *
    * @generated from field: repeated durable.KeyedWaiter waiting = 3;
    */
   waiting: KeyedWaiter[];
 
   /**
-   * The last invocation whose changes were applied, and the values before them: until it
-   * has released the key, that invocation (replaying after a crash) starts from those.
+   * The last invocation whose changes were applied: until the next one's are, that
+   * invocation (replaying after a crash) starts from the values before them (see
+   * `last_applied_undo`).
    *
    * @generated from field: string last_applied = 4;
    */
   lastApplied: string;
 
   /**
+   * Deprecated: written by older versions only, the whole values before `last_applied`'s
+   * changes. Still honoured in a record that has no `last_applied_undo`.
+   *
    * @generated from field: map<string, bytes> values_before_last_applied = 5;
    */
   valuesBeforeLastApplied: { [key: string]: Uint8Array };
@@ -534,6 +541,24 @@ export type KeyedState = Message<"durable.KeyedState"> & {
    * @generated from field: durable.KeyedWaiter handed_to = 7;
    */
   handedTo?: KeyedWaiter | undefined;
+
+  /**
+   * The stream sequence of the last waiter whose place in the queue stream this record has
+   * confirmed (by a compare-and-set after its message was stored). A release hands the key
+   * only to waiters up to here: one queued later has yet to write this record, and learns
+   * there whether the key is free.
+   *
+   * @generated from field: uint64 queue_tail = 8;
+   */
+  queueTail: bigint;
+
+  /**
+   * What `last_applied`'s changes replaced, so the values before them can be rebuilt
+   * without keeping them all twice.
+   *
+   * @generated from field: durable.KeyedUndo last_applied_undo = 9;
+   */
+  lastAppliedUndo?: KeyedUndo | undefined;
 };
 
 /**
@@ -564,6 +589,31 @@ export type KeyedWaiter = Message<"durable.KeyedWaiter"> & {
  */
 export const KeyedWaiterSchema: GenMessage<KeyedWaiter> = /*@__PURE__*/
   messageDesc(file_durable_durable, 6);
+
+/**
+ * The values an invocation's changes replaced: the earlier value of each key it set or
+ * cleared that had one, and the keys it set that had none.
+ *
+ * @generated from message durable.KeyedUndo
+ */
+export type KeyedUndo = Message<"durable.KeyedUndo"> & {
+  /**
+   * @generated from field: map<string, bytes> previous = 1;
+   */
+  previous: { [key: string]: Uint8Array };
+
+  /**
+   * @generated from field: repeated string absent = 2;
+   */
+  absent: string[];
+};
+
+/**
+ * Describes the message durable.KeyedUndo.
+ * Use `create(KeyedUndoSchema)` to create a new message.
+ */
+export const KeyedUndoSchema: GenMessage<KeyedUndo> = /*@__PURE__*/
+  messageDesc(file_durable_durable, 7);
 
 /**
  * What a command asks the processor to do with an invocation.
