@@ -95,6 +95,7 @@ async function records(id: string): Promise<Record<string, number>> {
     journal: await count(names.journalStream, `${names.journalSubject}.${id}`),
     index: await count(names.indexStream, `${names.indexSubject}.*.*.${id}`),
     timers: await count(names.commandsStream, `${names.timersSubject}.${id}.>`),
+    queue: await count(names.keyedQueueStream, `${names.keyedQueueSubject}.*.${id}`),
   };
 }
 
@@ -179,7 +180,7 @@ describe('retention', () => {
       for (const id of ended) if ((await client.getState(id)) !== null) return false;
       return true;
     });
-    for (const id of ended) expect(await records(id)).toEqual({ state: 0, journal: 0, index: 0, timers: 0 });
+    for (const id of ended) expect(await records(id)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
     expect(await jsm.streams.getMessage(`KV_${names.awakeablesBucket}`, { last_by_subj: `$KV.${names.awakeablesBucket}.${resolvedAwakeable}` })).toBeNull();
 
     await until('every command but the running one has been handled', () => commandsHandled(1));
@@ -188,6 +189,7 @@ describe('retention', () => {
       expect(await records(id), id).toEqual(before[id]);
     }
     expect((await records(live.sleeping)).timers).toBe(1);
+    expect((await records(queued)).queue).toBe(1);
     const key = await jsm.streams.getMessage(`KV_${names.keyedStateBucket}`, { last_by_subj: `$KV.${names.keyedStateBucket}.${keyedStateKey('shared')}` });
     expect(key).not.toBeNull();
 
@@ -229,7 +231,7 @@ describe('retention', () => {
     await until('the parent is gone', async () => (await client.getState(parentId)) === null);
     // The child's next look is a minute on; purged now by hand, as the parent has ended.
     await client.purge(childId);
-    expect(await records(childId)).toEqual({ state: 0, journal: 0, index: 0, timers: 0 });
+    expect(await records(childId)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
   });
 
   it("keeps a workflow's invocations by its own retention, and purges one now on request", { timeout: 240_000 }, async () => {
@@ -247,9 +249,9 @@ describe('retention', () => {
     const response = await api.request(`/api/workflows/${forever}/purge`, { method: 'POST' });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ invocation_id: forever, purged: true });
-    expect(await records(forever)).toEqual({ state: 0, journal: 0, index: 0, timers: 0 });
+    expect(await records(forever)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
     await client.purge(day);
-    expect(await records(day)).toEqual({ state: 0, journal: 0, index: 0, timers: 0 });
+    expect(await records(day)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
     await expect(client.purge(day)).rejects.toBeInstanceOf(InvocationNotFoundError);
 
     const sleeping = (await client.submit(sleepy, {})).invocationId;
