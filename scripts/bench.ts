@@ -180,12 +180,12 @@ async function main(): Promise<void> {
   const short = await stepsRun(jsm, client, SIZES.shortSteps.names, SIZES.shortSteps.runs);
   progress(`custom_workflow with ${count(SIZES.longSteps.names)} names, ${SIZES.longSteps.runs} runs`);
   const long = await stepsRun(jsm, client, SIZES.longSteps.names, SIZES.longSteps.runs);
-  progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
-  const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs);
   const { n: keptN, inFlight: keptInFlight, retentionMs } = SIZES.retention;
   progress(`${count(keptN)} hello_workflow on a processor with --retention ${retentionMs / 1000}s, until the streams are back at their baseline`);
   const retentionServices = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
   const kept = await retentionRun(nc, retentionServices, keptN, keptInFlight, retentionMs).finally(() => retentionServices.close());
+  progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
+  const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs);
 
   const writesPerInvocation = totalWrites(tput.writes);
   const writesPerStep = long.writes.journal / long.steps;
