@@ -9,12 +9,12 @@ import { WorkflowQueries } from '../client/query.js';
 import type { MetricSources } from '../observability/metrics.js';
 import { partitionConsumer, type EngineResources } from './setup.js';
 
-/** How long the counting consumer of the timers lives if its deletion is lost, ns. */
-const COUNTER_INACTIVE_NS = 5_000_000_000;
+/** How long the counting consumer of the timers outlives the last scrape, ns. */
+const COUNTER_INACTIVE_NS = 3_600 * 1e9;
 
 /** The gauges' sources of one processor. */
 export function natsMetricSources(nc: NatsConnection, resources: EngineResources): MetricSources {
-  const { jsm, names, consumerName, partitions } = resources;
+  const { jsm, names, consumerName, partitions, replicas } = resources;
   const queries = new WorkflowQueries({ nc, names, stateKv: resources.stateKv });
   return {
     invocationsByStatus: async () => (await queries.stats()).byStatus,
@@ -32,15 +32,16 @@ export function natsMetricSources(nc: NatsConnection, resources: EngineResources
     },
     async timersPending() {
       // A consumer that is never pulled: its pending count is the number of timers stored.
+      // Made once (the same config again is no change) with the stream's replicas, as a work
+      // queue stream requires; it goes away an hour after the last scrape.
       const info = await jsm.consumers.add(names.commandsStream, {
+        durable_name: `${consumerName}-timers-gauge`,
         filter_subject: `${names.timersSubject}.>`,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        mem_storage: true,
-        num_replicas: 1,
+        num_replicas: replicas,
         inactive_threshold: COUNTER_INACTIVE_NS,
       });
-      await jsm.consumers.delete(names.commandsStream, info.name).catch(() => undefined);
       return info.num_pending;
     },
   };
