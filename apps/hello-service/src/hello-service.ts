@@ -45,6 +45,8 @@ export interface ReceivedHello {
   name: string;
   /** The `idempotency-key` metadata, when the caller sent one. */
   idempotencyKey?: string;
+  /** The W3C `traceparent` metadata, when the caller traces. */
+  traceparent?: string;
 }
 
 /** A started HelloService. */
@@ -84,7 +86,8 @@ export async function startHelloService(options: HelloServiceOptions = {}): Prom
   const sayHello = (call: ServerUnaryCall<HelloRequest, HelloResponse>, callback: sendUnaryData<HelloResponse>): void => {
     const name = call.request.name ?? '';
     const idempotencyKey = metadataValue(call.metadata, 'idempotency-key');
-    received.push(idempotencyKey === undefined ? { name } : { name, idempotencyKey });
+    const traceparent = metadataValue(call.metadata, 'traceparent');
+    received.push({ name, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(traceparent !== undefined ? { traceparent } : {}) });
     calls.set(name, (calls.get(name) ?? 0) + 1);
     // `request.name`, not `name`: the logger's own `name` field says which process logged.
     logger.info({ rpc: 'SayHello', request: { name }, idempotency_key: idempotencyKey }, `Received SayHello request: name=${name}`);

@@ -6,7 +6,7 @@
  *
  * Env: NATS_URL (comma-separated servers) and the credentials and TLS files of a secured
  * cluster (NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT,
- * NATS_KEY), LOG_LEVEL, LOG_FORMAT=json, DURABLE_API_TOKEN (the HTTP API's bearer token;
+ * NATS_KEY), LOG_LEVEL, LOG_FORMAT=json, OTEL_EXPORTER_OTLP_ENDPOINT (traces, see the README), DURABLE_API_TOKEN (the HTTP API's bearer token;
  * unset, the API is open), SERVICES_CONFIG and the service registry's
  * SERVICE_<NAME>_ADDRESS overrides.
  */
@@ -30,6 +30,7 @@ import {
   DurableClient,
   Processor,
   startHttpApi,
+  startTracing,
   type RunningHttpApi,
 } from '@durable/core';
 import { workflows } from './workflows/index.js';
@@ -73,6 +74,8 @@ async function main(): Promise<void> {
   let http: RunningHttpApi | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
   const services = createGrpcInvoker(loadServiceRegistry());
+  const tracing = await startTracing('durable-processor');
+  if (tracing) logger.info(`Tracing: spans exported over OTLP to ${process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
   onShutdown(async (signal) => {
     logger.info(`Received ${signal}, shutting down...`);
     stopConnecting.abort();
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
     await processor?.stop();
     await nc?.drain();
     services.close();
+    await tracing?.shutdown();
     logger.info('Processor stopped');
   });
 
@@ -99,6 +103,7 @@ async function main(): Promise<void> {
         partitions,
         retentionMs,
         deadLetterRetentionMs,
+        ...(tracing ? { tracer: tracing.tracer } : {}),
       });
       break;
     } catch (err) {
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
         port: httpPort,
         host: httpHost,
         bodyLimit: httpBodyLimit,
+        metrics: () => processor!.metrics.scrape(),
         ...(apiToken !== undefined ? { token: apiToken } : {}),
       });
       logger.info(`HTTP API listening on ${hostPort(http.host, http.port)} (OpenAPI at /openapi.json)`);

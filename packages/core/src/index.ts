@@ -47,8 +47,12 @@ export {
   toError,
 } from './errors.js';
 export type { ErrorCodeValue } from './errors.js';
-export { createLogger, silentLogger } from './logger.js';
-export type { Logger, LoggerOptions } from './logger.js';
+export { createLogger, silentLogger, withLogContext } from './logger.js';
+export type { LogContext, Logger, LoggerOptions } from './logger.js';
+export { EngineMetrics } from './observability/metrics.js';
+export { startTracing } from './observability/tracing.js';
+export type { Tracing } from './observability/tracing.js';
+export type { TraceHeaders } from './observability/trace-context.js';
 
 export type { CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './engine/context.js';
 export { defineWorkflow, jsonCodec, protobuf, WorkflowRegistry } from './engine/workflow.js';

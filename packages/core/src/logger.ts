@@ -3,6 +3,7 @@
  * the usage guide shows them (`2024/11/10 22:00:00 Processor started, ...`).
  * `LOG_FORMAT=json` prints the raw records instead; `LOG_LEVEL` sets the level.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -29,7 +30,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = options.name ? { name: options.name } : {};
   const destination = options.destination ?? process.stdout;
   if (format === 'json') {
-    return pino({ level, base }, destination);
+    // Lines logged while an invocation runs carry its fields (see withLogContext).
+    return pino({ level, base, mixin: () => logContext.getStore() ?? NO_FIELDS }, destination);
   }
   const stream = pretty({
     destination,
@@ -46,6 +48,30 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
   });
   return pino({ level, base }, stream);
+}
+
+/** Fields of every JSON line logged about one invocation. */
+export interface LogContext {
+  invocation_id: string;
+  workflow: string;
+  /** Set once known: from the command's trace context, or the run's span. */
+  trace_id?: string;
+}
+
+const logContext = new AsyncLocalStorage<LogContext>();
+const NO_FIELDS = {};
+
+/**
+ * Runs `fn` with `fields` on every JSON log line it leads to, in any logger (the pretty
+ * lines do not print them). The fields object stays mutable: a trace ID found later is added.
+ */
+export function withLogContext<T>(fields: LogContext, fn: () => T): T {
+  return logContext.run(fields, fn);
+}
+
+/** The fields of the invocation being logged about now, if any. */
+export function currentLogContext(): LogContext | undefined {
+  return logContext.getStore();
 }
 
 /** `2024/11/10 22:00:00`, local time, as the usage guide prints it. */

@@ -4,7 +4,8 @@
  * outcome written at any moment is seen at once, without polling.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
-import { NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
+import { context, trace as otelTrace } from '@opentelemetry/api';
+import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -39,6 +40,7 @@ import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsRetention } from '../nats/retention.js';
 import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
+import { traceHeaders, type TraceHeaders } from '../observability/trace-context.js';
 import { ExecutionIndex } from '../nats/execution-index.js';
 import { WorkflowQueries, type ListWorkflowsOptions, type ReindexResult, type WorkflowPage, type WorkflowStats, type WorkflowStatsOptions } from './query.js';
 
@@ -70,6 +72,11 @@ export interface SubmitOptions {
   service?: string;
   /** The failed invocation this one retries; recorded in its state. */
   retryOf?: string;
+  /**
+   * W3C trace context (`traceparent`, `tracestate`) carried in the command's headers: the
+   * processor's span of the run continues this trace. @default the active OpenTelemetry span's, if any
+   */
+  trace?: TraceHeaders;
 }
 
 /** Room left in a command's message for its headers (the message ID). */
@@ -163,12 +170,16 @@ export class DurableClient {
     });
     const subject = `${this.names.commandsSubject}.${partitionKey}`;
     const bytes = toBinary(CommandSchema, command);
+    // Taken before the first await: the active context is the caller's here.
+    const carried = options.trace ?? traceHeaders(otelTrace.getSpanContext(context.active()));
+    const h = carried ? natsHeaders() : undefined;
+    if (carried) for (const [key, value] of Object.entries(carried)) h!.set(key, value);
     // Refused here with the reason, not by the client's publish as if the cluster were away.
     const limit = (this.#nc.info?.max_payload ?? Infinity) - COMMAND_HEADER_ROOM;
     if (bytes.length > limit) throw new InvalidArgumentError('input', `the command is ${bytes.length} bytes, over the NATS server's max_payload (${limit} bytes with its headers)`);
     const where = `submit to ${this.names.commandsStream} (no answer: a leader election, or no processor has created the stream yet)`;
     try {
-      const ack = await withRetry(where, () => this.#js.publish(subject, bytes, { msgID: invocationId }), this.#retry);
+      const ack = await withRetry(where, () => this.#js.publish(subject, bytes, { msgID: invocationId, ...(h ? { headers: h } : {}) }), this.#retry);
       return { invocationId, handler, partitionKey, duplicate: ack.duplicate };
     } catch (err) {
       if (err instanceof UnavailableError) throw err;

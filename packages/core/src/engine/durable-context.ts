@@ -33,6 +33,7 @@ import type { ServiceInvoker } from '../services/service-invoker.js';
 import { decodeJson, encodeJson } from './codec.js';
 import type { Awakeable, CallStepOptions, Context, InvokeOptions, RunStepOptions, SendOptions } from './context.js';
 import { isTerminal } from './lifecycle.js';
+import { NO_RUN_OBSERVER, secondsSince, stepKind, type RunObserver, type StepTrace } from './observer.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { sameOutcome, type AwakeableOutcome, type AwakeableStore, type InvocationGateway, type JournalLog, type StateStore, type TimerScheduler } from './stores.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from './workflow.js';
@@ -65,6 +66,8 @@ export interface DurableContextOptions {
    * start from it and the changes are collected for the executor to apply at the end.
    */
   keyedState?: ReadonlyMap<string, Uint8Array>;
+  /** Told of every step, call and append of this run. @default nothing */
+  observer?: RunObserver;
 }
 
 /** The outcome of a live step, before it is journaled. */
@@ -81,6 +84,7 @@ export class DurableContext implements Context {
   readonly log: Logger;
 
   readonly #options: DurableContextOptions;
+  readonly #observer: RunObserver;
   /** Journaled entries by step number. */
   readonly #journaled = new Map<number, JournalEntry>();
   /** Every entry of the journal, loaded and new, in the order written. */
@@ -106,6 +110,7 @@ export class DurableContext implements Context {
 
   constructor(options: DurableContextOptions) {
     this.#options = options;
+    this.#observer = options.observer ?? NO_RUN_OBSERVER;
     this.invocationId = options.invocationId;
     this.handler = options.handler;
     this.partitionKey = options.partitionKey;
@@ -149,12 +154,22 @@ export class DurableContext implements Context {
 
   call<Res = unknown>(service: string, method: string, request: unknown, options: CallStepOptions = {}): Promise<Res> {
     const services = this.#options.services;
-    return this.#step<Res>(`${service}.${method}`, request, options.retry, (step) =>
-      services.call(service, method, request, {
-        metadata: { 'idempotency-key': `${this.invocationId}:${step}` },
-        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-      }),
-    );
+    const observer = this.#observer;
+    return this.#step<Res>(`${service}.${method}`, request, options.retry, async (step, trace) => {
+      const idempotency = `${this.invocationId}:${step}`;
+      try {
+        const response = await services.call(service, method, request, {
+          // The step's trace context goes on to the service, so its spans join the workflow's trace.
+          metadata: trace ? { ...trace.headers, 'idempotency-key': idempotency } : { 'idempotency-key': idempotency },
+          ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        });
+        observer.serviceCalled(service, method, GRPC_OK);
+        return response;
+      } catch (err) {
+        observer.serviceCalled(service, method, grpcStatusOf(err));
+        throw err;
+      }
+    });
   }
 
   run<T>(name: string, fn: () => Promise<T> | T, options: RunStepOptions = {}): Promise<T> {
@@ -177,7 +192,7 @@ export class DurableContext implements Context {
     stepType: string,
     request: unknown,
     retry: Partial<RetryPolicy> | undefined,
-    attempt: (step: number) => Promise<unknown>,
+    attempt: (step: number, trace: StepTrace | undefined) => Promise<unknown>,
     sideEffect = true,
   ): Promise<T> {
     const step = this.#takeStep();
@@ -193,7 +208,11 @@ export class DurableContext implements Context {
       // A side effect starts only once every earlier outcome is journaled: a replay after a
       // crash then never reaches it with different values.
       if (sideEffect) await this.#durable();
-      const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt);
+      const started = performance.now();
+      const trace = this.#observer.traceStep(stepType, step);
+      const { outcome, attempts } = await this.#attempt(step, stepType, policy, attempt, trace);
+      this.#observer.stepExecuted(stepKind(stepType), secondsSince(started));
+      trace?.end(outcome.ok ? undefined : outcome.error);
       const done = create(JournalEntrySchema, {
         stepNumber: step,
         stepType,
@@ -234,6 +253,9 @@ export class DurableContext implements Context {
     if (journaled) {
       this.#checkType(step, 'SLEEP', journaled);
       wakeAtMs = decodeJson<{ wakeAtMs: number }>(journaled.request, `sleep of step ${step}`).wakeAtMs;
+      // Woken by its timer (or by a redelivery after it was due): how late it came.
+      const late = Date.now() - wakeAtMs;
+      if (late >= 0) this.#observer.timerFired(late / 1000);
     } else {
       this.#checkRunning();
       wakeAtMs = Date.now() + ms;
@@ -523,6 +545,7 @@ export class DurableContext implements Context {
   #replay<T>(step: number, stepType: string, entry: JournalEntry): T {
     this.#checkType(step, stepType, entry);
     this.#replayed++;
+    this.#observer.stepReplayed(stepKind(stepType));
     this.#options.logger.info(
       { invocation_id: this.invocationId, step, step_type: stepType },
       `Replayed step ${step}: ${stepType} (from journal)`,
@@ -535,13 +558,14 @@ export class DurableContext implements Context {
     step: number,
     stepType: string,
     policy: RetryPolicy,
-    attempt: (step: number) => Promise<unknown>,
+    attempt: (step: number, trace: StepTrace | undefined) => Promise<unknown>,
+    trace: StepTrace | undefined,
   ): Promise<{ outcome: StepOutcome; attempts: number }> {
     for (let n = 1; ; n++) {
       this.#checkRunning();
       let failure: AttemptFailure;
       try {
-        return { outcome: { ok: true, value: await attempt(step) }, attempts: n };
+        return { outcome: { ok: true, value: await attempt(step, trace) }, attempts: n };
       } catch (err) {
         // The cluster failed under the step (see #infrastructure): this run stops here.
         if (this.#fatal) throw this.#fatal;
@@ -557,6 +581,7 @@ export class DurableContext implements Context {
         return { outcome: { ok: false, error: new AttemptsExhaustedError(stepType, n, failure.error) }, attempts: n };
       }
       const backoff = backoffMs(policy, n);
+      this.#observer.stepRetried(stepKind(stepType), stepType);
       this.#options.logger.warn(
         { invocation_id: this.invocationId, step, step_type: stepType, attempt: n, backoff_ms: backoff, err: failure.error },
         `Step ${step} ${stepType} failed (attempt ${n}), retrying in ${backoff} ms: ${errorMessage(failure.error)}`,
@@ -625,7 +650,9 @@ export class DurableContext implements Context {
     const appended = this.#appending.then(async () => {
       if (this.#fatal) throw this.#fatal;
       try {
+        const started = performance.now();
         await this.#options.journal.append(entry);
+        this.#observer.journalAppended(secondsSince(started));
       } catch (err) {
         // Fenced: another processor owns the invocation. Too large: no retry would make it
         // fit, so the invocation fails with the reason. Anything else (the cluster did not
@@ -680,3 +707,15 @@ function journaledError(entry: JournalEntry): TerminalError {
   return new TerminalError(entry.error, { errorCode: entry.errorCode });
 }
 
+
+/** gRPC status 0. */
+const GRPC_OK = 0;
+/** gRPC status 2, for a failure that carries none. */
+const GRPC_UNKNOWN = 2;
+
+/** The gRPC status of a failed call: from a ServiceCallError, or the grpc-js error a retryable one wraps. */
+function grpcStatusOf(err: unknown): number {
+  if (err instanceof ServiceCallError) return err.status;
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  return typeof cause?.code === 'number' ? cause.code : GRPC_UNKNOWN;
+}

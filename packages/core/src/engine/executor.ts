@@ -31,6 +31,7 @@ import type { Logger } from '../logger.js';
 import type { ServiceInvoker } from '../services/service-invoker.js';
 import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
+import { NO_OBSERVER, type EngineObserver, type RunObserver } from './observer.js';
 import { DEFAULT_RETENTION_MS, retentionOf, whyKept } from './retention.js';
 import type {
   AwakeableStore,
@@ -76,6 +77,8 @@ export interface ExecutorOptions {
   retention?: RetentionStore;
   /** Retention of the invocations of workflows that set none, ms; 0 keeps them. @default 24 h */
   retentionMs?: number;
+  /** Told of runs, steps, calls and ends, for metrics and traces. @default none */
+  observer?: EngineObserver;
 }
 
 /** What became of a command. */
@@ -148,6 +151,8 @@ export interface ExecuteOptions {
    * only from a copy delivered more often than the one it runs from.
    */
   delivery?: number;
+  /** W3C trace context the command came with (`traceparent`, `tracestate`): the run's span continues its trace. */
+  trace?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -163,9 +168,11 @@ export class Executor {
   readonly #options: ExecutorOptions;
   readonly #processorId: string;
   readonly #maxAttempts: number;
+  readonly #observer: EngineObserver;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
+    this.#observer = options.observer ?? NO_OBSERVER;
     this.#processorId = options.processorId ?? 'local';
     this.#maxAttempts = options.maxAttempts ?? 3;
   }
@@ -181,9 +188,20 @@ export class Executor {
     if (admitted.kind === 'outcome') return admitted.outcome;
     const claimed = await this.#claim(admitted, command, options);
     if (claimed.kind === 'outcome') return claimed.outcome;
+    const { invocationId, handler, attempt } = claimed.state;
+    const run = this.#observer.runStarted({
+      invocationId,
+      workflow: handler,
+      attempt,
+      first: admitted.found === null,
+      ...(options.trace ? { trace: options.trace } : {}),
+    });
     try {
-      return await this.#runAndSettle(claimed, admitted.workflow, options);
+      const outcome = await this.#runAndSettle(claimed, admitted.workflow, options, run);
+      run.finished(outcome.kind);
+      return outcome;
     } catch (err) {
+      run.finished('error');
       // The cluster failed under the run (an election): not a crash, so not an attempt.
       await this.#release(claimed.state, claimed.revision);
       throw err;
@@ -307,7 +325,7 @@ export class Executor {
   }
 
   /** Runs the workflow from its journal and writes what the run came to. */
-  async #runAndSettle(claimed: Claimed, workflow: AnyWorkflow, options: ExecuteOptions): Promise<ExecutionOutcome> {
+  async #runAndSettle(claimed: Claimed, workflow: AnyWorkflow, options: ExecuteOptions, observer: RunObserver): Promise<ExecutionOutcome> {
     const { states, logger } = this.#options;
     const { state, revision, journal, keyedState } = claimed;
     const id = state.invocationId;
@@ -325,6 +343,7 @@ export class Executor {
       ...(this.#options.invocations ? { invocations: this.#options.invocations } : {}),
       states,
       ...(keyedState ? { keyedState } : {}),
+      observer,
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -351,7 +370,10 @@ export class Executor {
     const completed = !suspended && thrown === undefined && ctx.fatal === undefined;
     if (!completed) await ctx.drained();
     const fatal = ctx.fatal;
-    if (fatal instanceof FencedError) return { kind: 'fenced', reason: fatal.message };
+    if (fatal instanceof FencedError) {
+      this.#observer.fenced();
+      return { kind: 'fenced', reason: fatal.message };
+    }
     if (fatal instanceof InterruptedError) {
       await this.#release(state, revision);
       return { kind: 'interrupted', reason: fatal.message };
@@ -428,8 +450,9 @@ export class Executor {
     try {
       return await write();
     } catch (err) {
-      if (err instanceof FencedError) return { kind: 'fenced', reason: err.message };
-      throw err;
+      if (!(err instanceof FencedError)) throw err;
+      this.#observer.fenced();
+      return { kind: 'fenced', reason: err.message };
     }
   }
 
@@ -556,6 +579,7 @@ export class Executor {
       Promise.all([revision === undefined ? states.create(final) : this.#updateOwned(final, revision, state), appends]),
     );
     if ('kind' in written) return written;
+    this.#observer.invocationEnded(final.handler, status, Number(at - final.createdAtMs) / 1000);
     if (status === 'completed') {
       logger.info({ invocation_id: final.invocationId, status }, `Execution completed successfully: ${final.invocationId}`);
     } else {

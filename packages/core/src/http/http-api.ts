@@ -42,6 +42,8 @@ export interface HttpApiOptions {
   bodyLimit?: number;
   /** When set, every route but `/health` answers 401 without `Authorization: Bearer <token>`. @default none: open */
   token?: string;
+  /** Serves `GET /metrics` (Prometheus' text format), behind the token like the other routes. @default no such route */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** The routes, as a Hono app (serve it with {@link startHttpApi}, or test it with `app.request`). */
@@ -61,6 +63,13 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     }),
   );
   app.get('/openapi.json', (c) => c.json(OPENAPI));
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      const { contentType, body } = await metrics();
+      return c.body(body, 200, { 'Content-Type': contentType });
+    });
+  }
 
   app.post('/api/workflows/:name/invoke', async (c) => {
     const name = checkWorkflowName(c.req.param('name'));
@@ -72,7 +81,11 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     const partitionKey = c.req.query('partition_key');
     const idempotencyKey = c.req.header('Idempotency-Key');
     const input = await jsonBody(c, true);
+    const traceparent = c.req.header('traceparent');
+    const tracestate = c.req.header('tracestate');
     const submission = await client.submit(name, input, {
+      // The caller's trace goes on through the command to the run.
+      ...(traceparent ? { trace: tracestate ? { traceparent, tracestate } : { traceparent } } : {}),
       ...(partitionKey !== undefined ? { partitionKey } : {}),
       ...(idempotencyKey ? { invocationId: idempotencyKey } : {}),
     });

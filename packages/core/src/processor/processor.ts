@@ -28,7 +28,12 @@ import { CommandKind, CommandSchema, type Command } from '../gen/durable/durable
 import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
 import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, withLogContext, type Logger } from '../logger.js';
+import { natsMetricSources } from '../nats/metric-sources.js';
+import { EngineMetrics } from '../observability/metrics.js';
+import { ProcessorObserver } from '../observability/processor-observer.js';
+import { traceIdOf, type TraceHeaders } from '../observability/trace-context.js';
+import type { Tracer } from '@opentelemetry/api';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsResultNotifier } from '../nats/result-channel.js';
 import { DEFAULT_ACK_WAIT_S, MAX_PARTITION_IN_FLIGHT, OWNER_GROUP, partitionConsumer, setupEngine, type EngineResources } from '../nats/setup.js';
@@ -77,6 +82,8 @@ export interface ProcessorOptions {
   retentionMs?: number;
   /** How long the dead-letter stream keeps a command that could not be decoded, ms; 0 keeps them for good. @default 7 days */
   deadLetterRetentionMs?: number;
+  /** Makes a span per invocation run and per executed step (see the README's Traces). @default none: nothing is traced */
+  tracer?: Tracer;
 }
 
 /** Options of {@link Processor.stop}. */
@@ -97,6 +104,8 @@ const HANDOVER_GRACE_MS = 10_000;
 /** A running processor. */
 export class Processor {
   readonly consumerName: string;
+  /** This processor's Prometheus metrics, in a registry of its own (`metrics.scrape()` for `/metrics`). */
+  readonly metrics: EngineMetrics;
   readonly #options: ProcessorOptions;
   readonly #resources: EngineResources;
   readonly #names: EngineNames;
@@ -123,7 +132,8 @@ export class Processor {
   /** Workflows this processor lacks, each reported once. */
   readonly #missing = new Set<string>();
 
-  private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger) {
+  private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger, metrics: EngineMetrics) {
+    this.metrics = metrics;
     this.#options = options;
     this.#resources = resources;
     this.#names = resources.names;
@@ -158,6 +168,7 @@ export class Processor {
     // Known to the stats from the start, with 0 until their first invocation.
     await registerWorkflows(options.nc, resources.names, workflows.names());
     const processorId = options.processorId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const metrics = new EngineMetrics(natsMetricSources(options.nc, resources));
     const journals = new NatsJournalStore(js, resources.jsm, resources.names, { maxPayload: () => options.nc.info?.max_payload });
     const executor = new Executor({
       workflows,
@@ -172,9 +183,10 @@ export class Processor {
       keyed: new NatsKeyedStateStore({ kv: resources.keyedStateKv, js, jsm: resources.jsm, names: resources.names }),
       processorId,
       retention: new NatsRetention(js, resources.jsm, resources.names, journals, index),
+      observer: new ProcessorObserver(metrics, options.tracer),
       ...pick(options, ['maxAttempts', 'retentionMs']),
     });
-    const processor = new Processor(options, resources, executor, workflows, logger);
+    const processor = new Processor(options, resources, executor, workflows, logger, metrics);
     processor.#index = index;
     processor.#membership = await Membership.join({
       nc: options.nc,
@@ -325,7 +337,15 @@ export class Processor {
     });
   }
 
-  async #run(msg: JsMsg, command: Command, giveUp: AbortSignal): Promise<Disposition> {
+  #run(msg: JsMsg, command: Command, giveUp: AbortSignal): Promise<Disposition> {
+    const trace = traceOf(msg);
+    const traceId = traceIdOf(trace?.traceparent);
+    // Every JSON line about the invocation, the workflow's own included, carries these.
+    const fields = { invocation_id: command.invocationId, workflow: command.handler, ...(traceId ? { trace_id: traceId } : {}) };
+    return withLogContext(fields, () => this.#runCommand(msg, command, giveUp, trace));
+  }
+
+  async #runCommand(msg: JsMsg, command: Command, giveUp: AbortSignal, trace: TraceHeaders | undefined): Promise<Disposition> {
     if (command.kind === CommandKind.PURGE) return this.#purge(command);
     if (!this.#workflows.find(command.handler) && this.#membership?.someoneRuns(command.handler)) {
       // A rolling deploy: another processor has this workflow. The command waits, its key
@@ -346,6 +366,7 @@ export class Processor {
         firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
+        ...(trace ? { trace } : {}),
       });
     } catch (err) {
       this.#logger.error({ err, invocation_id: command.invocationId }, `Run of ${command.invocationId} failed, retrying in ${RETRY_DELAY_MS / 1000} s: ${errorMessage(err)}`);
@@ -455,6 +476,14 @@ export function decodeCommand(bytes: Uint8Array): Command {
     throw new DecodeError(errorMessage(err), { cause: err });
   }
   return command;
+}
+
+/** The W3C trace context a command's headers carry, if any. */
+function traceOf(msg: JsMsg): TraceHeaders | undefined {
+  const traceparent = msg.headers?.get('traceparent');
+  if (!traceparent) return undefined;
+  const tracestate = msg.headers?.get('tracestate');
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Pick<T, K> {
