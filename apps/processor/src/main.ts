@@ -10,6 +10,7 @@
  * unset, the API is open), SERVICES_CONFIG and the service registry's
  * SERVICE_<NAME>_ADDRESS overrides.
  */
+import { fileURLToPath } from 'node:url';
 import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
@@ -118,6 +119,8 @@ async function main(): Promise<void> {
         port: httpPort,
         host: httpHost,
         bodyLimit: httpBodyLimit,
+        // The console's bundle lies beside this app's (dist/console, made by scripts/build.mjs).
+        consoleDir: fileURLToPath(new URL('./console/', import.meta.url)),
         ...(apiToken !== undefined ? { token: apiToken } : {}),
       });
       logger.info(`HTTP API listening on ${hostPort(http.host, http.port)} (OpenAPI at /openapi.json)`);

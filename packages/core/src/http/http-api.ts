@@ -122,6 +122,8 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     const id = invocationIdParam(c.req.param('id'));
     const state = await client.getState(id);
     if (!state) throw new InvocationNotFoundError(id);
+    // `?journal=false`: the state alone (the console reads the journal a page at a time).
+    if (c.req.query('journal') === 'false') return c.json(stateToJson(state, []));
     // While it runs, or past what the final state holds, the journal stream has every entry.
     const whole = isTerminal(state.status) && state.journal.length === state.journalLength;
     return c.json(stateToJson(state, whole ? state.journal : await client.getJournal(id)));
