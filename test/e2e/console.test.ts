@@ -52,7 +52,7 @@ afterAll(async () => {
 
 describe('the web console', () => {
   it('lists a workflow started over HTTP, shows its journal, and cancels it', async () => {
-    const key = uniq('ui');
+    const key = `ui-${uniq()}`;
     const id = await invoke('nap', { ms: 3_600_000 }, key);
     const page = await open(`#/`);
     await page.locator('input[name=partition_key]').fill(key);
@@ -74,7 +74,7 @@ describe('the web console', () => {
   });
 
   it('shows an invocation started after the page loaded, live, and bulk-cancels the filter after a count', async () => {
-    const key = uniq('bulk');
+    const key = `bulk-${uniq()}`;
     const page = await open('#/');
     await page.locator('input[name=partition_key]').fill(key);
     await page.getByRole('button', { name: 'Apply' }).click();
