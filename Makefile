@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 PNPM_STAMP := node_modules/.modules.yaml
-SOURCES := $(shell find packages apps examples proto -name '*.ts' -o -name '*.proto' 2>/dev/null | grep -v node_modules)
+SOURCES := $(shell find packages apps examples proto -name '*.ts' -o -name '*.proto' -o -name '*.css' 2>/dev/null | grep -v node_modules)
 # examples/<name>/main.ts (rest-invocation: run.sh), each run by `make example-<name>`.
 EXAMPLES := simple async typed local multi-service concurrent-workflows retry-failures pause-cancel \
             ticket-cart delayed-execution approval-workflow rest-invocation direct-grpc-call query-api
@@ -13,7 +13,7 @@ EXAMPLE_TARGETS := $(addprefix example-,$(EXAMPLES))
 BINS := bin/processor bin/hello-service bin/client bin/inspect bin/ticket-service
 
 .PHONY: install build typecheck proto test bench chaos demo clean \
-        docker-up docker-down cluster-up cluster-down nats-server \
+        docker-up docker-down cluster-up cluster-down nats-server chromium \
         run-service run-ticket-service run-processor run-client inspect \
         examples $(EXAMPLE_TARGETS)
 
@@ -31,6 +31,7 @@ $(BINS) &: $(PNPM_STAMP) $(SOURCES) scripts/build.mjs
 
 typecheck: install
 	@tsc -p tsconfig.json --noEmit
+	@tsc -p packages/console/tsconfig.json --noEmit
 
 proto: install
 	@buf generate
@@ -38,7 +39,11 @@ proto: install
 nats-server:
 	@scripts/install-nats-server.sh >/dev/null
 
-test: build nats-server typecheck
+# Headless Chromium for the console's browser tests (test/e2e/console.test.ts).
+chromium:
+	@scripts/install-chromium.sh >/dev/null
+
+test: build nats-server chromium typecheck
 	@vitest run
 
 bench: build nats-server

@@ -1,10 +1,26 @@
 // Bundles each app into dist/<app>.mjs and writes bin/<app>, a launcher for it.
 // One bundle per app keeps start-up fast and the binaries independent of node_modules layout.
 import { build } from 'esbuild';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 
 const apps = (await readdir('apps')).filter((app) => existsSync(`apps/${app}/src/main.ts`));
+
+// The web console (packages/console), bundled for browsers into dist/console: the processor
+// and `inspect ui` serve it at /ui from beside their own bundle, so nothing comes from a CDN.
+await mkdir('dist/console', { recursive: true });
+await build({
+  entryPoints: ['packages/console/src/main.ts'],
+  outfile: 'dist/console/console.js',
+  bundle: true,
+  platform: 'browser',
+  target: 'es2022',
+  format: 'esm',
+  minify: true,
+  sourcemap: true,
+  logLevel: 'warning',
+});
+await copyFile('packages/console/src/console.css', 'dist/console/console.css');
 
 await mkdir('bin', { recursive: true });
 await Promise.all(

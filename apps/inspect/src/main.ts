@@ -9,10 +9,14 @@
  *   inspect reindex           rebuilds the execution index from the states (reads them all)
  *   inspect watch             every state change as it happens, until Ctrl+C
  *   inspect purge <id>        removes an ended invocation now, with its journal and records
+ *   inspect ui [--port p] [--host h]
+ *                             serves the web console and the HTTP API on any cluster, without
+ *                             a processor (default 127.0.0.1:8081; DURABLE_API_TOKEN as the processor)
  *
  * Env: NATS_URL and the credentials and TLS files of a secured cluster (NATS_USER,
  * NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CREDS, NATS_CA, NATS_CERT, NATS_KEY).
  */
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   bytesToText,
@@ -22,7 +26,9 @@ import {
   errorMessage,
   InvalidArgumentError,
   InvocationNotFoundError,
+  apiTokenFromEnv,
   onShutdown,
+  startHttpApi,
   type ExecutionState,
   type JournalEntry,
 } from '@durable/core';
@@ -35,6 +41,7 @@ const USAGE = [
   '       inspect reindex',
   '       inspect watch',
   '       inspect purge <invocation-id>',
+  '       inspect ui [--port <port>] [--host <address>]',
 ].join('\n');
 
 async function main(argv: string[]): Promise<number> {
@@ -59,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'reindex') return await reindex(client);
     if (command === 'watch') return await watch(client);
     if (command === 'purge') return await purge(client, flags.id ?? '');
+    if (command === 'ui') return await ui(client, flags);
     return await show(client, command);
   } catch (err) {
     if (!(err instanceof InvalidArgumentError)) throw err;
@@ -97,7 +105,7 @@ async function show(client: DurableClient, id: string): Promise<number> {
   return 0;
 }
 
-type Flags = { status?: string; handler?: string; limit?: string; cursor?: string; id?: string };
+type Flags = { status?: string; handler?: string; limit?: string; cursor?: string; id?: string; port?: string; host?: string };
 
 /** The flags of `ls` and `stats`; other commands take none. */
 function parseFlags(command: string, args: string[]): Flags {
@@ -106,7 +114,9 @@ function parseFlags(command: string, args: string[]): Flags {
       ? { status: { type: 'string' }, handler: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' } }
       : command === 'stats'
         ? { handler: { type: 'string' } }
-        : {};
+        : command === 'ui'
+          ? { port: { type: 'string' }, host: { type: 'string' } }
+          : {};
   const parsed = parseArgs({ args, options, strict: true, allowPositionals: command === 'purge' });
   if (parsed.positionals.length > 1) throw new InvalidArgumentError(command, `one invocation ID, not ${parsed.positionals.length}`);
   return { ...(parsed.values as Flags), ...(parsed.positionals[0] !== undefined ? { id: parsed.positionals[0] } : {}) };
@@ -145,6 +155,28 @@ async function reindex(client: DurableClient): Promise<number> {
 async function purge(client: DurableClient, id: string): Promise<number> {
   await client.purge(id);
   process.stdout.write(`Removed ${id}: its state, journal, index entry, timers and awakeables\n`);
+  return 0;
+}
+
+/** Port of `inspect ui` unless told: beside the processor's 8080. */
+const DEFAULT_UI_PORT = 8081;
+
+async function ui(client: DurableClient, flags: Flags): Promise<number> {
+  const port = flags.port === undefined ? DEFAULT_UI_PORT : Number(flags.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('--port', `${JSON.stringify(flags.port)} is not a port (0 to 65535)`);
+  const token = apiTokenFromEnv();
+  const http = await startHttpApi({
+    client,
+    logger,
+    port,
+    ...(flags.host !== undefined ? { host: flags.host } : {}),
+    ...(token !== undefined ? { token } : {}),
+    // The console's bundle lies beside this app's (dist/console, made by scripts/build.mjs).
+    consoleDir: fileURLToPath(new URL('./console/', import.meta.url)),
+  });
+  logger.info({ port: http.port, host: http.host }, `Console at http://${http.host}:${http.port}/ui/ (Ctrl+C to stop)`);
+  await new Promise<void>((resolve) => onShutdown(async () => resolve()));
+  await http.close();
   return 0;
 }
 

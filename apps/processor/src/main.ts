@@ -10,6 +10,7 @@
  * unset, the API is open), SERVICES_CONFIG and the service registry's
  * SERVICE_<NAME>_ADDRESS overrides.
  */
+import { fileURLToPath } from 'node:url';
 import { setTimeout as wait } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
       await wait(1_000);
     }
   }
+  const { metrics } = processor;
   const names = workflows.map((w) => w.name);
   logger.info({ workflows: names }, `Registered workflows: ${names.join(', ')}`);
   if (httpPort > 0) {
@@ -123,7 +125,9 @@ async function main(): Promise<void> {
         port: httpPort,
         host: httpHost,
         bodyLimit: httpBodyLimit,
-        metrics: () => processor!.metrics.scrape(),
+        metrics: () => metrics.scrape(),
+        // The console's bundle lies beside this app's (dist/console, made by scripts/build.mjs).
+        consoleDir: fileURLToPath(new URL('./console/', import.meta.url)),
         ...(apiToken !== undefined ? { token: apiToken } : {}),
       });
       logger.info(`HTTP API listening on ${hostPort(http.host, http.port)} (OpenAPI at /openapi.json)`);

@@ -42,6 +42,7 @@ import { resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
 import { traceHeaders, type TraceHeaders } from '../observability/trace-context.js';
 import { ExecutionIndex } from '../nats/execution-index.js';
+import { journalPage, type JournalPage, type JournalPageOptions } from './journal-page.js';
 import { WorkflowQueries, type ListWorkflowsOptions, type ReindexResult, type WorkflowPage, type WorkflowStats, type WorkflowStatsOptions } from './query.js';
 
 /** Options of {@link DurableClient.connect}. */
@@ -411,12 +412,57 @@ export class DurableClient {
    * @throws InvocationNotFoundError when it has no state.
    */
   async getJournal(invocationId: string): Promise<JournalEntry[]> {
+    const { entries } = await this.#wholeJournal(invocationId);
+    return [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
+  }
+
+  /**
+   * A page of an invocation's journal, by step: also while it runs or is suspended. Pass a
+   * page's `nextAfterStep` as `afterStep` for the next one, and its `lastSequence` to
+   * {@link followJournal} for the entries written after it.
+   * @throws InvocationNotFoundError when it has no state.
+   * @throws InvalidArgumentError naming `after` or `limit`.
+   *
+   * @example
+   * const { entries, nextAfterStep } = await client.getJournalPage(id, { limit: 500 });
+   */
+  async getJournalPage(invocationId: string, options: JournalPageOptions = {}): Promise<JournalPage> {
+    journalPage([], options); // the options are checked before anything is read
+    const { entries, lastSeq } = await this.#wholeJournal(invocationId);
+    return { ...journalPage(entries, options), lastSequence: lastSeq };
+  }
+
+  /**
+   * Calls `onEntry` with each entry of an invocation's journal after stream sequence
+   * `afterSequence` (a page's `lastSequence`; 0 for all), as it is appended, until the signal aborts.
+   */
+  async followJournal(invocationId: string, afterSequence: number, onEntry: (entry: JournalEntry, sequence: number) => void, signal: AbortSignal): Promise<void> {
+    await this.#journals.follow(checkAnyInvocationId(invocationId), afterSequence, onEntry, signal);
+  }
+
+  /** The whole journal, from the final state when it holds it all, else from the journal stream. */
+  async #wholeJournal(invocationId: string): Promise<{ entries: readonly JournalEntry[]; lastSeq: number }> {
     const state = await this.getState(invocationId);
     if (!state) throw new InvocationNotFoundError(invocationId);
     // An ended invocation's state holds the whole journal when it fits: the record of its run.
-    if (isTerminal(state.status) && state.journal.length === state.journalLength) return [...state.journal];
-    const { entries } = await this.#journals.read(invocationId);
-    return [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
+    if (isTerminal(state.status) && state.journal.length === state.journalLength) return { entries: state.journal, lastSeq: 0 };
+    return this.#journals.read(invocationId);
+  }
+
+  /** Calls `onState` with the state of one invocation each time it is written, from its current one, until the signal aborts. */
+  async watchInvocation(invocationId: string, onState: (state: ExecutionState) => void, signal: AbortSignal): Promise<void> {
+    const watcher = await this.#kv.watch({ key: checkAnyInvocationId(invocationId) });
+    const stop = (): void => watcher.stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      if (signal.aborted) return;
+      for await (const entry of watcher) {
+        if (entry.operation === 'PUT' && entry.value.length > 0) onState(decodeState(entry.value, invocationId));
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      watcher.stop();
+    }
   }
 
   /**
@@ -446,6 +492,7 @@ export class DurableClient {
   async watch(onState: (state: ExecutionState) => void, signal: AbortSignal): Promise<void> {
     const watcher = await this.#kv.watch({ include: KvWatchInclude.UpdatesOnly });
     signal.addEventListener('abort', () => watcher.stop(), { once: true });
+    if (signal.aborted) watcher.stop();
     for await (const entry of watcher) {
       if (entry.operation === 'PUT' && entry.value.length > 0) onState(decodeState(entry.value, entry.key));
     }

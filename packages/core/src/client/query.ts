@@ -32,6 +32,12 @@ export interface ListWorkflowsOptions {
   status?: string;
   /** Only invocations of this workflow. @default any */
   handler?: string;
+  /** Only invocations on this partition key (checked within the page: not an index filter). @default any */
+  partitionKey?: string;
+  /** Only invocations created at or after this time, unix ms (checked within the page). @default any */
+  createdAfterMs?: number;
+  /** Only invocations created before this time, unix ms (checked within the page). @default any */
+  createdBeforeMs?: number;
   /** Index entries read for this page, 1 to 1000. @default 50 */
   limit?: number;
   /** Where the previous page stopped (its `nextCursor`). @default the start */
@@ -123,7 +129,9 @@ export class WorkflowQueries {
   }
 
   /**
-   * A page of invocations by status and handler.
+   * A page of invocations by status and handler. The partition key and time filters apply to
+   * the page's entries after they are read: a page may hold none of them and still have a
+   * `nextCursor`, and reading on never scans more than `limit` entries per page.
    * @throws InvalidArgumentError naming `status`, `limit` or `cursor` when one is malformed.
    */
   async list(options: ListWorkflowsOptions = {}): Promise<WorkflowPage> {
@@ -137,10 +145,7 @@ export class WorkflowQueries {
     const filter = `${indexSubject}.${status ?? '*'}.${handler === undefined ? '*' : encodeHandlerToken(handler)}.>`;
     const read = await this.#read(filter, after, limit);
     const found = await Promise.all(read.entries.map((entry) => this.#checked(entry)));
-    const invocations = found.filter(
-      (state): state is ExecutionState =>
-        state !== null && (status === undefined || state.status === status) && (handler === undefined || state.handler === handler),
-    );
+    const invocations = found.filter((state): state is ExecutionState => state !== null && matches(state, options));
     const last = read.entries.at(-1);
     return {
       invocations: invocations.map(summaryOf),
@@ -332,6 +337,18 @@ export class WorkflowQueries {
     this.#jsm ??= jetstreamManager(this.#handles.nc);
     return this.#jsm;
   }
+}
+
+/** Whether a state passes every filter of a listing. */
+function matches(state: ExecutionState, filter: ListWorkflowsOptions): boolean {
+  const created = Number(state.createdAtMs);
+  return (
+    (filter.status === undefined || state.status === filter.status) &&
+    (filter.handler === undefined || state.handler === filter.handler) &&
+    (filter.partitionKey === undefined || state.partitionKey === filter.partitionKey) &&
+    (filter.createdAfterMs === undefined || created >= filter.createdAfterMs) &&
+    (filter.createdBeforeMs === undefined || created < filter.createdBeforeMs)
+  );
 }
 
 function summaryOf(state: ExecutionState): ExecutionStateSummary {

@@ -25,9 +25,12 @@ import {
   UnavailableError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isTerminal } from '../engine/lifecycle.js';
 import { isTransient } from '../nats/retry.js';
 import { checkAnyInvocationId, checkAwakeableId, checkWorkflowName } from '../config.js';
 import { requireApiToken } from './api-token.js';
+import { addConsoleApiRoutes, addConsoleAssets } from './console-routes.js';
+import { integerParam, invocationFilter, isObject, jsonBody } from './params.js';
 import { DEFAULT_HTTP_BODY_LIMIT, DEFAULT_HTTP_HOST, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_TIMEOUT_MS } from './limits.js';
 import { OPENAPI } from './openapi.js';
 import { stateToJson } from './state-json.js';
@@ -40,7 +43,9 @@ export interface HttpApiOptions {
   workflows?: readonly string[];
   /** Largest request body, bytes; a larger one (declared or streamed) gets a 413. @default {@link DEFAULT_HTTP_BODY_LIMIT} */
   bodyLimit?: number;
-  /** When set, every route but `/health` answers 401 without `Authorization: Bearer <token>`. @default none: open */
+  /** The built console's folder (`dist/console`), served at `/ui`; without it `/ui` says to build it. @default none */
+  consoleDir?: string;
+  /** When set, every route but `/health` and the console's files answers 401 without `Authorization: Bearer <token>`. @default none: open */
   token?: string;
   /** Serves `GET /metrics` (Prometheus' text format), behind the token like the other routes. @default no such route */
   metrics?: () => Promise<{ contentType: string; body: string }>;
@@ -53,6 +58,7 @@ export function createHttpApi(options: HttpApiOptions): Hono {
 
   // Before the token check: a load balancer's probe needs no secret.
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  addConsoleAssets(app, options.consoleDir);
   if (options.token !== undefined) app.use(requireApiToken(options.token));
   const maxBytes = options.bodyLimit ?? DEFAULT_HTTP_BODY_LIMIT;
   app.use(
@@ -103,11 +109,12 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     return c.json({ total: stats.total, by_status: stats.byStatus, by_handler: stats.byHandler });
   });
 
+  addConsoleApiRoutes(app, client);
+
   app.get('/api/workflows', async (c) => {
-    const { status, handler, limit, cursor } = c.req.query();
+    const { limit, cursor } = c.req.query();
     const page = await client.listWorkflows({
-      ...(status !== undefined ? { status } : {}),
-      ...(handler ? { handler: checkWorkflowName(handler) } : {}),
+      ...invocationFilter(c.req.query()),
       ...(limit !== undefined ? { limit: integerParam('limit', limit) } : {}),
       ...(cursor !== undefined ? { cursor } : {}),
     });
@@ -128,7 +135,11 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     const id = invocationIdParam(c.req.param('id'));
     const state = await client.getState(id);
     if (!state) throw new InvocationNotFoundError(id);
-    return c.json(stateToJson(state));
+    // `?journal=false`: the state alone (the console reads the journal a page at a time).
+    if (c.req.query('journal') === 'false') return c.json(stateToJson(state, []));
+    // While it runs, or past what the final state holds, the journal stream has every entry.
+    const whole = isTerminal(state.status) && state.journal.length === state.journalLength;
+    return c.json(stateToJson(state, whole ? state.journal : await client.getJournal(id)));
   });
 
   app.post('/api/workflows/:id/cancel', async (c) => {
@@ -223,35 +234,12 @@ export function startHttpApi(options: HttpApiOptions & { port: number; /** @defa
   });
 }
 
-async function jsonBody(c: HonoContext, optional: boolean): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') {
-    if (optional) return {};
-    throw new InvalidArgumentError('body', 'a JSON body is required');
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new InvalidArgumentError('body', 'is not valid JSON');
-  }
-}
-
-/** A query parameter that must be a whole number; its range is checked by the API it goes to. */
-function integerParam(name: string, value: string): number {
-  if (!/^-?[0-9]{1,10}$/.test(value)) throw new InvalidArgumentError(name, `${JSON.stringify(value)} is not an integer`);
-  return Number(value);
-}
-
 function parseMaybeJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     return text;
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function statusOf(err: Error): ContentfulStatusCode {

@@ -129,6 +129,31 @@ export const OPENAPI = {
         },
       },
     },
+    '/api/workflows/events': {
+      get: { summary: 'Every state written from now on, as server-sent `state` events (the console list\'s live feed)', responses: { '200': { description: 'text/event-stream' }, ...errors(400) } },
+    },
+    '/api/workflows/bulk/{action}': {
+      post: {
+        summary: 'cancel, pause, resume or retry every invocation a filter matches (`dry_run`: count only)',
+        parameters: [{ name: 'action', in: 'path', required: true, schema: { type: 'string', enum: ['cancel', 'pause', 'resume', 'retry'] } }],
+        requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { status: { type: 'string' }, handler: { type: 'string' }, partition_key: { type: 'string' }, created_after_ms: { type: 'integer' }, created_before_ms: { type: 'integer' }, dry_run: { type: 'boolean' } } } } } },
+        responses: { '200': json({ type: 'object', properties: { matched: { type: 'integer' }, done: { type: 'integer' }, failed: { type: 'integer' } } }, 'what was done'), ...errors(400) },
+      },
+    },
+    '/api/workflows/{id}/journal': {
+      get: {
+        summary: 'A page of steps of the journal, also while the invocation runs',
+        parameters: [invocationId, { name: 'after', in: 'query', schema: { type: 'integer' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }],
+        responses: { '200': json({ type: 'object', properties: { entries: { type: 'array' }, next_after: { type: 'integer' }, last_sequence: { type: 'integer' } } }, 'a page'), ...errors(400, 404) },
+      },
+    },
+    '/api/workflows/{id}/events': {
+      get: {
+        summary: 'Server-sent `state` events and `entry` events (journal entries after `after_sequence`)',
+        parameters: [invocationId, { name: 'after_sequence', in: 'query', schema: { type: 'integer', minimum: 0 } }],
+        responses: { '200': { description: 'text/event-stream' }, ...errors(400, 404) },
+      },
+    },
     '/api/workflows/{id}': {
       get: { summary: 'The state of one invocation', parameters: [invocationId], responses: { '200': json(state, 'state'), ...errors(400, 404) } },
     },

@@ -29,8 +29,8 @@ export function entryToJson(entry: JournalEntry): Record<string, unknown> {
   };
 }
 
-/** An execution state as JSON. */
-export function stateToJson(state: ExecutionState): Record<string, unknown> {
+/** An execution state as JSON, with `journal` (the state's own by default: complete once it has ended). */
+export function stateToJson(state: ExecutionState, journal: readonly JournalEntry[] = state.journal): Record<string, unknown> {
   return {
     invocation_id: state.invocationId,
     handler: state.handler,
@@ -42,7 +42,15 @@ export function stateToJson(state: ExecutionState): Record<string, unknown> {
     created_at_ms: Number(state.createdAtMs),
     updated_at_ms: Number(state.updatedAtMs),
     ...(state.endedAtMs > 0n ? { ended_at_ms: Number(state.endedAtMs) } : {}),
+    attempt: state.attempt,
+    ...(state.owner ? { owner: state.owner } : {}),
+    current_step: state.currentStep,
+    ...(state.currentStepType ? { current_step_type: state.currentStepType } : {}),
+    ...(state.parent?.invocationId ? { parent_invocation_id: state.parent.invocationId } : {}),
+    ...(state.retryOf ? { retry_of: state.retryOf } : {}),
+    ...(state.cancelRequested ? { cancel_requested: true } : {}),
+    ...(state.pauseRequested ? { pause_requested: true } : {}),
     journal_length: state.journalLength,
-    journal: state.journal.map(entryToJson),
+    journal: journal.map(entryToJson),
   };
 }

@@ -4,7 +4,7 @@
  * replicated write whatever the journal's length.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
@@ -120,6 +120,32 @@ export class NatsJournalStore implements JournalStore {
         // An ordered consumer now and then lands on a server that does not answer yet.
         if (tries >= READ_TRIES) throw err;
       }
+    }
+  }
+
+  /**
+   * Calls `onEntry` with every entry of a journal after stream sequence `afterSeq`, those
+   * there now and those appended later, until `signal` aborts.
+   */
+  async follow(invocationId: string, afterSeq: number, onEntry: (entry: JournalEntry, seq: number) => void, signal: AbortSignal): Promise<void> {
+    const { stream, subject } = this.location(invocationId);
+    const consumer = await this.js.consumers.get(stream, {
+      filter_subjects: [subject],
+      ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : {}),
+    });
+    const messages = await consumer.consume();
+    const stop = (): void => void messages.stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      if (signal.aborted) return;
+      for await (const m of messages) {
+        const entry = fromBinary(JournalEntrySchema, m.data);
+        if (entry.stepNumber !== CLAIM_STEP) onEntry(entry, m.seq);
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      messages.stop();
+      await consumer.delete().catch(() => undefined);
     }
   }
 

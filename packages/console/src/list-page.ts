@@ -1,0 +1,143 @@
+/**
+ * The invocation list: filters, counts by status and workflow, pages by the index's cursor,
+ * live updates from the state feed, and bulk actions over the filter.
+ */
+import { html } from 'htm/preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, follow } from './api.js';
+
+const STATUSES = ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'];
+const ACTIONS = ['cancel', 'pause', 'resume', 'retry'];
+
+export interface Filter {
+  status: string;
+  handler: string;
+  partition_key: string;
+  created_after: string;
+  created_before: string;
+}
+
+/** The filter as API fields: times from the date inputs as unix ms. */
+function filterFields(f: Filter): Record<string, string | number> {
+  const ms = (local: string) => (local === '' ? undefined : new Date(local).getTime());
+  const out: Record<string, string | number> = {};
+  if (f.status) out.status = f.status;
+  if (f.handler) out.handler = f.handler;
+  if (f.partition_key) out.partition_key = f.partition_key;
+  const after = ms(f.created_after);
+  const before = ms(f.created_before);
+  if (after !== undefined) out.created_after_ms = after;
+  if (before !== undefined) out.created_before_ms = before;
+  return out;
+}
+
+function matches(row: any, fields: Record<string, string | number>): boolean {
+  return (
+    (fields.status === undefined || row.status === fields.status) &&
+    (fields.handler === undefined || row.handler === fields.handler) &&
+    (fields.partition_key === undefined || row.partition_key === fields.partition_key) &&
+    (fields.created_after_ms === undefined || row.created_at_ms >= Number(fields.created_after_ms)) &&
+    (fields.created_before_ms === undefined || row.created_at_ms < Number(fields.created_before_ms))
+  );
+}
+
+export function ListPage({ onError }: { onError: (err: unknown) => void }) {
+  const [filter, setFilter] = useState<Filter>({ status: '', handler: '', partition_key: '', created_after: '', created_before: '' });
+  const [applied, setApplied] = useState(filter);
+  const [rows, setRows] = useState<any[]>([]);
+  const [cursor, setCursor] = useState<string | undefined>();
+  const [stats, setStats] = useState<any>(null);
+  const [bulk, setBulk] = useState<{ action: string; matched?: number; result?: any } | null>(null);
+  const fields = filterFields(applied);
+  const query = new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)]));
+
+  const load = async (from?: string) => {
+    try {
+      const page = await api(`/api/workflows?${query}&limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
+      setRows((old) => (from ? [...old, ...page.invocations] : page.invocations));
+      setCursor(page.next_cursor);
+      setStats(await api('/api/workflows/stats'));
+    } catch (err) {
+      onError(err);
+    }
+  };
+  useEffect(() => void load(), [query.toString()]);
+
+  // Live: every state written; the rows the filter takes are updated or added on top.
+  useEffect(() => {
+    const stop = new AbortController();
+    void follow(
+      () => '/api/workflows/events',
+      (event, data) => {
+        if (event !== 'state') return;
+        setRows((old) => {
+          const others = old.filter((r) => r.invocation_id !== data.invocation_id);
+          if (!matches(data, fields)) return others.length === old.length ? old : others;
+          const at = old.findIndex((r) => r.invocation_id === data.invocation_id);
+          return at >= 0 ? old.map((r, i) => (i === at ? data : r)) : [data, ...old];
+        });
+      },
+      stop.signal,
+      onError,
+    );
+    return () => stop.abort();
+  }, [query.toString()]);
+
+  const set = (key: keyof Filter) => (e: any) => setFilter({ ...filter, [key]: e.currentTarget.value });
+  const countBulk = async (action: string) => {
+    try {
+      const dry = await api(`/api/workflows/bulk/${action}`, { method: 'POST', body: { ...fields, dry_run: true } });
+      setBulk({ action, matched: dry.matched });
+    } catch (err) {
+      onError(err);
+    }
+  };
+  const runBulk = async () => {
+    if (!bulk) return;
+    try {
+      const result = await api(`/api/workflows/bulk/${bulk.action}`, { method: 'POST', body: fields });
+      setBulk({ ...bulk, result });
+      await load();
+    } catch (err) {
+      onError(err);
+    }
+  };
+
+  return html`<section>
+    ${stats &&
+    html`<div class="counts">
+      <span class="count">total <b>${stats.total}</b></span>
+      ${STATUSES.map((s) => html`<button class="count status-${s}" onClick=${() => { const f = { ...filter, status: s }; setFilter(f); setApplied(f); }}>${s} <b>${stats.by_status[s] ?? 0}</b></button>`)}
+      <span class="sep"></span>
+      ${Object.entries(stats.by_handler).map(([h, n]) => html`<button class="count" onClick=${() => { const f = { ...filter, handler: h }; setFilter(f); setApplied(f); }}>${h} <b>${String(n)}</b></button>`)}
+    </div>`}
+    <form class="filters" onSubmit=${(e: Event) => { e.preventDefault(); setApplied(filter); setBulk(null); }}>
+      <label>Status <select name="status" value=${filter.status} onChange=${set('status')}><option value="">any</option>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}</select></label>
+      <label>Workflow <input name="handler" value=${filter.handler} onInput=${set('handler')} /></label>
+      <label>Partition key <input name="partition_key" value=${filter.partition_key} onInput=${set('partition_key')} /></label>
+      <label>Created after <input type="datetime-local" name="created_after" value=${filter.created_after} onInput=${set('created_after')} /></label>
+      <label>Created before <input type="datetime-local" name="created_before" value=${filter.created_before} onInput=${set('created_before')} /></label>
+      <button type="submit">Apply</button>
+    </form>
+    <div class="bulk">
+      Over this filter: ${ACTIONS.map((a) => html`<button class="bulk-${a}" onClick=${() => countBulk(a)}>${a}…</button>`)}
+      ${bulk && bulk.matched !== undefined && !bulk.result &&
+      html`<span class="confirm">${bulk.matched} invocations match. ${bulk.action} them?
+        <button class="danger" onClick=${runBulk}>Yes, ${bulk.action} ${bulk.matched}</button>
+        <button onClick=${() => setBulk(null)}>No</button></span>`}
+      ${bulk?.result && html`<span class="done">${bulk.action}: ${bulk.result.done} done, ${bulk.result.failed} failed of ${bulk.result.matched}</span>`}
+    </div>
+    <table class="invocations">
+      <thead><tr><th>Invocation</th><th>Workflow</th><th>Status</th><th>Partition key</th><th>Created</th><th>Updated</th></tr></thead>
+      <tbody>
+        ${rows.map((r) => html`<tr data-id=${r.invocation_id}>
+          <td><a href=${`#/i/${encodeURIComponent(r.invocation_id)}`}>${r.invocation_id}</a></td>
+          <td>${r.handler}</td><td><span class=${`status status-${r.status}`}>${r.status}</span></td><td>${r.partition_key}</td>
+          <td>${new Date(r.created_at_ms).toLocaleString()}</td><td>${new Date(r.updated_at_ms).toLocaleString()}</td>
+        </tr>`)}
+      </tbody>
+    </table>
+    ${rows.length === 0 && html`<p class="muted">No invocations match.</p>`}
+    ${cursor && html`<button onClick=${() => load(cursor)}>Next page</button>`}
+  </section>`;
+}
