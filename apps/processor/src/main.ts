@@ -131,7 +131,7 @@ async function main(): Promise<void> {
         ...(apiToken !== undefined ? { token: apiToken } : {}),
       });
       logger.info(`HTTP API listening on ${hostPort(http.host, http.port)} (OpenAPI at /openapi.json)`);
-      if (apiToken !== undefined) logger.info(`HTTP API requires Authorization: Bearer <${API_TOKEN_ENV}> on every route but /health`);
+      if (apiToken !== undefined) logger.info(`HTTP API requires Authorization: Bearer <${API_TOKEN_ENV}> on every route but /health and the console's files at /ui`);
       else if (!isLoopback(http.host)) logger.warn(`HTTP API is open to the network without a token: set ${API_TOKEN_ENV}`);
     } catch (err) {
       // Commands keep being processed; only the HTTP API is missing.
