@@ -102,6 +102,10 @@ export function InvocationPage({ id, onError }: { id: string; onError: (err: unk
       ${state.retry_of && html`<dt>Retry of</dt><dd>${link(state.retry_of)}</dd>`}
       ${children.length > 0 && html`<dt>Children</dt><dd>${children.map((c) => html`<div>${c.workflow}: ${c.id ? link(c.id) : '?'}</div>`)}</dd>`}
       ${state.error && html`<dt>Error</dt><dd class="error-text">${state.error}</dd>`}
+      ${state.status_history?.length > 0 &&
+      html`<dt>Status history</dt><dd class="status-history">${state.status_history.map(
+        (c: { status: string; at_ms: number }) => html`<div>${c.status} <span class="muted">${new Date(c.at_ms).toLocaleString()}</span></div>`,
+      )}</dd>`}
     </dl>
     <div class="actions">
       ${['cancel', 'pause', 'resume', 'retry'].map((a) => html`<button class=${`action-${a}`} onClick=${() => act(a)}>${a}</button>`)}

@@ -2,7 +2,9 @@
  * The invocation lifecycle: its states and the transitions allowed between them, in one
  * place. Everything that changes an invocation's status goes through {@link transition}.
  */
+import { create } from '@bufbuild/protobuf';
 import { ConflictError } from '../errors.js';
+import { StatusChangeSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
 
 /** The status of an invocation, as stored in `ExecutionState.status`. */
 export type InvocationStatus =
@@ -56,4 +58,18 @@ export function transition(from: string, to: InvocationStatus): InvocationStatus
     throw new ConflictError(`invocation is ${from || 'unknown'}; it cannot become ${to}`);
   }
   return to;
+}
+
+/** Most status changes a state keeps (see `status_history`). */
+export const STATUS_HISTORY_LIMIT = 20;
+
+/**
+ * The status history of `next`, written over `previous` (none when it is created): one
+ * more change when the status moved, the oldest dropped past {@link STATUS_HISTORY_LIMIT}.
+ */
+export function withStatusHistory(next: ExecutionState, previous?: ExecutionState): ExecutionState {
+  const history = previous ? previous.statusHistory : next.statusHistory;
+  if (history.at(-1)?.status === next.status) return history === next.statusHistory ? next : { ...next, statusHistory: history };
+  const change = create(StatusChangeSchema, { status: next.status, atMs: next.updatedAtMs > 0n ? next.updatedAtMs : BigInt(Date.now()) });
+  return { ...next, statusHistory: [...history, change].slice(-STATUS_HISTORY_LIMIT) };
 }

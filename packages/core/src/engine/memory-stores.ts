@@ -3,6 +3,7 @@
  * replay engine's unit tests.
  */
 import { clone } from '@bufbuild/protobuf';
+import { withStatusHistory } from './lifecycle.js';
 import {
   ExecutionStateSchema,
   JournalEntrySchema,
@@ -46,7 +47,7 @@ export class MemoryStateStore implements StateStore {
     if (this.#states.has(state.invocationId)) {
       throw new FencedError(`invocation ${state.invocationId} already has a state`);
     }
-    return this.#put(state);
+    return this.#put(withStatusHistory(state));
   }
 
   async update(state: ExecutionState, revision: number): Promise<number> {
@@ -54,7 +55,7 @@ export class MemoryStateStore implements StateStore {
     if (!current || current.revision !== revision) {
       throw new FencedError(`state of ${state.invocationId} changed since revision ${revision}`);
     }
-    return this.#put(state);
+    return this.#put(withStatusHistory(state, current.state));
   }
 
   /** Every state, for local mode's queries. */

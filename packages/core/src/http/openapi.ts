@@ -24,6 +24,11 @@ const state = {
     input: {},
     output: {},
     error: { type: 'string' },
+    status_history: {
+      type: 'array',
+      description: 'the last status changes, oldest first, at most 20',
+      items: { type: 'object', properties: { status: { type: 'string', enum: STATUSES }, at_ms: { type: 'integer' } } },
+    },
     journal_length: { type: 'integer' },
     journal: { type: 'array', items: { type: 'object' } },
   },

@@ -50,6 +50,7 @@ export function stateToJson(state: ExecutionState, journal: readonly JournalEntr
     ...(state.retryOf ? { retry_of: state.retryOf } : {}),
     ...(state.cancelRequested ? { cancel_requested: true } : {}),
     ...(state.pauseRequested ? { pause_requested: true } : {}),
+    status_history: state.statusHistory.map((c) => ({ status: c.status, at_ms: Number(c.atMs) })),
     journal_length: state.journalLength,
     journal: journal.map(entryToJson),
   };

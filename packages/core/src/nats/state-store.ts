@@ -9,7 +9,7 @@ import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { DecodeError, FencedError } from '../errors.js';
-import { isTerminal } from '../engine/lifecycle.js';
+import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
 import type { StateStore, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 
@@ -35,13 +35,15 @@ export class NatsStateStore implements StateStore {
     return { state: decodeState(entry.value, invocationId), revision: entry.revision };
   }
 
-  async create(state: ExecutionState): Promise<number> {
+  async create(created: ExecutionState): Promise<number> {
+    const state = withStatusHistory(created);
     return this.#write(state, { created: true }, () => this.kv.create(state.invocationId, this.#encode(state)), () =>
       `invocation ${state.invocationId} already has a state`,
     );
   }
 
-  async update(state: ExecutionState, revision: number, previous?: ExecutionState): Promise<number> {
+  async update(next: ExecutionState, revision: number, previous?: ExecutionState): Promise<number> {
+    const state = withStatusHistory(next, previous);
     return this.#write(
       state,
       previous ? { previousStatus: previous.status } : {},
