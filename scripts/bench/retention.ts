@@ -48,8 +48,9 @@ export async function retentionRun(nc: NatsConnection, services: ServiceInvoker,
       );
     const baseline = await stored();
     const client = await DurableClient.connect({ nc, namespace: NAMESPACE });
-    await pipelined(n, inFlight, async (i) => {
-      const { invocationId } = await client.submit(helloWorkflow, { name: `kept ${i}` });
+    // Each slot on a key of its own: one key's commands (its purges too) run one after another.
+    await pipelined(n, inFlight, async (i, worker) => {
+      const { invocationId } = await client.submit(helloWorkflow, { name: `kept ${i}` }, { partitionKey: `kept-${worker}` });
       await client.waitForResult(invocationId, { timeoutMs: WAIT_MS });
     });
     const ended = nowMs();
