@@ -36,7 +36,7 @@ import { type Probe, helloLatency, helloThroughput, stepsRun, totalWrites } from
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
 import { type RawFigures, type RawOptions, rawBaselines } from './bench/raw.js';
 import { type RetentionFigures, retentionRun } from './bench/retention.js';
-import { sleepers } from './bench/sleepers.js';
+import { type SleepersFigures, sleepers } from './bench/sleepers.js';
 import { count, latency, markdownTable, ms, nowMs, ratio } from './bench/stats.js';
 
 /** Base ports of the bench cluster; BENCH_CLIENT_PORT, BENCH_ROUTE_PORT, BENCH_MONITOR_PORT move them. */
@@ -185,7 +185,10 @@ async function main(): Promise<void> {
   const retentionServices = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
   const kept = await retentionRun(nc, retentionServices, keptN, keptInFlight, retentionMs).finally(() => retentionServices.close());
   progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
-  const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs);
+  // A run that falls short is reported as a row, with the figures of every other run.
+  const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs).catch((err: unknown) =>
+    err instanceof Error ? err : new Error(String(err)),
+  );
 
   const writesPerInvocation = totalWrites(tput.writes);
   const writesPerStep = long.writes.journal / long.steps;
@@ -235,29 +238,7 @@ async function main(): Promise<void> {
       '',
     ],
     [`ratio: ms/step at ${count(long.steps)} steps / at ${short.steps} steps`, ratio(long.msPerStep / short.msPerStep), '≈ 1 (no growth)'],
-    [
-      `${count(naps.count)} invocations asleep at once (${naps.sleepMs / 1000} s each): CPU while they wait, ms per s`,
-      ['processor', 'nats-server ×3']
-        .map((group) => `${group} ${ms(naps.cpuPerSecond.get(group) ?? Number.NaN)} (idle ${ms((idle.get(group) ?? Number.NaN) / idleSeconds)})`)
-        .join(', ') + `; all asleep ${ratio(naps.allAsleepSeconds, 1)} s after the first submit`,
-      'as idle: nothing held in memory',
-    ],
-    // Timers are scheduled messages: the server stores a fired one itself, with no publish a
-    // subscriber could see, so only the lateness of the workflows going on is measured.
-    ...(naps.firing.count > 0
-      ? [
-          [
-            `${count(naps.count)} sleepers: how late each timer fired (its resume command stored − due time)`,
-            `p50 ${count(naps.firing.p50)} ms, p99 ${count(naps.firing.p99)} ms, max ${count(naps.firingMaxMs)} ms (${count(naps.firing.count)} seen)`,
-            `< 1,000 ms: ${verdict(naps.firingMaxMs < 1_000)}`,
-          ],
-        ]
-      : []),
-    [
-      `${count(naps.count)} sleepers: how late each went on (journaled now after the sleep − due time)`,
-      `p50 ${count(naps.lateness.p50)} ms, p99 ${count(naps.lateness.p99)} ms, max ${count(naps.latenessMaxMs)} ms`,
-      'the timers fire on time; a burst of wake-ups is then run at the throughput above',
-    ],
+    ...(naps instanceof Error ? [[`${count(SIZES.sleepers.n)} sleepers`, `failed: ${naps.message}`, '']] : sleeperRows(naps, idle, idleSeconds)),
     ...retentionRows(kept),
     [
       'ratio: our latency p50 / raw R3 publish p50',
@@ -347,6 +328,35 @@ async function main(): Promise<void> {
 }
 
 /** The raw rows of one cluster: a publish awaiting each ack, and pipelined publishes. */
+/** The sleepers' rows: CPU while they wait, how late their timers fired and they went on. */
+function sleeperRows(naps: SleepersFigures, idle: Map<string, number | undefined>, idleSeconds: number): string[][] {
+  return [
+    [
+      `${count(naps.count)} invocations asleep at once (${naps.sleepMs / 1000} s each): CPU while they wait, ms per s`,
+      ['processor', 'nats-server ×3']
+        .map((group) => `${group} ${ms(naps.cpuPerSecond.get(group) ?? Number.NaN)} (idle ${ms((idle.get(group) ?? Number.NaN) / idleSeconds)})`)
+        .join(', ') + `; all asleep ${ratio(naps.allAsleepSeconds, 1)} s after the first submit`,
+      'as idle: nothing held in memory',
+    ],
+    // Timers are scheduled messages: the server stores a fired one itself, with no publish a
+    // subscriber could see, so only the lateness of the workflows going on is measured.
+    ...(naps.firing.count > 0
+      ? [
+          [
+            `${count(naps.count)} sleepers: how late each timer fired (its resume command stored − due time)`,
+            `p50 ${count(naps.firing.p50)} ms, p99 ${count(naps.firing.p99)} ms, max ${count(naps.firingMaxMs)} ms (${count(naps.firing.count)} seen)`,
+            `< 1,000 ms: ${verdict(naps.firingMaxMs < 1_000)}`,
+          ],
+        ]
+      : []),
+    [
+      `${count(naps.count)} sleepers: how late each went on (journaled now after the sleep − due time)`,
+      `p50 ${count(naps.lateness.p50)} ms, p99 ${count(naps.lateness.p99)} ms, max ${count(naps.latenessMaxMs)} ms`,
+      'the timers fire on time; a burst of wake-ups is then run at the throughput above',
+    ],
+  ];
+}
+
 /** Stored records at the end of a run and once its retention has passed, against the baseline before it. */
 function retentionRows(k: RetentionFigures): string[][] {
   const sum = (stored: RetentionFigures['peak']) => ({
