@@ -37,6 +37,12 @@ const sleeper = defineWorkflow('obs_sleeper', async (ctx) => {
   await ctx.sleep(3_600_000);
   return 'woke';
 });
+/** Sleeps durably, then runs a step: its second run is resumed by the timer. */
+const napper = defineWorkflow('obs_napper', async (ctx) => {
+  // Past the in-memory limit (1 s): the run suspends, and a timer resumes it.
+  await ctx.sleep(2_500);
+  return ctx.run('after the nap', () => 'rested');
+});
 let flaky = 0;
 const retried = defineWorkflow('obs_retried', async (ctx) =>
   ctx.run('flaky', () => {
@@ -70,7 +76,7 @@ beforeAll(async () => {
   processor = await Processor.start({
     nc: processorNc,
     namespace,
-    workflows: [hello, failing, sleeper, retried],
+    workflows: [hello, failing, sleeper, retried, napper],
     services: createGrpcInvoker(registry),
     logger: createLogger({ format: 'json', destination: out }),
     tracer: provider.getTracer('test'),
@@ -167,6 +173,19 @@ describe('traces', () => {
     expect(step?.parentSpanContext?.spanId).toBe(run?.spanContext().spanId);
     const received = service.received.find((r) => r.name === 'n0');
     expect(received?.traceparent).toBe(`00-${TRACE_ID}-${step?.spanContext().spanId}-01`);
+  });
+
+  it('continues the trace that started an invocation in its runs resumed by a timer', async () => {
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const { invocationId } = await client.submit(napper, {}, { trace: { traceparent: `00-${traceId}-${CLIENT_SPAN}-01` } });
+    expect((await client.waitForResult(invocationId, { timeoutMs: 30_000 })).status).toBe('completed');
+    // A run's span ends once its command is settled, just after the result is announced.
+    const runs = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId && s.name === 'run obs_napper');
+    const deadline = Date.now() + 10_000;
+    while (runs().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    // The first run suspends at the sleep; the timer's resume command carries no trace, the state does.
+    expect(runs()).toHaveLength(2);
+    expect(runs().every((s) => s.parentSpanContext?.spanId === CLIENT_SPAN)).toBe(true);
   });
 });
 

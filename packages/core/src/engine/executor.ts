@@ -194,7 +194,7 @@ export class Executor {
       workflow: handler,
       attempt,
       first: admitted.found === null,
-      ...(options.trace ? { trace: options.trace } : {}),
+      ...runTrace(options.trace, claimed.state),
     });
     try {
       const outcome = await this.#runAndSettle(claimed, admitted.workflow, options, run);
@@ -539,6 +539,7 @@ export class Executor {
       retryOf: command.retryOf,
       startSequence: startSequence ?? 0n,
       runSequence: startSequence ?? 0n,
+      traceParent: options.trace?.traceparent ?? '',
       runDelivery: options.delivery ?? 0,
       ...(command.parent ? { parent: command.parent } : {}),
     });
@@ -708,6 +709,12 @@ function now(): bigint {
   return BigInt(Date.now());
 }
 
+
+/** The trace a run continues: the one its command carried, else the one that started the invocation. */
+function runTrace(trace: Readonly<Record<string, string>> | undefined, state: ExecutionState): { trace?: Readonly<Record<string, string>> } {
+  if (trace?.traceparent) return { trace };
+  return state.traceParent ? { trace: { traceparent: state.traceParent } } : {};
+}
 
 /** True when `current` is still the run `previous` was written by: same owner, attempt and command. */
 function sameRun(current: ExecutionState, previous: ExecutionState): boolean {
