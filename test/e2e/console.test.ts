@@ -12,7 +12,7 @@ import { type AppProcess, guideLine, startApp, startHelloService, startProcessor
 import { REPO_ROOT } from '../support/nats-cluster.js';
 
 /** Generous: the machine is shared, and a first page load starts the browser's caches. */
-const UI_TIMEOUT_MS = 30_000;
+const UI_TIMEOUT_MS = 60_000;
 
 let browser: Browser;
 let processor: AppProcess;
@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 describe('the web console', () => {
-  it('lists a workflow started over HTTP, shows its journal, and cancels it', async () => {
+  it('lists a workflow started over HTTP, shows its journal, and cancels it', { timeout: 240_000 }, async () => {
     const key = `ui-${uniq()}`;
     const id = await invoke('nap', { ms: 3_600_000 }, key);
     const page = await open(`#/`);
@@ -73,7 +73,7 @@ describe('the web console', () => {
     await page.close();
   });
 
-  it('shows an invocation started after the page loaded, live, and bulk-cancels the filter after a count', async () => {
+  it('shows an invocation started after the page loaded, live, and bulk-cancels the filter after a count', { timeout: 240_000 }, async () => {
     const key = `bulk-${uniq()}`;
     const page = await open('#/');
     await page.locator('input[name=partition_key]').fill(key);
@@ -101,13 +101,13 @@ describe('the web console', () => {
     await page.close();
   });
 
-  it('shows an API error as a message in the page', async () => {
+  it('shows an API error as a message in the page', { timeout: 240_000 }, async () => {
     const page = await open('#/i/no-such-invocation');
     await page.getByRole('alert').filter({ hasText: 'no-such-invocation' }).waitFor();
     await page.close();
   });
 
-  it('with DURABLE_API_TOKEN set, shows only the prompt until the token is given (inspect ui, no processor)', async () => {
+  it('with DURABLE_API_TOKEN set, shows only the prompt until the token is given (inspect ui, no processor)', { timeout: 240_000 }, async () => {
     const ui = startApp('inspect', { args: ['ui', '--port', '0'], env: { DURABLE_API_TOKEN: 'console-secret' } });
     const [, port] = await ui.waitForLine(guideLine(/Console at http:\/\/127\.0\.0\.1:(\d+)\/ui\/ \(Ctrl\+C to stop\)/), UI_TIMEOUT_MS);
     const origin = `http://127.0.0.1:${port}`;

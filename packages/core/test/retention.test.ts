@@ -154,17 +154,25 @@ describe('retention', () => {
     const before = Object.fromEntries(await Promise.all(liveIds.map(async (id) => [id, await records(id)] as const)));
 
     // Ended: completed, failed, completed from an awakeable, cancelled in a long sleep (its timer waits).
-    const completed = (await client.submit(quick, { n: 21 })).invocationId;
-    const failed = (await client.submit(failing, {})).invocationId;
-    const resolved = (await client.submit(waiting, {})).invocationId;
-    const cancelled = (await client.submit(sleepy, {})).invocationId;
+    // Each awaited from its submission on: its end is announced, and its state may be gone
+    // (its retention is a second) by the time the test would look.
+    const submitted = async (run: Promise<{ invocationId: string }>) => {
+      const { invocationId } = await run;
+      return { id: invocationId, end: client.waitForResult(invocationId, { timeoutMs: 120_000 }) };
+    };
+    const completedRun = await submitted(client.submit(quick, { n: 21 }));
+    const failedRun = await submitted(client.submit(failing, {}));
+    const resolvedRun = await submitted(client.submit(waiting, {}));
+    const cancelledRun = await submitted(client.submit(sleepy, {}));
+    const [completed, failed, resolved, cancelled] = [completedRun.id, failedRun.id, resolvedRun.id, cancelledRun.id];
     await client.waitForStatus(resolved, 'suspended');
     const resolvedAwakeable = await awakeableOf(resolved);
     await client.resolveAwakeable(resolvedAwakeable, 'yes');
     await client.waitForStatus(cancelled, 'suspended');
     expect((await records(cancelled)).timers).toBe(1);
     await client.cancel(cancelled);
-    for (const id of [completed, failed, resolved, cancelled]) await client.waitForResult(id, { timeoutMs: 30_000 });
+    const endings = await Promise.all([completedRun, failedRun, resolvedRun, cancelledRun].map((r) => r.end));
+    expect(endings.map((e) => e.status)).toEqual(['completed', 'failed', 'completed', 'cancelled']);
     const ended = [completed, failed, resolved, cancelled];
 
     // A purge reaching a live invocation (as if scheduled for it by mistake) removes nothing.
@@ -198,8 +206,9 @@ describe('retention', () => {
     await client.resolveAwakeable(await awakeableOf(live.waiting), 'done');
     await client.resolveAwakeable(await awakeableOf(live.holding), 'first');
     await client.waitForStatus(queued, 'suspended');
+    const queuedEnd = client.waitForResult(queued, { timeoutMs: 120_000 });
     await client.resolveAwakeable(await awakeableOf(queued), 'second');
-    expect(decodeJson((await client.waitForResult(queued, { timeoutMs: 30_000 })).currentState)).toBe('second');
+    expect(decodeJson((await queuedEnd).currentState)).toBe('second');
     await until('the ended invocations are gone', async () => {
       for (const id of [live.running, live.waiting, live.holding, queued]) if ((await client.getState(id)) !== null) return false;
       return true;
@@ -226,8 +235,9 @@ describe('retention', () => {
     expect((await records(childId)).timers).toBe(1);
     await expect(client.purge(childId)).rejects.toThrow(`its parent ${parentId} is paused`);
 
+    const parentEnd = client.waitForResult(parentId, { timeoutMs: 120_000 });
     await client.resume(parentId);
-    expect(decodeJson((await client.waitForResult(parentId, { timeoutMs: 30_000 })).currentState)).toBe('child said hello');
+    expect(decodeJson((await parentEnd).currentState)).toBe('child said hello');
     await until('the parent is gone', async () => (await client.getState(parentId)) === null);
     // The child's next look is a minute on; purged now by hand, as the parent has ended.
     await client.purge(childId);

@@ -311,6 +311,11 @@ export class PartitionLane {
         await wait(this.#o.retryDelayMs(msg));
         break;
       case 'abandon':
+        // Another processor runs this invocation: this lane may have lost the partition
+        // without hearing of it yet (a stall), so the next commands of its keys start only
+        // once the stream shows the ones before them gone, as after a change of owner.
+        this.#settled = false;
+        this.#scheduleRecheck();
         break;
       case 'handback':
         msg.nak();
