@@ -186,6 +186,9 @@ describe('traces', () => {
     // The first run suspends at the sleep; the timer's resume command carries no trace, the state does.
     expect(runs()).toHaveLength(2);
     expect(runs().every((s) => s.parentSpanContext?.spanId === CLIENT_SPAN)).toBe(true);
+    // The resumed run's lines name that trace too.
+    const resumed = lines.find((l) => l.invocation_id === invocationId && String(l.msg).startsWith('Resuming'));
+    expect(resumed?.trace_id).toBe(traceId);
   });
 });
 

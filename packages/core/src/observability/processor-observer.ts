@@ -8,7 +8,7 @@ import { errorMessage } from '../errors.js';
 import type { EngineObserver, RunInfo, RunObserver, StepKind, StepTrace } from '../engine/observer.js';
 import { currentLogContext } from '../logger.js';
 import { callTarget, grpcStatusName, type EngineMetrics } from './metrics.js';
-import { contextFrom, traceHeaders } from './trace-context.js';
+import { contextFrom, traceHeaders, traceIdOf } from './trace-context.js';
 
 /** Watches a processor's executor. */
 export class ProcessorObserver implements EngineObserver {
@@ -26,13 +26,16 @@ export class ProcessorObserver implements EngineObserver {
     metrics.runs.labels(run.workflow).inc();
     if (run.first) metrics.invocationsStarted.labels(run.workflow).inc();
     let span: Span | undefined;
+    // A run resumed by a command without trace context continues the invocation's trace.
+    const fields = currentLogContext();
+    const traceId = traceIdOf(run.trace?.traceparent);
+    if (fields && traceId && !fields.trace_id) fields.trace_id = traceId;
     if (this.#tracer) {
       span = this.#tracer.startSpan(
         `run ${run.workflow}`,
         { kind: SpanKind.CONSUMER, attributes: { 'durable.invocation_id': run.invocationId, 'durable.workflow': run.workflow, 'durable.attempt': run.attempt } },
         contextFrom(run.trace),
       );
-      const fields = currentLogContext();
       if (fields) fields.trace_id = span.spanContext().traceId;
     }
     return new ObservedRun(metrics, run.workflow, this.#tracer, span);
