@@ -87,10 +87,13 @@ export interface ReindexResult {
 
 /** Index entries read at once by the consumer of one page. */
 interface IndexRead {
-  entries: (IndexKey & { seq: number })[];
+  entries: (IndexKey & { seq: number; partitionKey?: string; createdAtMs?: number })[];
   /** True when more entries matched the filter after the last one read. */
   more: boolean;
 }
+
+/** Most index entries one filtered page reads (partition key or time), in pages of `limit`. */
+const MAX_FILTERED_SCAN = 5_000;
 
 /** How long one fetch waits for entries that do not come (purged, or a pull nobody answered). */
 const FETCH_EXPIRES_MS = 1_000; // the least the client allows
@@ -129,9 +132,10 @@ export class WorkflowQueries {
   }
 
   /**
-   * A page of invocations by status and handler. The partition key and time filters apply to
-   * the page's entries after they are read: a page may hold none of them and still have a
-   * `nextCursor`, and reading on never scans more than `limit` entries per page.
+   * A page of invocations by status and handler (the index's subjects). The partition key
+   * and time filters are checked on the index entries' payload as they are read: a page
+   * reads on until `limit` match or it has read MAX_FILTERED_SCAN entries, then gives a
+   * `nextCursor` to go on from; never a scan of the states.
    * @throws InvalidArgumentError naming `status`, `limit` or `cursor` when one is malformed.
    */
   async list(options: ListWorkflowsOptions = {}): Promise<WorkflowPage> {
@@ -143,13 +147,34 @@ export class WorkflowQueries {
     const after = options.cursor === undefined ? 0 : decodeCursor(options.cursor);
     const { indexSubject } = this.#handles.names;
     const filter = `${indexSubject}.${status ?? '*'}.${handler === undefined ? '*' : encodeHandlerToken(handler)}.>`;
-    const read = await this.#read(filter, after, limit);
-    const found = await Promise.all(read.entries.map((entry) => this.#checked(entry)));
-    const invocations = found.filter((state): state is ExecutionState => state !== null && matches(state, options));
-    const last = read.entries.at(-1);
+    // With a partition key or time filter, pages of the index are read on (their entries
+    // carry the key and creation time) until `limit` match or MAX_FILTERED_SCAN entries
+    // were read: a page holds what matches, not only what the first entries held.
+    const narrowed = options.partitionKey !== undefined || options.createdAfterMs !== undefined || options.createdBeforeMs !== undefined;
+    const invocations: ExecutionState[] = [];
+    let cursor = after;
+    let scanned = 0;
+    let more = false;
+    do {
+      const read = await this.#read(filter, cursor, limit);
+      if (read.entries.length === 0) break;
+      const states = await Promise.all(read.entries.map((entry) => (entryMayMatch(entry, options) ? this.#checked(entry) : null)));
+      more = read.more;
+      for (const [i, entry] of read.entries.entries()) {
+        if (invocations.length === limit) {
+          // Full: the rest of this read comes with the next page.
+          more = true;
+          break;
+        }
+        const state = states[i];
+        if (state && matches(state, options)) invocations.push(state);
+        cursor = entry.seq;
+      }
+      scanned += read.entries.length;
+    } while (narrowed && more && invocations.length < limit && scanned < MAX_FILTERED_SCAN);
     return {
       invocations: invocations.map(summaryOf),
-      ...(read.more && last ? { nextCursor: encodeCursor(last.seq) } : {}),
+      ...(more && cursor > after ? { nextCursor: encodeCursor(cursor) } : {}),
     };
   }
 
@@ -282,7 +307,7 @@ export class WorkflowQueries {
     let pending: number | undefined;
     for await (const msg of messages) {
       const key = parseIndexSubject(this.#handles.names, msg.subject);
-      if (key) entries.push({ ...key, seq: msg.seq });
+      if (key) entries.push({ ...key, seq: msg.seq, ...indexPayload(msg.data) });
       pending = msg.info.pending;
       // Stop at the end of the filter's entries: no waiting for the fetch to expire.
       if (entries.length >= wanted || pending === 0) break;
@@ -340,6 +365,27 @@ export class WorkflowQueries {
 }
 
 /** Whether a state passes every filter of a listing. */
+/** The partition key and creation time an index entry carries in its payload, when it does. */
+function indexPayload(data: Uint8Array): { partitionKey?: string; createdAtMs?: number } {
+  try {
+    const payload = JSON.parse(new TextDecoder().decode(data)) as { partition_key?: unknown; created_at_ms?: unknown };
+    return {
+      ...(typeof payload.partition_key === 'string' ? { partitionKey: payload.partition_key } : {}),
+      ...(typeof payload.created_at_ms === 'number' ? { createdAtMs: payload.created_at_ms } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** False when an index entry's payload rules it out of the filter; its state decides otherwise. */
+function entryMayMatch(entry: { partitionKey?: string; createdAtMs?: number }, filter: ListWorkflowsOptions): boolean {
+  if (filter.partitionKey !== undefined && entry.partitionKey !== undefined && entry.partitionKey !== filter.partitionKey) return false;
+  const created = entry.createdAtMs;
+  if (created === undefined) return true;
+  return (filter.createdAfterMs === undefined || created >= filter.createdAfterMs) && (filter.createdBeforeMs === undefined || created < filter.createdBeforeMs);
+}
+
 function matches(state: ExecutionState, filter: ListWorkflowsOptions): boolean {
   const created = Number(state.createdAtMs);
   return (
