@@ -10,15 +10,32 @@ import { JsonView } from './json-view.js';
 /** Steps read per page of the timeline. */
 const PAGE_STEPS = 200;
 
+/** A journal entry as the API gives it (`entryToJson`). */
+interface EntryJson {
+  step: number;
+  type: string;
+  phase: 'started' | 'completed';
+  request: unknown;
+  response: unknown;
+  error?: string;
+  attempts: number;
+  recorded_at_ms: number;
+}
+
 interface StepRow {
   step: number;
   type: string;
-  started?: any;
-  completed?: any;
+  started?: EntryJson;
+  completed?: EntryJson;
+}
+
+/** The child invocation an `INVOKE` step's request names. */
+function childOf(request: unknown): string | undefined {
+  return typeof request === 'object' && request !== null && 'invocationId' in request ? String(request.invocationId) : undefined;
 }
 
 /** Merges journal entries into one row per step. */
-function merge(rows: Map<number, StepRow>, entries: any[]): Map<number, StepRow> {
+function merge(rows: Map<number, StepRow>, entries: EntryJson[]): Map<number, StepRow> {
   const next = new Map(rows);
   for (const e of entries) {
     const row: StepRow = { ...(next.get(e.step) ?? { step: e.step, type: e.type }) };
@@ -86,7 +103,7 @@ export function InvocationPage({ id, onError }: { id: string; onError: (err: unk
   if (!state) return html`<p class="muted">Loading ${id}…</p>`;
   const rows = [...steps.values()].sort((a, b) => a.step - b.step);
   const open = rows.filter((r) => r.type.startsWith('AWAKEABLE:') && !r.completed).map((r) => r.type.slice('AWAKEABLE:'.length));
-  const children = rows.filter((r) => r.type.startsWith('INVOKE:')).map((r) => ({ workflow: r.type.slice('INVOKE:'.length), id: (r.started ?? r.completed)?.request?.invocationId }));
+  const children = rows.filter((r) => r.type.startsWith('INVOKE:')).map((r) => ({ workflow: r.type.slice('INVOKE:'.length), id: childOf((r.started ?? r.completed)?.request) }));
   const link = (to: string) => html`<a href=${`#/i/${encodeURIComponent(to)}`}>${to}</a>`;
 
   return html`<section class="invocation">

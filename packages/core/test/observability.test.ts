@@ -92,11 +92,7 @@ beforeAll(async () => {
   ids.retried = (await client.submit(retried, {})).invocationId;
   ids.sleeper = (await client.submit(sleeper, {})).invocationId;
   for (const key of ['hello0', 'hello1', 'hello2', 'hello3', 'hello4', 'failing', 'retried']) await client.waitForResult(ids[key]!, { timeoutMs: 30_000 });
-  const deadline = Date.now() + 30_000;
-  while ((await client.getState(ids.sleeper!))?.status !== 'suspended') {
-    if (Date.now() > deadline) throw new Error('the sleeper never suspended');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await client.waitForStatus(ids.sleeper!, 'suspended', { timeoutMs: 30_000 });
   await processor.indexed();
   const res = await fetch(`http://127.0.0.1:${http.port}/metrics`, { headers: { authorization: 'Bearer secret' } });
   expect(res.status, await res.clone().text()).toBe(200);
@@ -182,6 +178,7 @@ describe('traces', () => {
     // A run's span ends once its command is settled, just after the result is announced.
     const runs = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId && s.name === 'run obs_napper');
     const deadline = Date.now() + 10_000;
+    // The exporter tells of no span as it ends: its list is looked at until the deadline.
     while (runs().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     // The first run suspends at the sleep; the timer's resume command carries no trace, the state does.
     expect(runs()).toHaveLength(2);

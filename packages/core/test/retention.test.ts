@@ -99,7 +99,10 @@ async function records(id: string): Promise<Record<string, number>> {
   };
 }
 
-/** Waits, checking every 200 ms, until `check` holds; fails after a generous deadline. */
+/**
+ * Waits, checking every 200 ms, until `check` holds; fails after a generous deadline. A
+ * filtered stream purge announces nothing a test could wait on, so the streams are looked at.
+ */
 async function until(what: string, check: () => Promise<boolean>, deadlineMs = 60_000): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!(await check())) {
