@@ -68,6 +68,12 @@ export interface DurableContextOptions {
   keyedState?: ReadonlyMap<string, Uint8Array>;
   /** Told of every step, call and append of this run. @default nothing */
   observer?: RunObserver;
+  /**
+   * Writes the invocation's state now, for a run that started without writing it (see the
+   * executor's first deliveries); resolves once it is written. Called before the invocation
+   * can be seen by others: an awakeable made, a send, a child started. @default nothing to write
+   */
+  writeState?: () => Promise<void>;
 }
 
 /** The outcome of a live step, before it is journaled. */
@@ -94,6 +100,8 @@ export class DurableContext implements Context {
   #nextStep = 0;
   #replayed = 0;
   #appending: Promise<void> = Promise.resolve();
+  /** The state write asked for by {@link DurableContextOptions.writeState}, once asked. */
+  #stateWritten: Promise<void> | undefined;
   #fatal: Error | undefined;
   /** Invocation-scoped state, as JSON bytes; rebuilt by replaying the set and clear steps. */
   readonly #state: Map<string, Uint8Array>;
@@ -304,6 +312,7 @@ export class DurableContext implements Context {
     if (!Number.isFinite(delay) || delay < 0) throw new InvalidArgumentError('send delay', `${delay} is not a number of ms >= 0`);
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const args = inputCodec(workflow).encode(input);
+    this.#writeState();
     return this.#step<string>(`SEND:${handler}`, { partitionKey, delay }, undefined, async (step) => {
       const invocationId = derivedInvocationId(this.invocationId, step);
       const command = create(CommandSchema, { invocationId, handler, args, partitionKey, submittedAtMs: BigInt(Date.now()), parentInvocationId: this.invocationId });
@@ -329,6 +338,7 @@ export class DurableContext implements Context {
       childId = decodeJson<{ invocationId: string }>(journaled.request, `request of step ${step}`).invocationId;
     } else {
       this.#checkRunning();
+      this.#writeState();
       const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
       const command = create(CommandSchema, {
         invocationId: childId,
@@ -392,6 +402,8 @@ export class DurableContext implements Context {
   awakeable<T = unknown>(): Awakeable<T> {
     const step = this.#takeStep();
     const id = awakeableId(this.invocationId, step);
+    // Its ID may be handed out by the next step: the invocation must exist for whoever settles it.
+    this.#writeState();
     const promise = this.#awaitAwakeable<T>(step, `AWAKEABLE:${id}`, id);
     // A workflow may never await it; its rejection must not crash the process then.
     promise.catch(() => undefined);
@@ -474,7 +486,13 @@ export class DurableContext implements Context {
       const { awakeables: store, states } = this.#options;
       if (!store || !states) throw new TerminalError('settling awakeables needs a processor: this context has no awakeable store');
       const live = async (owner: string) => {
-        const found = await states.get(owner);
+        // A first run writes its state when it makes an awakeable, not before: give it a moment.
+        let found = await states.get(owner);
+        for (const delayMs of OWNER_STATE_RECHECKS_MS) {
+          if (found) break;
+          await wait(delayMs);
+          found = await states.get(owner);
+        }
         return found !== null && !isTerminal(found.state.status);
       };
       let owner: string;
@@ -637,7 +655,17 @@ export class DurableContext implements Context {
   /** Waits for the appends in flight; throws the run's fatal error if one failed. */
   async #durable(): Promise<void> {
     await this.#appending;
+    await this.#stateWritten;
     if (this.#fatal) throw this.#fatal;
+  }
+
+  /** Has the invocation's state written, once, if the run started without it; the next side effect waits for it. */
+  #writeState(): void {
+    const write = this.#options.writeState;
+    if (!write || this.#stateWritten) return;
+    this.#stateWritten = write().catch((err: unknown) => {
+      this.#fatal ??= err instanceof FencedError ? err : new InterruptedError(`could not write the state: ${errorMessage(err)}`);
+    });
   }
 
   /**
@@ -709,6 +737,8 @@ function journaledError(entry: JournalEntry): TerminalError {
 
 
 /** gRPC status 0. */
+/** Pauses before looking again for the state of an awakeable's invocation that is not there yet, ms (about 2 s in all). */
+const OWNER_STATE_RECHECKS_MS = [50, 150, 300, 500, 1_000];
 const GRPC_OK = 0;
 /** gRPC status 2, for a failure that carries none. */
 const GRPC_UNKNOWN = 2;

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command } from '../gen/durable/durable_pb.js';
+import { CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { FencedError, PausedError, RetryableError, ServiceCallError, TerminalError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
@@ -109,6 +109,86 @@ describe('executor', () => {
     const resubmitted = await executor.execute(cmd, { firstDelivery: true });
     expect(resubmitted.kind).toBe('already-ended');
     expect(services.calls).toHaveLength(1);
+  });
+
+  describe('a first delivery runs before its state is written', () => {
+    /** A state store that records every write's status. */
+    class CountedStates extends MemoryStateStore {
+      readonly writes: string[] = [];
+      #created: () => void = () => undefined;
+      /** Settles at the first create. */
+      readonly created = new Promise<void>((resolve) => (this.#created = resolve));
+      override async create(state: ExecutionState): Promise<number> {
+        this.writes.push(`create ${state.status}`);
+        this.#created();
+        return super.create(state);
+      }
+      override async update(state: ExecutionState, revision: number): Promise<number> {
+        this.writes.push(`update ${state.status}`);
+        return super.update(state, revision);
+      }
+    }
+
+    function counted(workflows: AnyWorkflow[], services: ServiceInvoker = new FakeServices()) {
+      const states = new CountedStates();
+      const awakeables = new MemoryAwakeableStore();
+      const executor = new Executor({ workflows: new WorkflowRegistry(workflows), states, journals: new MemoryJournalStore(), services, awakeables, logger: silentLogger() });
+      return { states, executor };
+    }
+
+    it('writes one state when it ends in one go: the final one', async () => {
+      const { states, executor } = counted([greetThree]);
+      const cmd = command('greet_three', { names: ['a', 'b'] });
+      expect((await executor.execute(cmd, { startSequence: 3n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
+      expect(states.writes).toEqual(['create completed']);
+      const stored = (await states.get(cmd.invocationId))!.state;
+      expect([stored.startSequence, stored.runDelivery, stored.attempt]).toEqual([3n, 1, 1]);
+    });
+
+    it('writes its running state when it runs on, and builds its final state on it', async () => {
+      let open: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const slow = defineWorkflow<Record<string, never>, string>('slow', async (ctx) => ctx.run('wait', async () => (await gate, 'done')));
+      const { states, executor } = counted([slow]);
+      const cmd = command('slow');
+      const run = executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true });
+      // Written while the step is still running: the invocation is listed and can be cancelled.
+      await states.created;
+      expect((await states.get(cmd.invocationId))!.state.status).toBe('running');
+      open();
+      expect((await run).kind).toBe('ended');
+      expect(states.writes).toEqual(['create running', 'update completed']);
+    });
+
+    it('writes its state before an awakeable it made can be handed out', async () => {
+      const seen: Array<string | undefined> = [];
+      let states: CountedStates;
+      const handsOut = defineWorkflow<Record<string, never>, string>('hands_out', async (ctx) => {
+        const awakeable = ctx.awakeable<string>();
+        await ctx.run('hand out', async () => {
+          seen.push((await states.get(ctx.invocationId))?.state.status);
+          return awakeable.id;
+        });
+        return 'handed out';
+      });
+      const made = counted([handsOut]);
+      states = made.states;
+      const cmd = command('hands_out');
+      expect((await made.executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
+      expect(seen).toEqual(['running']);
+    });
+
+    it('drops a second start command that finds the invocation only when it writes', async () => {
+      const services = new FakeServices();
+      const { states, executor } = counted([greetThree], services);
+      const cmd = command('greet_three', { names: ['a'] });
+      // The first start's run is under way on another processor, its state not yet visible here.
+      const hidden = executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true });
+      const second = executor.execute(cmd, { startSequence: 2n, delivery: 1, firstDelivery: true });
+      const outcomes = (await Promise.all([hidden, second])).map((o) => o.kind).sort();
+      expect(outcomes).toEqual(['duplicate', 'ended']);
+      expect(states.writes).toEqual(['create completed']);
+    });
   });
 
   it('fails an unknown handler at once with a clear reason', async () => {
@@ -577,7 +657,10 @@ describe('race', () => {
     let failEnds = 2;
     const states: StateStore = {
       get: (id) => inner.get(id),
-      create: (state) => inner.create(state),
+      create: async (state) => {
+        if (state.status === 'completed' && failEnds-- > 0) throw new Error('JetStream system temporarily unavailable');
+        return inner.create(state);
+      },
       update: async (state, revision) => {
         if (state.status === 'completed' && failEnds-- > 0) throw new Error('JetStream system temporarily unavailable');
         return inner.update(state, revision);

@@ -3,9 +3,10 @@
  * the rest of the workflow, and writes its final state. Knows nothing of JetStream: the
  * processor gives it JetStream stores, local mode memory ones.
  *
- * Writes on the way: the state when the invocation is taken up (a create, or a
- * compare-and-set when it ran before), one journal append per step, and the final state
- * with the whole journal. Every one is fenced.
+ * Writes on the way: the state when the invocation is taken up (a compare-and-set when it
+ * ran before; a first delivery runs before its state is written, see {@link OwnedState}),
+ * one journal append per step, and the final state with the whole journal. Every one is
+ * fenced.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import {
@@ -118,14 +119,14 @@ interface Admitted {
   /** The state to claim: the one found, or a new one. */
   state: ExecutionState;
   found: VersionedState | null;
-  /** Set when admission already created the state (a first delivery). */
-  created?: { state: ExecutionState; revision: number };
+  /** A first delivery: the run starts before the state is written. */
+  unwritten?: boolean;
 }
 /** An invocation this run owns, ready to run. */
 interface Claimed {
   kind: 'claimed';
   state: ExecutionState;
-  revision: number;
+  owned: OwnedState;
   input: unknown;
   journal: JournalLog;
   keyedState: Map<string, Uint8Array> | undefined;
@@ -136,8 +137,10 @@ export interface ExecuteOptions {
   /** Aborted when the processor stops: the run stops at its next step boundary. */
   signal?: AbortSignal;
   /**
-   * The command is delivered for the first time: its invocation most likely has no state
-   * yet, so the executor creates it without reading first (one round trip less).
+   * The command is delivered for the first time and never run before: when its invocation
+   * has no state, the run starts without writing one first (one durable write less); the
+   * state is written when the run suspends, ends, or exposes the invocation to others, see
+   * {@link OwnedState}.
    * @default false
    */
   firstDelivery?: boolean;
@@ -160,6 +163,8 @@ export interface ExecuteOptions {
  * without a read, small enough that a state stays a small record however long its journal.
  */
 const DEFAULT_INLINE_BYTES = 32 * 1024;
+/** How long a first delivery runs before its state is written even if it has not suspended or ended, ms. */
+const UNWRITTEN_STATE_MS = 500;
 /** How soon a purge held back by a running parent looks again, at least, ms. */
 const PURGE_RECHECK_MS = 60_000;
 
@@ -197,27 +202,39 @@ export class Executor {
       ...runTrace(options.trace, claimed.state),
     });
     try {
-      const outcome = await this.#runAndSettle(claimed, admitted.workflow, options, run);
+      let outcome = await this.#runAndSettle(claimed, admitted.workflow, options, run);
+      if (outcome.kind === 'fenced' && admitted.unwritten) outcome = await this.#fencedUnwritten(command, options, outcome);
       run.finished(outcome.kind);
       return outcome;
     } catch (err) {
       run.finished('error');
       // The cluster failed under the run (an election): not a crash, so not an attempt.
-      await this.#release(claimed.state, claimed.revision);
+      await this.#release(claimed.state, claimed.owned);
       throw err;
     }
+  }
+
+  /**
+   * A run that started without writing its state was fenced: by an invocation that had its
+   * ID already (a second start command, past the stream's duplicate window), which drops
+   * the command, or by a run that took it over.
+   */
+  async #fencedUnwritten(command: Command, options: ExecuteOptions, fenced: ExecutionOutcome): Promise<ExecutionOutcome> {
+    const found = await this.#options.states.get(command.invocationId);
+    return found && isDuplicateStart(found.state, options.startSequence) ? { kind: 'duplicate', state: found.state } : fenced;
   }
 
   /** Decides what the command leads to before anything is written for it. */
   async #admit(command: Command, options: ExecuteOptions): Promise<Admission> {
     const { states, workflows } = this.#options;
-    const workflow = workflows.find(command.handler);
-    // A command delivered for the first time almost always starts a new invocation: try
-    // the create straight away, and read the state only when it already exists. Not for an
-    // exclusive workflow: it may have to queue for its key first.
-    const created = options.firstDelivery && workflow && !workflow.options.exclusive ? await this.#tryCreate(command, options) : undefined;
-    if (created) return { kind: 'admitted', workflow: workflow!, state: created.state, found: null, created };
     const found = await states.get(command.invocationId);
+    // A command delivered for the first time almost always starts a new invocation: it runs
+    // at once, and its state is written later (its first write of it fails if the invocation
+    // exists meanwhile). Not an exclusive workflow: it may have to queue for its key first.
+    const workflow = workflows.find(command.handler);
+    if (!found && options.firstDelivery && workflow && !workflow.options.exclusive) {
+      return { kind: 'admitted', workflow, state: this.#initialState(command, options), found: null, unwritten: true };
+    }
     const outcome = this.#refuse(command, found, options);
     if (outcome) return { kind: 'outcome', outcome: await outcome };
     const state = found?.state ?? this.#initialState(command, options);
@@ -270,7 +287,7 @@ export class Executor {
    */
   async #claim(admitted: Admitted, command: Command, options: ExecuteOptions): Promise<Claimed | { kind: 'outcome'; outcome: ExecutionOutcome }> {
     const { states, journals } = this.#options;
-    const { workflow, created } = admitted;
+    const { workflow, unwritten } = admitted;
     let { found } = admitted;
     let state = admitted.state;
     let keyedState: Map<string, Uint8Array> | undefined;
@@ -291,7 +308,7 @@ export class Executor {
       return { kind: 'outcome', outcome: await this.#end(found.state, found.revision, 'failed', reason) };
     }
     const written = await this.#fenced(async () => {
-      if (created) return created.revision;
+      if (unwritten) return undefined;
       if (!found) return states.create(state);
       // The inline journal of a suspension is read below, not written again.
       state = {
@@ -307,27 +324,34 @@ export class Executor {
       };
       return states.update(state, found.revision, found.state);
     });
-    if (typeof written !== 'number') return { kind: 'outcome', outcome: written };
+    if (written !== undefined && typeof written !== 'number') return { kind: 'outcome', outcome: written };
     let input: unknown;
     try {
       input = workflow.input.decode(state.input, 'workflow input');
     } catch (err) {
       return { kind: 'outcome', outcome: await this.#end(state, written, 'failed', new TerminalError(errorMessage(err), { cause: err })) };
     }
-    const journal = await this.#fenced(() =>
-      journals.open(command.invocationId, fresh || !found ? { fresh: true } : takeover ? { claim: this.#processorId } : knownJournal(found.state)),
-    ).catch(async (err: unknown) => {
-      await this.#release(state, written);
+    const claimedState = state;
+    const owned = written === undefined ? OwnedState.unwritten(() => states.create(claimedState)) : OwnedState.written(written);
+    // A first delivery's journal is empty. A start delivered again with no state may follow a
+    // run that journaled before it stopped without writing the state, and that may be only
+    // stalled: its journal is claimed, as a takeover's is.
+    const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId } : knownJournal(found.state);
+    const journal = await this.#fenced(() => journals.open(command.invocationId, opening)).catch(async (err: unknown) => {
+      await this.#release(state, owned);
       throw err;
     });
-    if ('kind' in journal) return { kind: 'outcome', outcome: journal };
-    return { kind: 'claimed', state, revision: written, input, journal, keyedState };
+    if ('kind' in journal) {
+      owned.abandon();
+      return { kind: 'outcome', outcome: journal };
+    }
+    return { kind: 'claimed', state, owned, input, journal, keyedState };
   }
 
   /** Runs the workflow from its journal and writes what the run came to. */
   async #runAndSettle(claimed: Claimed, workflow: AnyWorkflow, options: ExecuteOptions, observer: RunObserver): Promise<ExecutionOutcome> {
     const { states, logger } = this.#options;
-    const { state, revision, journal, keyedState } = claimed;
+    const { state, owned, journal, keyedState } = claimed;
     const id = state.invocationId;
     const ctx = new DurableContext({
       invocationId: id,
@@ -344,6 +368,7 @@ export class Executor {
       states,
       ...(keyedState ? { keyedState } : {}),
       observer,
+      ...(owned.isWritten ? {} : { writeState: () => owned.write() }),
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -371,13 +396,17 @@ export class Executor {
     if (!completed) await ctx.drained();
     const fatal = ctx.fatal;
     if (fatal instanceof FencedError) {
+      owned.abandon();
       this.#observer.fenced();
       return { kind: 'fenced', reason: fatal.message };
     }
     if (fatal instanceof InterruptedError) {
-      await this.#release(state, revision);
+      await this.#release(state, owned);
       return { kind: 'interrupted', reason: fatal.message };
     }
+    // A state written while the run went on (it ran long, or exposed the invocation) is built on.
+    const revision = await this.#fenced(() => owned.settle());
+    if (typeof revision === 'object') return revision;
     if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
@@ -413,6 +442,7 @@ export class Executor {
    * request that came after), and a cancel wins over a pause.
    */
   async #stopOnRequest(run: ExecutionState, fatal: CancelledError | PausedError): Promise<ExecutionOutcome> {
+    // Only a written state is asked to stop: the request was written over it.
     const current = await this.#options.states.get(run.invocationId);
     if (!current || current.state.owner !== run.owner || current.state.status !== 'running') {
       return { kind: 'fenced', reason: 'state changed while stopping' };
@@ -505,17 +535,6 @@ export class Executor {
     const parent = ended.parent;
     if (parent && parent.invocationId !== '' && invocations) {
       await invocations.wake(parent, `${ended.invocationId}:ended`);
-    }
-  }
-
-  /** Creates the invocation's state if it has none and its workflow exists; undefined otherwise. */
-  async #tryCreate(command: Command, options: ExecuteOptions): Promise<{ state: ExecutionState; revision: number } | undefined> {
-    const state = this.#initialState(command, options);
-    try {
-      return { state, revision: await this.#options.states.create(state) };
-    } catch (err) {
-      if (err instanceof FencedError) return undefined;
-      throw err;
     }
   }
 
@@ -644,7 +663,7 @@ export class Executor {
   /** Records that the invocation waits; whatever wakes it sends a resume command. */
   async #suspend(
     state: ExecutionState,
-    revision: number,
+    revision: number | undefined,
     steps: number,
     entries: readonly JournalEntry[],
     lastSequence: number,
@@ -662,7 +681,9 @@ export class Executor {
       currentStepType: '',
       updatedAtMs: now(),
     };
-    const written = await this.#fenced(() => this.#updateOwned(waiting, revision, state));
+    const written = await this.#fenced(async (): Promise<{ revision: number; requested?: ExecutionState }> =>
+      revision === undefined ? { revision: await this.#options.states.create(waiting) } : this.#updateOwned(waiting, revision, state),
+    );
     if ('kind' in written) return written;
     // A request whose notice did not reach the run is acted on now, as at any suspension.
     const requested = written.requested;
@@ -676,8 +697,10 @@ export class Executor {
    * After a stop, gives the attempt back: a processor that stopped cleanly did not crash,
    * so the next run should not count against the invocation. Best effort.
    */
-  async #release(state: ExecutionState, revision: number): Promise<void> {
+  async #release(state: ExecutionState, owned: OwnedState): Promise<void> {
     try {
+      const revision = await owned.settle();
+      if (revision === undefined) return; // never written: nothing to give back
       await this.#options.states.update({ ...state, attempt: Math.max(0, state.attempt - 1), owner: '' }, revision, state);
     } catch (err) {
       this.#options.logger.debug({ err, invocation_id: state.invocationId }, 'Could not release the invocation');
@@ -752,4 +775,61 @@ function keyedChangeFields(changes: ReadonlyMap<string, Uint8Array | null>): Par
 function knownJournal(state: ExecutionState): { known?: { entries: readonly JournalEntry[]; lastSequence: number } } {
   const complete = state.status === 'suspended' && state.journalLastSequence > 0n && state.journal.length === state.journalLength;
   return complete ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
+}
+
+/**
+ * The revision of the state a run owns. A first delivery starts its run before its state is
+ * written (until then the command in the stream is the invocation's only record): the state
+ * is created when the run suspends or ends, when the workflow exposes the invocation to
+ * others (an awakeable, a send, a child), or once the run has gone on for
+ * {@link UNWRITTEN_STATE_MS}, whichever comes first. That create is the run's fence: it
+ * fails if the invocation exists.
+ */
+class OwnedState {
+  #revision: number | undefined;
+  #creating: Promise<number> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly create: (() => Promise<number>) | undefined, revision: number | undefined) {
+    this.#revision = revision;
+    if (create) this.#timer = setTimeout(() => void this.write().catch(() => undefined), UNWRITTEN_STATE_MS);
+  }
+
+  /** A state the run has written already. */
+  static written(revision: number): OwnedState {
+    return new OwnedState(undefined, revision);
+  }
+
+  /** A state to write later with `create`. */
+  static unwritten(create: () => Promise<number>): OwnedState {
+    return new OwnedState(create, undefined);
+  }
+
+  /** True when the run started with its state written. */
+  get isWritten(): boolean {
+    return this.#revision !== undefined && this.#creating === undefined;
+  }
+
+  /** Creates the state now, once; resolves when it is written. */
+  async write(): Promise<void> {
+    if (!this.create) return;
+    clearTimeout(this.#timer);
+    this.#creating ??= this.create();
+    this.#revision = await this.#creating;
+  }
+
+  /**
+   * No state will be written unless one is in flight: the revision once that has landed,
+   * undefined when none was written. Rejects as that write did.
+   */
+  async settle(): Promise<number | undefined> {
+    clearTimeout(this.#timer);
+    if (this.#creating) this.#revision = await this.#creating;
+    return this.#revision;
+  }
+
+  /** The run lost the invocation: no state is written for it. */
+  abandon(): void {
+    clearTimeout(this.#timer);
+  }
 }

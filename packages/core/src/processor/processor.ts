@@ -131,6 +131,8 @@ export class Processor {
   #cancelRequests: Subscription | undefined;
   /** Workflows this processor lacks, each reported once. */
   readonly #missing = new Set<string>();
+  /** Commands run here before (a retry keeps its delivery count): not a first delivery any more. */
+  readonly #ranBefore = new WeakSet<JsMsg>();
 
   private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger, metrics: EngineMetrics) {
     this.metrics = metrics;
@@ -359,11 +361,13 @@ export class Processor {
     );
     const cancel = new AbortController();
     this.#cancels.set(command.invocationId, cancel);
+    const firstDelivery = msg.info.deliveryCount === 1 && command.kind === CommandKind.START && !this.#ranBefore.has(msg);
+    this.#ranBefore.add(msg);
     let outcome: ExecutionOutcome;
     try {
       outcome = await this.#executor.execute(command, {
         signal: AbortSignal.any([this.#stopping.signal, giveUp, cancel.signal]),
-        firstDelivery: msg.info.deliveryCount === 1 && command.kind === CommandKind.START,
+        firstDelivery,
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
         ...(trace ? { trace } : {}),
