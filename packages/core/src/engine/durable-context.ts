@@ -100,6 +100,8 @@ export class DurableContext implements Context {
   #nextStep = 0;
   #replayed = 0;
   #appending: Promise<void> = Promise.resolve();
+  /** Outcomes journaled by this run and not appended yet, in step order (see {@link DurableContext.unappended}). */
+  readonly #held: JournalEntry[] = [];
   /** The state write asked for by {@link DurableContextOptions.writeState}, once asked. */
   #stateWritten: Promise<void> | undefined;
   #fatal: Error | undefined;
@@ -235,14 +237,13 @@ export class DurableContext implements Context {
         done.errorCode = outcome.error.errorCode;
       }
       const failure = this.#failIfTooLarge(done) ?? (outcome.ok ? undefined : outcome.error);
-      const appended = this.#append(done);
+      this.#hold(done);
       if (failure) {
-        await appended;
+        await this.#flush();
         throw failure;
       }
-      // The workflow goes on while the append is in flight: the next side effect waits for
-      // it (above), and the final state is written beside it.
-      appended.catch(() => undefined);
+      // The workflow goes on before the entry is appended: the next side effect appends it
+      // first (above), and when the workflow ends here, its final state carries it.
       return done;
     });
     // What the workflow sees live is what it would see on replay: the value after a JSON round trip.
@@ -647,14 +648,29 @@ export class DurableContext implements Context {
     return error;
   }
 
-  /** Resolves once every append issued so far has been written (or failed: see {@link fatal}). */
+  /** Appends what is held, then resolves once every append has been written (or failed: see {@link fatal}). */
   drained(): Promise<void> {
+    void this.#flush().catch(() => undefined);
     return this.#appending;
   }
 
-  /** Waits for the appends in flight; throws the run's fatal error if one failed. */
+  /** Resolves once the appends already issued have been written, leaving what is held unappended. */
+  inFlight(): Promise<void> {
+    return this.#appending;
+  }
+
+  /**
+   * Step outcomes not appended yet. A step's outcome is appended before the next side
+   * effect starts, or at a suspension; a run that completes right after it may leave it to
+   * its final state, which carries the whole journal when it fits.
+   */
+  get unappended(): readonly JournalEntry[] {
+    return this.#held;
+  }
+
+  /** Appends what is held, waits for the appends; throws the run's fatal error if one failed. */
   async #durable(): Promise<void> {
-    await this.#appending;
+    await this.drained();
     await this.#stateWritten;
     if (this.#fatal) throw this.#fatal;
   }
@@ -668,13 +684,33 @@ export class DurableContext implements Context {
     });
   }
 
+  /** Journals an outcome without appending it yet: the next flush does. */
+  #hold(entry: JournalEntry): void {
+    this.#entries.push(entry);
+    this.#held.push(entry);
+  }
+
+  /** Journals an entry and appends it, after what is held. */
+  #append(entry: JournalEntry): Promise<void> {
+    this.#hold(entry);
+    return this.#flush();
+  }
+
+  /** Appends the held entries; resolves when the last is written, rejects as it failed. */
+  #flush(): Promise<void> {
+    let last: Promise<void> | undefined;
+    for (const entry of this.#held.splice(0)) last = this.#appendNow(entry);
+    return last ?? this.#appending.then(() => {
+      if (this.#fatal) throw this.#fatal;
+    });
+  }
+
   /**
    * Appends in journal order, one at a time: each append is fenced on the previous one.
    * The entry counts as written from now on: a run whose append fails stops (see `fatal`)
    * unless its final state, which carries the entry, is written.
    */
-  #append(entry: JournalEntry): Promise<void> {
-    this.#entries.push(entry);
+  #appendNow(entry: JournalEntry): Promise<void> {
     const appended = this.#appending.then(async () => {
       if (this.#fatal) throw this.#fatal;
       try {

@@ -60,7 +60,7 @@ const greetThree = defineWorkflow<{ names: string[] }, string[]>('greet_three', 
 });
 
 describe('executor', () => {
-  it('runs a workflow, journals one entry per step and writes the final state with the journal', async () => {
+  it('runs a workflow, journals one entry per step and writes the final state with the journal, the last step\'s outcome in it alone', async () => {
     const services = new FakeServices();
     const { states, journals, executor } = setup([greetThree], services);
     const cmd = command('greet_three', { names: ['a', 'b', 'c'] });
@@ -73,7 +73,8 @@ describe('executor', () => {
     expect(decodeJson(stored!.state.currentState)).toEqual(['a', 'b', 'c']);
     expect(stored!.state.journal.map((e) => e.stepType)).toEqual(['HelloService.SayHello', 'HelloService.SayHello', 'HelloService.SayHello']);
     expect(stored!.state.journalLength).toBe(3);
-    expect(journals.appends).toBe(3);
+    // One durable write per step: two appends, then the final state, which carries the third.
+    expect(journals.appends).toBe(2);
     expect(services.calls.map((c) => c.key)).toEqual([0, 1, 2].map((n) => `${cmd.invocationId}:${n}`));
   });
 
@@ -187,7 +188,7 @@ describe('executor', () => {
       const second = executor.execute(cmd, { startSequence: 2n, delivery: 1, firstDelivery: true });
       const outcomes = (await Promise.all([hidden, second])).map((o) => o.kind).sort();
       expect(outcomes).toEqual(['duplicate', 'ended']);
-      expect(states.writes).toEqual(['create completed']);
+      expect((await states.get(cmd.invocationId))!.state.status).toBe('completed');
     });
   });
 
@@ -224,9 +225,11 @@ describe('executor', () => {
   it('abandons an invocation whose journal another writer appended to', async () => {
     const { journals, executor } = setup([
       defineWorkflow('racy', async (ctx) => {
+        await ctx.run('mine', () => 1);
         const other = await journals.open(ctx.invocationId);
         await other.append(create(JournalEntrySchema, { stepNumber: 0, stepType: 'RUN:other' }));
-        return ctx.run('mine', () => 1);
+        // Its outcome above is appended before this step's side effect, and refused.
+        return ctx.run('next', () => 2);
       }),
     ]);
     const outcome = await executor.execute(command('racy'));
@@ -492,8 +495,11 @@ describe('race', () => {
     opened[1]!();
     const ended = await takeover;
     expect(ended.kind).toBe('ended');
-    expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('b1');
-    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a', 'RUN:b']);
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(decodeJson(final.currentState)).toBe('b1');
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:a', 'RUN:b']);
+    // The last outcome is in the final state only: the stalled run appended nothing after the claim.
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a']);
   });
 
   describe('control requests and keyed state', () => {

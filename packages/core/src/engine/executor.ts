@@ -422,8 +422,16 @@ export class Executor {
     if (limit !== undefined && currentState.length > limit) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`));
     }
-    // The appends in flight, failing if one was refused: the run lost the invocation.
-    const appends = ctx.drained().then(() => {
+    // Outcomes not appended yet are left to the final state when it holds the whole journal
+    // and is sure to stay under the server's limit with it (one write less: its compare-and-set
+    // fences it as an append would); else appended beside it. Not for an exclusive workflow:
+    // its keyed changes take effect before its final write, only once its journal is whole.
+    // Then the appends in flight, failing if one was refused: the run lost the invocation.
+    const whole =
+      !workflow.options.exclusive &&
+      withJournal.journal?.length === ctx.entries.length &&
+      (limit === undefined || stateBytes(withJournal, currentState) <= limit);
+    const appends = (whole ? ctx.inFlight() : ctx.drained()).then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
     const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, appends);
@@ -726,6 +734,18 @@ export class Executor {
       journalSubject: location.subject,
     };
   }
+}
+
+/** Room in a state for what is not counted by {@link stateBytes}, bytes. */
+const STATE_FIELDS_ROOM = 16 * 1024;
+
+/** A generous bound on the bytes of a final state with its inline journal. */
+function stateBytes(state: ExecutionState, output: Uint8Array): number {
+  let bytes = STATE_FIELDS_ROOM + state.input.length + output.length;
+  for (const entry of state.journal) bytes += entry.request.length + entry.response.length + entry.error.length + entry.stepType.length + 64;
+  for (const value of Object.values(state.workflowState)) bytes += value.length + 64;
+  for (const value of Object.values(state.keyedStateChanges)) bytes += value.length + 64;
+  return bytes;
 }
 
 function now(): bigint {

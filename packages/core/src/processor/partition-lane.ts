@@ -301,9 +301,14 @@ export class PartitionLane {
     if (this.#running.get(key) === msg) this.#running.delete(key);
     switch (disposition) {
       case 'ack':
-        // Only an unsettled partition looks for finished commands in the stream.
-        if (!this.#settled) this.#finished.add(msg.seq);
-        // The next command of the key may look for this one in the stream: let the ack land first.
+        if (this.#settled) {
+          // No start looks for finished commands in the stream: the ack needs no answer
+          // (one lost is a redelivery that finds its invocation ended).
+          msg.ack();
+          break;
+        }
+        // The next command of the key looks for this one in the stream: let the ack land first.
+        this.#finished.add(msg.seq);
         await msg.ackAck().catch(() => false);
         break;
       case 'retry':
