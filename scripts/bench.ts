@@ -1,24 +1,43 @@
 /**
- * `make bench`: our figures beside raw JetStream figures measured in the same run, on a
- * 3-node cluster of its own (client ports 24222-24224, routes 26222-26224, monitoring
- * 28222-28224; BENCH_CLIENT_PORT, BENCH_ROUTE_PORT and BENCH_MONITOR_PORT move them),
- * with HelloService and the processor as separate processes (bin/*), so the processor
- * has a core of its own as far as the machine allows.
+ * `make bench`: our figures beside raw JetStream and gRPC figures measured in the same run,
+ * with HelloService and each processor as separate processes (bin/*), so a processor has a
+ * core of its own as far as the machine allows.
  *
- * That cluster runs as shipped, with `sync_interval: always` (every write fsynced before
- * its ack). The raw publish figures are measured once more on a second, short-lived
- * cluster with the server's default sync_interval (its ports are the first's + 10), so
- * the table shows what each durability choice costs.
+ * Two 3-node clusters:
+ * - the shipped one, `sync_interval: always` (every write fsynced before its ack; client
+ *   ports 24222-24224, routes 26222-26224, monitoring 28222-28224; BENCH_CLIENT_PORT,
+ *   BENCH_ROUTE_PORT and BENCH_MONITOR_PORT move them), which every figure is from unless
+ *   said: raw publishes (awaited, pipelined, fenced) and raw gRPC calls; hello_workflow one
+ *   at a time (p50, p99, where its time goes, CPU and NATS messages per invocation) and with
+ *   64 in flight on 1, 2 and 4 processors (separate processes sharing the partitions;
+ *   throughput and CPU per invocation for each count); custom_workflow with 10 and 1,000
+ *   steps (ms per step, writes per step); 2,000 invocations on a processor with a 5 s
+ *   retention (stored records until they are back at the baseline); 10,000 invocations
+ *   asleep at once, sleeping long enough for the throughput measured (CPU while they wait,
+ *   how late they wake);
+ * - a short-lived one with the server's default sync_interval (its ports are the first's
+ *   + 10), run while the first idles before its processor starts: raw publishes, then
+ *   hello_workflow one at a time and with 64 in flight on a processor of its own.
  *
- * Prints the machine and a markdown table (stdout; progress goes to stderr), then stops
- * everything it started, also on failure and Ctrl+C. App logs: .data/bench/*.log.
+ * Prints the machine and markdown tables (stdout; progress goes to stderr): the figures,
+ * the performance issue's targets with met/MISSED, both sync policies side by side (each
+ * read against its own cluster's raw figures), throughput by processor count. A section
+ * that fails is a row saying why, and the rest still runs and prints. The last line of
+ * stdout is always
+ *
+ *   bench: latency_ratio=<p50 / raw publish p50> throughput_ratio=<completed/s / raw pipelined rate> cpu_ms_per_invocation=<all processes, 64 in flight>
+ *
+ * for the shipped cluster (`nan` where a figure failed). The exit status is 1 when any
+ * section failed. Everything it started is stopped, also on failure and Ctrl+C. App logs:
+ * .data/bench/*.log.
  */
-import { jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   connectNats,
   createGrpcInvoker,
@@ -27,17 +46,26 @@ import {
   errorMessage,
   loadServiceRegistry,
 } from '../packages/core/src/index.js';
-import { type ClusterPorts, type NatsCluster, REPO_ROOT, natsServerBinary, startCluster } from '../test/support/nats-cluster.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type CpuGroup, cpuBetween, cpuSnapshot } from './bench/cpu.js';
+import {
+  type ClusterOptions,
+  type ClusterPorts,
+  ClusterError,
+  type NatsCluster,
+  REPO_ROOT,
+  natsServerBinary,
+  startCluster,
+} from '../test/support/nats-cluster.js';
+import { type CpuGroup, type CpuSnapshot, cpuSnapshot, idleCpu } from './bench/cpu.js';
 import { summariseProfile } from './bench/cpuprofile.js';
 import { connectionNodes, messageCounts } from './bench/connz.js';
-import { type Probe, helloLatency, helloThroughput, stepsRun, totalWrites } from './bench/engine.js';
+import { type Probe, helloLatency, helloThroughput, stepsRun } from './bench/engine.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
-import { type RawFigures, type RawOptions, rawBaselines } from './bench/raw.js';
-import { type RetentionFigures, retentionRun } from './bench/retention.js';
-import { type SleepersFigures, sleepers } from './bench/sleepers.js';
-import { count, latency, markdownTable, ms, nowMs, ratio } from './bench/stats.js';
+import { rawBaselines } from './bench/raw.js';
+import { CONNECTIONS, type EngineRun, GROUPS, type Measured, type Outcome, anyFailed, headline, report } from './bench/report.js';
+import { retentionRun } from './bench/retention.js';
+import { scalingRun } from './bench/scaling.js';
+import { napPlan, sleepers } from './bench/sleepers.js';
+import { count, latency, markdownTable, nowMs } from './bench/stats.js';
 
 /** Base ports of the bench cluster; BENCH_CLIENT_PORT, BENCH_ROUTE_PORT, BENCH_MONITOR_PORT move them. */
 const PORTS = {
@@ -45,42 +73,41 @@ const PORTS = {
   routePort: portFromEnv('BENCH_ROUTE_PORT', 26222),
   monitorPort: portFromEnv('BENCH_MONITOR_PORT', 28222),
 };
-/** The second cluster's (server default sync_interval, raw figures only): the first's + 10. */
+/** The second cluster's (server default sync_interval): the first's + 10. */
 const DEFAULT_SYNC_PORTS: ClusterPorts = {
   clientPort: PORTS.clientPort + 10,
   routePort: PORTS.routePort + 10,
   monitorPort: PORTS.monitorPort + 10,
 };
 const LOG_DIR = join(REPO_ROOT, '.data/bench');
-/** BENCH_PROFILE=1: the processor runs from source under `node --cpu-prof` (slower: figures not for quoting). */
+/** BENCH_PROFILE=1: the shipped cluster's first processor runs from source under `node --cpu-prof` (slower: figures not for quoting). */
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const PROFILE_DIR = join(LOG_DIR, 'profile');
 
-/** Sizes of each measurement; the whole run stays under about three minutes. */
+/** Sizes of each measurement. */
 const SIZES = {
   raw: { sequential: 2_000, pipelinedCount: 20_000, inFlight: 256, payloadBytes: 128 },
   grpcCalls: 500,
   latency: { warmup: 50, n: 500 },
-  throughput: { n: 3_000, inFlight: 64 },
+  throughput: { n: 2_000, inFlight: 64 },
+  /** Processor counts measured after the first (one processor) at the throughput's sizes. */
+  processorCounts: [2, 4],
   shortSteps: { names: 10, runs: 20 },
   longSteps: { names: 1_000, runs: 3 },
-  sleepers: { n: 10_000, sleepMs: 40_000, windowMs: 5_000 },
+  /** The sleep is made long enough for the throughput measured, and at least `minSleepMs`. */
+  sleepers: { n: 10_000, minSleepMs: 40_000, windowMs: 5_000 },
   processorMaxConcurrent: 256,
   retention: { n: 2_000, inFlight: 64, retentionMs: 5_000 },
 };
 
-/** The bench's NATS connection name, as the servers' /connz shows it. */
-const BENCH_CONNECTION = 'durable-bench';
-
 /** How long idle CPU is measured, ms. */
 const IDLE_MS = 2_000;
-
-/** The targets for a 2-core machine. */
-const TARGETS = { latencyP50Ms: 10, perSecond: 500, writesPerStep: 1 };
+/** How long the second cluster's start is tried again (a socket holds its port up to a minute after it closes), ms. */
+const CLUSTER_START_RETRY_MS = 65_000;
 
 const started = nowMs();
-let cluster: NatsCluster | undefined;
-let nc: NatsConnection | undefined;
+const clusters: NatsCluster[] = [];
+const connections: NatsConnection[] = [];
 const apps: App[] = [];
 
 function portFromEnv(name: string, fallback: number): number {
@@ -95,315 +122,246 @@ function progress(message: string): void {
   process.stderr.write(`[${((nowMs() - started) / 1000).toFixed(1).padStart(5)} s] ${message}\n`);
 }
 
-function verdict(met: boolean): string {
-  return met ? 'met' : 'MISSED';
+/** Runs a section; when it fails, its error is its outcome and the run goes on. */
+async function attempt<T>(what: string, run: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return await run();
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    progress(`${what} failed: ${error.message}`);
+    return error;
+  }
 }
 
-async function main(): Promise<void> {
+async function main(m: Measured): Promise<void> {
   const server = natsServerBinary();
   const serverVersion = execFileSync(server, ['--version'], { encoding: 'utf8' }).trim().replace(/^nats-server:\s*/, '');
   const machine = `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, nats-server ${serverVersion}`;
   const load = `load average before the run ${loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min)`;
-  progress(`${machine}; ${load}`);
+  m.machine = `${machine}; ${load}`;
+  progress(m.machine);
 
+  // The shipped cluster first: its ports are taken before the other cluster's connections
+  // take ports of the ephemeral range, which the bench's ports are in.
   progress('starting a 3-node cluster (sync_interval always, as shipped)');
-  cluster = await startCluster({ ...PORTS, syncInterval: 'always' });
-  nc = await connectNats({ servers: cluster.urls, name: BENCH_CONNECTION, maxAttempts: 3 });
+  const cluster = await startCluster({ ...PORTS, syncInterval: 'always' });
+  clusters.push(cluster);
+  const nc = await connectNats({ servers: cluster.urls, name: CONNECTIONS.client, maxAttempts: 3 });
+  connections.push(nc);
   const jsm = await jetstreamManager(nc);
-
   progress(`raw JetStream: ${count(SIZES.raw.sequential)} publishes, ${count(SIZES.raw.pipelinedCount)} pipelined, ${count(SIZES.raw.sequential)} fenced appends`);
-  const serverGroup: CpuGroup[] = [{ name: 'servers', pids: serverPids(cluster).length === 3 ? serverPids(cluster) : [-1] }];
-  const raw = await rawBaselines(nc, SIZES.raw, () => cpuSnapshot(serverGroup).get('servers') ?? Number.NaN);
-  progress('raw JetStream again on a second cluster with the default sync_interval');
-  const rawDefaultSync = await rawWithDefaultSync(SIZES.raw);
+  m.raw = await attempt('raw JetStream', () => rawBaselines(nc, SIZES.raw, () => serverCpuMs(cluster)));
 
   const grpcPort = await freePort();
   const helloAddress = `127.0.0.1:${grpcPort}`;
   const hello = spawnApp('hello-service', join(REPO_ROOT, 'bin/hello-service'), [], { GRPC_PORT: String(grpcPort), LOG_LEVEL: 'warn' }, LOG_DIR);
   apps.push(hello);
   await waitUntil(hello, `a listener on :${grpcPort}`, () => portOpen(grpcPort));
-
   progress(`raw gRPC: ${SIZES.grpcCalls} SayHello calls`);
-  const invoker = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
-  const grpcTimes: number[] = [];
-  try {
-    for (let i = 0; i < SIZES.grpcCalls + 50; i++) {
-      const t0 = nowMs();
-      await invoker.call('HelloService', 'SayHello', { name: 'bench' });
-      if (i >= 50) grpcTimes.push(nowMs() - t0);
-    }
-  } finally {
-    invoker.close();
-  }
-  const grpc = latency(grpcTimes);
+  m.grpc = await attempt('raw gRPC', () => grpcLatency(helloAddress, SIZES.grpcCalls));
 
-  progress(`starting the processor (--max-concurrent ${SIZES.processorMaxConcurrent})`);
-  const names = engineNames();
-  const processorArgs = ['--max-concurrent', String(SIZES.processorMaxConcurrent)];
+  // While the shipped cluster idles, with no processor on it yet.
+  m.defaultSync = await defaultSyncRun(hello, helloAddress);
+
   if (PROFILE) rmSync(PROFILE_DIR, { recursive: true, force: true });
-  const processor = spawnApp(
-    'processor',
-    PROFILE ? process.execPath : join(REPO_ROOT, 'bin/processor'),
-    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, '--import', 'tsx', 'apps/processor/src/main.ts', ...processorArgs] : processorArgs,
-    { NATS_URL: cluster.url, SERVICE_HELLOSERVICE_ADDRESS: helloAddress, LOG_LEVEL: 'warn' },
-    LOG_DIR,
-    REPO_ROOT,
-  );
-  apps.unshift(processor); // stopped first, while NATS and HelloService are still up
-  // LOG_LEVEL=warn hides its "Processor started" line; its pull request waiting on the
-  // consumer is the same fact, read from the server.
-  await waitUntil(processor, 'pull request on processor-1-p0', async () => (await jsm.consumers.info(names.commandsStream, 'processor-1-p0')).num_waiting > 0);
+  const processor = await startProcessor('processor', cluster, jsm, helloAddress, PROFILE);
   const client = await DurableClient.connect({ nc });
-  const groups: CpuGroup[] = [
-    // A missing pid file reads as "n/a", not as a server that used no CPU.
-    { name: 'nats-server ×3', pids: serverPids(cluster).length === 3 ? serverPids(cluster) : [-1] },
-    { name: 'processor', pids: [processor.pid] },
-    { name: 'hello-service', pids: [hello.pid] },
-    { name: 'bench client (this process)', pids: [process.pid] },
-  ];
-  const cpu = () => cpuSnapshot(groups);
-  const connections = { processor: 'durable-processor', client: BENCH_CONNECTION };
-  const probe = async (): Promise<Probe> => ({ cpu: cpu(), messages: await messageCounts(cluster?.monitorUrls ?? [], Object.values(connections)) });
-  // What the processes burn doing nothing (timers, heartbeats, Raft), to take out of per-invocation figures.
-  const idleBefore = cpu();
-  const idleStart = nowMs();
-  await sleep(IDLE_MS);
-  const idle = cpuBetween(idleBefore, cpu());
-  const idleSeconds = (nowMs() - idleStart) / 1000;
-
-  progress(`hello_workflow one at a time: ${SIZES.latency.warmup} warm-up, ${SIZES.latency.n} measured`);
   const watchNc = await connectNats({ servers: cluster.urls, name: 'durable-bench-watch', maxAttempts: 3 });
-  const lat = await helloLatency(nc, watchNc, client, probe, SIZES.latency.warmup, SIZES.latency.n).finally(() => watchNc.close());
-  progress(`hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.n)} invocations`);
-  const tput = await helloThroughput(jsm, client, probe, SIZES.throughput.n, SIZES.throughput.inFlight);
+  connections.push(watchNc);
+  const cpu = (processors: readonly App[]) => () => cpuSnapshot(cpuGroups(cluster, processors, hello));
+  const probe = (processors: readonly App[]) => async (): Promise<Probe> => ({
+    cpu: cpu(processors)(),
+    messages: await messageCounts(cluster.monitorUrls, Object.values(CONNECTIONS)),
+  });
+  m.shipped = await engineRun({ nc, watchNc, client, jsm, cpu: cpu([processor]), probe: probe([processor]), where: '' });
+
+  const shippedThroughput = m.shipped.throughput;
+  m.scaling = await attempt('throughput by processor count', () =>
+    scalingRun({
+      counts: SIZES.processorCounts,
+      running: processor,
+      first: shippedThroughput instanceof Error ? shippedThroughput : { throughput: shippedThroughput, idle: (m.shipped as EngineRun).idle },
+      start: (index) => spawnProcessor(`processor-${index}`, cluster, helloAddress),
+      jsm,
+      client,
+      watchNc,
+      cpu,
+      probe,
+      n: SIZES.throughput.n,
+      inFlight: SIZES.throughput.inFlight,
+      idleMs: IDLE_MS,
+      progress,
+    }),
+  );
+
   progress(`custom_workflow with ${SIZES.shortSteps.names} names, ${SIZES.shortSteps.runs} runs`);
-  const short = await stepsRun(jsm, client, SIZES.shortSteps.names, SIZES.shortSteps.runs);
+  m.shortSteps = await attempt('custom_workflow, short', () => stepsRun(jsm, client, SIZES.shortSteps.names, SIZES.shortSteps.runs));
   progress(`custom_workflow with ${count(SIZES.longSteps.names)} names, ${SIZES.longSteps.runs} runs`);
-  const long = await stepsRun(jsm, client, SIZES.longSteps.names, SIZES.longSteps.runs);
+  m.longSteps = await attempt('custom_workflow, long', () => stepsRun(jsm, client, SIZES.longSteps.names, SIZES.longSteps.runs));
+
   const { n: keptN, inFlight: keptInFlight, retentionMs } = SIZES.retention;
   progress(`${count(keptN)} hello_workflow on a processor with --retention ${retentionMs / 1000}s, until the streams are back at their baseline`);
-  const retentionServices = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
-  const kept = await retentionRun(nc, retentionServices, keptN, keptInFlight, retentionMs).finally(() => retentionServices.close());
-  progress(`${count(SIZES.sleepers.n)} concurrent nap invocations sleeping ${SIZES.sleepers.sleepMs / 1000} s`);
-  // A run that falls short is reported as a row, with the figures of every other run.
-  const naps = await sleepers(nc, client, cpu, SIZES.sleepers.n, SIZES.sleepers.sleepMs, SIZES.sleepers.windowMs).catch((err: unknown) =>
-    err instanceof Error ? err : new Error(String(err)),
-  );
-
-  const writesPerInvocation = totalWrites(tput.writes);
-  const writesPerStep = long.writes.journal / long.steps;
-  const ceiling = raw.pipelinedRate / writesPerInvocation;
-  const rows: string[][] = [
-    ...rawRows(raw, 'sync_interval always, as shipped and as every row below'),
-    [`raw: R3 fenced append, \`expect: { lastSubjectSequence }\` (${count(raw.options.sequential)})`, `p50 ${ms(raw.fenced.p50)} ms, p99 ${ms(raw.fenced.p99)} ms`, ''],
-    ...rawRows(rawDefaultSync, "sync_interval default (2 min), a second cluster's"),
-    [
-      'ratio: sync_interval always / default',
-      `publish p50 ${ratio(raw.publish.p50 / rawDefaultSync.publish.p50)}, p99 ${ratio(raw.publish.p99 / rawDefaultSync.publish.p99)}; ` +
-        `pipelined rate ${ratio(raw.pipelinedRate / rawDefaultSync.pipelinedRate)}`,
-      '',
-    ],
-    [`raw: HelloService.SayHello gRPC call (${grpc.count})`, `p50 ${ms(grpc.p50)} ms, p99 ${ms(grpc.p99)} ms`, ''],
-    [
-      `hello_workflow invoke-to-result, one at a time (${lat.latency.count} after ${SIZES.latency.warmup})`,
-      `p50 ${ms(lat.latency.p50)} ms, p99 ${ms(lat.latency.p99)} ms`,
-      `p50 ≤ ${TARGETS.latencyP50Ms} ms: ${verdict(lat.latency.p50 <= TARGETS.latencyP50Ms)}`,
-    ],
-    [
-      `hello_workflow completed, ${tput.inFlight} in flight (${count(tput.invocations)})`,
-      `${count(tput.perSecond)} /s (invoke-to-result p50 ${ms(tput.latency.p50)} ms, p99 ${ms(tput.latency.p99)} ms)`,
-      `≥ ${TARGETS.perSecond} /s: ${verdict(tput.perSecond >= TARGETS.perSecond)}`,
-    ],
-    [
-      `durable writes per step (JOURNAL messages / steps, custom_workflow ${count(long.names)} names)`,
-      `${ratio(writesPerStep)} (${count(long.writes.journal)} / ${count(long.steps)})`,
-      `${TARGETS.writesPerStep}: ${verdict(Math.abs(writesPerStep - TARGETS.writesPerStep) < 0.005)}`,
-    ],
-    [
-      'durable writes per hello_workflow invocation (COMMANDS + state + JOURNAL + index)',
-      `${ratio(writesPerInvocation)} (${ratio(tput.writes.commands)} + ${ratio(tput.writes.state)} + ${ratio(tput.writes.journal)} + ${ratio(tput.writes.index)})`,
-      '',
-    ],
-    [
-      `custom_workflow, ${short.steps} steps (${short.names} SayHello + NOW; median of ${short.runs})`,
-      `${ms(short.msPerStep)} ms/step (invoke-to-result ${ms(short.endToEndMs)} ms; ${totalWrites(short.writes)} writes)`,
-      '',
-    ],
-    [
-      `custom_workflow, ${count(long.steps)} steps (${count(long.names)} SayHello + NOW; median of ${long.runs})`,
-      `${ms(long.msPerStep)} ms/step (invoke-to-result ${count(long.endToEndMs)} ms; ${count(totalWrites(long.writes))} writes)` +
-        (long.firstWindow !== undefined && long.lastWindow !== undefined
-          ? `; first ${long.window} steps ${ms(long.firstWindow)}, last ${long.window} ${ms(long.lastWindow)} ms/step`
-          : ''),
-      '',
-    ],
-    [`ratio: ms/step at ${count(long.steps)} steps / at ${short.steps} steps`, ratio(long.msPerStep / short.msPerStep), '≈ 1 (no growth)'],
-    ...(naps instanceof Error ? [[`${count(SIZES.sleepers.n)} sleepers`, `failed: ${naps.message}`, '']] : sleeperRows(naps, idle, idleSeconds)),
-    ...retentionRows(kept),
-    [
-      'ratio: our latency p50 / raw R3 publish p50',
-      `${ratio(lat.latency.p50 / raw.publish.p50, 1)} sequential durable writes' worth`,
-      '',
-    ],
-    [
-      'ratio: our throughput / (pipelined publish rate / writes per invocation)',
-      `${ratio(tput.perSecond / ceiling)} (write-bound ceiling ${count(ceiling)} /s)`,
-      '',
-    ],
-  ];
-  const b = lat.breakdown;
-  const phaseList = [
-    ['client publishes the command, until its ack', b.submit],
-    ['command delivered to the processor (plus a KV get on a redelivery)', b.pickup],
-    ['state create (KV), then the gRPC call', b.createAndCall],
-    ['journal append, then the final state built', b.append],
-    ['final state write (KV), announcement, client receives it', b.finish],
-  ] as const;
-  const phases: string[][] = [
-    ...phaseList.map(([what, p]) => [what, ms(p.median), ms(p.mean)]),
-    ['sum', ms(phaseList.reduce((a, [, p]) => a + p.median, 0)), ms(phaseList.reduce((a, [, p]) => a + p.mean, 0))],
-  ];
-  // Per invocation, with what the process would have burnt idle over the same time taken out.
-  const net = (used: number | undefined, idleMs: number | undefined, seconds: number, n: number) =>
-    used === undefined || idleMs === undefined ? Number.NaN : (used - (idleMs / idleSeconds) * seconds) / n;
-  const cpuFigures = groups.map(({ name }) => {
-    const idleMs = idle.get(name);
-    return {
-      name,
-      idlePerSecond: idleMs === undefined ? Number.NaN : idleMs / idleSeconds,
-      one: net(lat.cpu.get(name), idleMs, lat.seconds, lat.latency.count),
-      many: net(tput.cpu.get(name), idleMs, tput.seconds, tput.invocations),
-      cores: (tput.cpu.get(name) ?? Number.NaN) / (tput.seconds * 1000),
-    };
-  });
-  const total = (pick: (f: (typeof cpuFigures)[number]) => number) => cpuFigures.reduce((a, f) => a + pick(f), 0);
-  const cpuRows: string[][] = [
-    ...cpuFigures.map((f) => [f.name, ms(f.idlePerSecond), ms(f.one), ms(f.many), ratio(f.cores)]),
-    ['all', ms(total((f) => f.idlePerSecond)), ms(total((f) => f.one)), ms(total((f) => f.many)), `${ratio(total((f) => f.cores))} of ${cpus().length}`],
-  ];
-
-  const messageRows: string[][] = Object.entries(connections).map(([who, name]) => {
-    const one = lat.messages.get(name);
-    const many = tput.messages.get(name);
-    const show = (m: typeof one) => (m === undefined ? 'n/a' : `${ratio(m.sent, 1)} sent, ${ratio(m.received, 1)} received`);
-    return [who === 'client' ? 'bench client (DurableClient)' : 'processor', show(one), show(many)];
+  m.retention = await attempt('stored records', async () => {
+    const services = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
+    return retentionRun(nc, services, keptN, keptInFlight, retentionMs).finally(() => services.close());
   });
 
-  // Where things ran: each hop between a connection's server and a stream's leader is a route hop.
-  const leaders = await Promise.all(
-    [names.commandsStream, `KV_${names.stateBucket}`, names.journalStream].map(async (s) => `${s} ${(await jsm.streams.info(s)).cluster?.leader ?? '?'}`),
-  );
-  const nodes = await connectionNodes(cluster.monitorUrls, Object.values(connections));
-  const on = (name: string) => (nodes.has(name) ? `nats-${(nodes.get(name) as number) + 1}` : '?');
-  const placement = `Placement: stream leaders ${leaders.join(', ')}; processor connected to ${on(connections.processor)}, bench client to ${on(connections.client)}.`;
+  const { n: napN, minSleepMs, windowMs } = SIZES.sleepers;
+  const measuredRate = shippedThroughput instanceof Error ? Number.NaN : shippedThroughput.perSecond;
+  const plan = napPlan(napN, measuredRate, windowMs, minSleepMs);
+  progress(`${count(napN)} concurrent nap invocations sleeping ${plan.sleepMs / 1000} s (long enough for all to fall asleep at ${count(measuredRate)} /s)`);
+  m.sleepers = await attempt('sleepers', () => sleepers(nc, client, cpu([processor]), plan));
 
-  const out = [
-    '',
-    ...(PROFILE ? ['BENCH_PROFILE=1: the processor ran from source under the CPU profiler; these figures are slower than a normal run.', ''] : []),
-    `${machine}; ${load}`,
-    '',
-    markdownTable(['measure', 'figure', 'target (2 cores)'], rows),
-    '',
-    `Where one hello_workflow's time goes (${b.count} one-at-a-time runs; from the ms timestamps in the state's first and last revision and the journal):`,
-    '',
-    markdownTable(['phase', 'median ms', 'mean ms'], phases),
-    '',
-    'CPU per hello_workflow invocation (user + system from /proc, idle CPU taken out):',
-    '',
-    markdownTable(
-      ['process', 'idle, ms per s', 'ms per invocation, one at a time', `ms per invocation, ${tput.inFlight} in flight`, `cores busy, ${tput.inFlight} in flight`],
-      cpuRows,
-    ),
-    '',
-    "NATS messages per hello_workflow invocation (the connections' counts in the servers' /connz):",
-    '',
-    markdownTable(['connection', 'one at a time', `${tput.inFlight} in flight`], messageRows),
-    '',
-    placement,
-    '',
-  ];
-  process.stdout.write(`${out.join('\n')}\n`);
+  m.placement = await attempt('placement', () => placement(cluster, jsm));
   const warnings = apps.filter((a) => /WARN|ERROR|FATAL/.test(a.logTail(1_000))).map((a) => a.logFile);
   if (warnings.length > 0) progress(`warnings or errors were logged, see ${warnings.join(', ')}`);
 }
 
-/** The raw rows of one cluster: a publish awaiting each ack, and pipelined publishes. */
-/** The sleepers' rows: CPU while they wait, how late their timers fired and they went on. */
-function sleeperRows(naps: SleepersFigures, idle: Map<string, number | undefined>, idleSeconds: number): string[][] {
-  return [
-    [
-      `${count(naps.count)} invocations asleep at once (${naps.sleepMs / 1000} s each): CPU while they wait, ms per s`,
-      ['processor', 'nats-server ×3']
-        .map((group) => `${group} ${ms(naps.cpuPerSecond.get(group) ?? Number.NaN)} (idle ${ms((idle.get(group) ?? Number.NaN) / idleSeconds)})`)
-        .join(', ') + `; all asleep ${ratio(naps.allAsleepSeconds, 1)} s after the first submit`,
-      'as idle: nothing held in memory',
-    ],
-    // Timers are scheduled messages: the server stores a fired one itself, with no publish a
-    // subscriber could see, so only the lateness of the workflows going on is measured.
-    ...(naps.firing.count > 0
-      ? [
-          [
-            `${count(naps.count)} sleepers: how late each timer fired (its resume command stored − due time)`,
-            `p50 ${count(naps.firing.p50)} ms, p99 ${count(naps.firing.p99)} ms, max ${count(naps.firingMaxMs)} ms (${count(naps.firing.count)} seen)`,
-            `< 1,000 ms: ${verdict(naps.firingMaxMs < 1_000)}`,
-          ],
-        ]
-      : []),
-    [
-      `${count(naps.count)} sleepers: how late each went on (journaled now after the sleep − due time)`,
-      `p50 ${count(naps.lateness.p50)} ms, p99 ${count(naps.lateness.p99)} ms, max ${count(naps.latenessMaxMs)} ms`,
-      'the timers fire on time; a burst of wake-ups is then run at the throughput above',
-    ],
-  ];
-}
-
-/** Stored records at the end of a run and once its retention has passed, against the baseline before it. */
-function retentionRows(k: RetentionFigures): string[][] {
-  const sum = (stored: RetentionFigures['peak']) => ({
-    messages: stored.reduce((a, s) => a + s.messages, 0),
-    bytes: stored.reduce((a, s) => a + s.bytes, 0),
-    subjects: stored.reduce((a, s) => a + s.subjects, 0),
-  });
-  const show = (t: ReturnType<typeof sum>) => `${count(t.messages)} messages, ${count(Math.round(t.bytes / 1024))} KiB, ${count(t.subjects)} subjects`;
-  const back = Number.isNaN(k.backAfterMs) ? `not back within the wait: ${show(sum(k.after))}` : `back to baseline ${ratio(k.backAfterMs / 1000, 1)} s after the last ended`;
-  return [
-    [
-      `stored records, ${count(k.invocations)} hello_workflow with --retention ${k.retentionMs / 1000}s (COMMANDS, JOURNAL, state, index, awakeables)`,
-      `baseline ${show(sum(k.baseline))}; at the end ${show(sum(k.peak))}; ${back}`,
-      `baseline once the retention has passed: ${verdict(!Number.isNaN(k.backAfterMs))}`,
-    ],
-  ];
-}
-
-function rawRows(figures: RawFigures, policy: string): string[][] {
-  return [
-    [
-      `raw: R3 publish, awaiting each ack (${count(figures.options.sequential)}); ${policy}`,
-      `p50 ${ms(figures.publish.p50)} ms, p99 ${ms(figures.publish.p99)} ms (servers' CPU ${ms(figures.serverCpuPerPublish)} ms per publish)`,
-      '',
-    ],
-    [
-      `raw: R3 publish, ${figures.options.inFlight} in flight (${count(figures.options.pipelinedCount)}); ${policy}`,
-      `${count(figures.pipelinedRate)} msgs/s (servers' CPU ${ms(figures.serverCpuPerPipelined)} ms per publish)`,
-      '',
-    ],
-  ];
-}
-
-/** The raw figures on a second cluster with the server's default sync_interval, stopped after. */
-async function rawWithDefaultSync(options: RawOptions): Promise<RawFigures> {
-  const other = await startCluster({ ...DEFAULT_SYNC_PORTS, syncInterval: 'default' });
+/** SayHello called directly, one at a time, after 50 unmeasured calls. */
+async function grpcLatency(helloAddress: string, calls: number): Promise<ReturnType<typeof latency>> {
+  const invoker = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
+  const times: number[] = [];
   try {
-    const otherNc = await connectNats({ servers: other.urls, name: BENCH_CONNECTION, maxAttempts: 3 });
-    try {
-      const group: CpuGroup[] = [{ name: 'servers', pids: serverPids(other).length === 3 ? serverPids(other) : [-1] }];
-      return await rawBaselines(otherNc, options, () => cpuSnapshot(group).get('servers') ?? Number.NaN);
-    } finally {
-      await otherNc.close();
+    for (let i = 0; i < calls + 50; i++) {
+      const t0 = nowMs();
+      await invoker.call('HelloService', 'SayHello', { name: 'bench' });
+      if (i >= 50) times.push(nowMs() - t0);
     }
   } finally {
-    await other.stop();
+    invoker.close();
   }
+  return latency(times);
+}
+
+/** hello_workflow on one cluster's processor: idle CPU, then one at a time, then 64 in flight. */
+async function engineRun(o: {
+  nc: NatsConnection;
+  watchNc: NatsConnection;
+  client: DurableClient;
+  jsm: JetStreamManager;
+  cpu: () => CpuSnapshot;
+  probe: () => Promise<Probe>;
+  /** Says which cluster in progress lines ('' for the shipped one). */
+  where: string;
+}): Promise<EngineRun> {
+  // What the processes burn doing nothing (timers, heartbeats, Raft), to take out of per-invocation figures.
+  const idle = await idleCpu(o.cpu, IDLE_MS);
+  progress(`${o.where}hello_workflow one at a time: ${SIZES.latency.warmup} warm-up, ${SIZES.latency.n} measured`);
+  const latencyFigures = await attempt(`${o.where}hello_workflow one at a time`, () =>
+    helloLatency(o.nc, o.watchNc, o.client, o.probe, SIZES.latency.warmup, SIZES.latency.n),
+  );
+  progress(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.n)} invocations`);
+  const throughput = await attempt(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight`, () =>
+    helloThroughput(o.jsm, o.client, o.probe, SIZES.throughput.n, SIZES.throughput.inFlight),
+  );
+  return { idle, latency: latencyFigures, throughput };
+}
+
+/**
+ * The second cluster, with the server's default sync_interval: raw figures, then
+ * hello_workflow on a processor of its own (the same HelloService); all of it stopped after.
+ */
+async function defaultSyncRun(hello: App, helloAddress: string): Promise<Measured['defaultSync']> {
+  const out: Measured['defaultSync'] = {};
+  progress('starting a second cluster with the default sync_interval');
+  let other: NatsCluster | undefined;
+  let otherNc: NatsConnection | undefined;
+  let watchNc: NatsConnection | undefined;
+  let processor: App | undefined;
+  try {
+    other = await startClusterRetrying({ ...DEFAULT_SYNC_PORTS, syncInterval: 'default' });
+    clusters.push(other);
+    const c = other;
+    otherNc = await connectNats({ servers: c.urls, name: CONNECTIONS.client, maxAttempts: 3 });
+    const nc = otherNc;
+    progress('raw JetStream on it');
+    out.raw = await attempt('raw JetStream (default sync_interval)', () => rawBaselines(nc, SIZES.raw, () => serverCpuMs(c)));
+    out.engine = await attempt('hello_workflow (default sync_interval)', async () => {
+      const jsm = await jetstreamManager(nc);
+      const started = await startProcessor('processor-default-sync', c, jsm, helloAddress);
+      processor = started;
+      const client = await DurableClient.connect({ nc });
+      watchNc = await connectNats({ servers: c.urls, name: 'durable-bench-watch', maxAttempts: 3 });
+      const cpu = () => cpuSnapshot(cpuGroups(c, [started], hello));
+      const probe = async (): Promise<Probe> => ({ cpu: cpu(), messages: await messageCounts(c.monitorUrls, Object.values(CONNECTIONS)) });
+      return engineRun({ nc, watchNc, client, jsm, cpu, probe, where: 'default sync_interval: ' });
+    });
+  } catch (err) {
+    // The cluster did not start or could not be reached.
+    out.raw ??= err instanceof Error ? err : new Error(String(err));
+    progress(`default sync_interval cluster failed: ${errorMessage(err)}`);
+  } finally {
+    await processor?.stop();
+    await watchNc?.close().catch(() => undefined);
+    await otherNc?.close().catch(() => undefined);
+    if (other) {
+      await other.stop().catch(() => undefined);
+      clusters.splice(clusters.indexOf(other), 1);
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts a cluster, trying again for a while when it cannot: a port of the bench's, in the
+ * ephemeral range, may be held for a minute by a connection that happened to be given it.
+ */
+async function startClusterRetrying(options: Partial<ClusterOptions>): Promise<NatsCluster> {
+  const deadline = nowMs() + CLUSTER_START_RETRY_MS;
+  for (;;) {
+    try {
+      return await startCluster(options);
+    } catch (err) {
+      if (!(err instanceof ClusterError) || nowMs() > deadline) throw err;
+      progress(`${err.message}; trying again in 5 s`);
+      await sleep(5_000);
+    }
+  }
+}
+
+/** Spawns a processor on a cluster (not waiting for it), with the bench's processor options. */
+function spawnProcessor(name: string, c: NatsCluster, helloAddress: string, profile = false): App {
+  // No HTTP API: several processors on one machine would contend for its port.
+  const args = ['--max-concurrent', String(SIZES.processorMaxConcurrent), '--http-port', '0'];
+  const app = spawnApp(
+    name,
+    profile ? process.execPath : join(REPO_ROOT, 'bin/processor'),
+    profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, '--import', 'tsx', 'apps/processor/src/main.ts', ...args] : args,
+    { NATS_URL: c.url, SERVICE_HELLOSERVICE_ADDRESS: helloAddress, LOG_LEVEL: 'warn' },
+    LOG_DIR,
+    REPO_ROOT,
+  );
+  apps.unshift(app); // stopped first, while NATS and HelloService are still up
+  return app;
+}
+
+/** Spawns a processor and waits until it pulls. */
+async function startProcessor(name: string, c: NatsCluster, jsm: JetStreamManager, helloAddress: string, profile = false): Promise<App> {
+  progress(`starting ${name} (--max-concurrent ${SIZES.processorMaxConcurrent})`);
+  const app = spawnProcessor(name, c, helloAddress, profile);
+  // LOG_LEVEL=warn hides its "Processor started" line; its pull request waiting on the
+  // consumer is the same fact, read from the server.
+  await waitUntil(app, 'pull request on processor-1-p0', async () => (await jsm.consumers.info(engineNames().commandsStream, 'processor-1-p0')).num_waiting > 0);
+  return app;
+}
+
+/** The bench's process groups on a cluster; with several processors, each one's too (not counted in "all"). */
+function cpuGroups(c: NatsCluster, processors: readonly App[], hello: App): CpuGroup[] {
+  const servers = serverPids(c);
+  return [
+    // A missing pid file reads as "n/a", not as a server that used no CPU.
+    { name: GROUPS.servers, pids: servers.length === 3 ? servers : [-1] },
+    { name: GROUPS.processor, pids: processors.map((p) => p.pid) },
+    { name: GROUPS.hello, pids: [hello.pid] },
+    { name: GROUPS.client, pids: [process.pid] },
+    ...(processors.length > 1 ? processors.map((p, i) => ({ name: `${GROUPS.processor} ${i + 1}`, pids: [p.pid] })) : []),
+  ];
+}
+
+/** The cluster's servers' CPU time so far, ms (NaN when a pid file is missing). */
+function serverCpuMs(c: NatsCluster): number {
+  const pids = serverPids(c);
+  return cpuSnapshot([{ name: GROUPS.servers, pids: pids.length === 3 ? pids : [-1] }]).get(GROUPS.servers) ?? Number.NaN;
 }
 
 /** The pids of the cluster's servers, from the pid files the harness writes. */
@@ -418,12 +376,23 @@ function serverPids(c: NatsCluster): number[] {
   });
 }
 
+/** Where things ran: each hop between a connection's server and a stream's leader is a route hop. */
+async function placement(c: NatsCluster, jsm: JetStreamManager): Promise<string> {
+  const names = engineNames();
+  const leaders = await Promise.all(
+    [names.commandsStream, `KV_${names.stateBucket}`, names.journalStream].map(async (s) => `${s} ${(await jsm.streams.info(s)).cluster?.leader ?? '?'}`),
+  );
+  const nodes = await connectionNodes(c.monitorUrls, Object.values(CONNECTIONS));
+  const on = (name: string) => (nodes.has(name) ? `nats-${(nodes.get(name) as number) + 1}` : '?');
+  return `Placement: stream leaders ${leaders.join(', ')}; processor connected to ${on(CONNECTIONS.processor)}, bench client to ${on(CONNECTIONS.client)}.`;
+}
+
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const app of apps) await app.stop().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await cluster?.stop().catch(() => undefined);
+    for (const c of connections) await c.close().catch(() => undefined);
+    for (const c of clusters) await c.stop().catch(() => undefined);
   })();
   return cleaning;
 }
@@ -456,14 +425,24 @@ function printProfile(): void {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+const measured: Measured = { machine: '', profiled: PROFILE, defaultSync: {} };
+let unprinted = false;
 try {
-  await main();
-  progress('stopping the processor, HelloService and the cluster');
-  await cleanup();
-  if (PROFILE) printProfile();
-  progress('done');
+  await main(measured);
 } catch (err) {
+  measured.stopped = err instanceof Error ? err : new Error(String(err));
   process.stderr.write(`bench failed: ${errorMessage(err)}\n`);
-  await cleanup();
-  process.exitCode = 1;
 }
+// What was measured is printed whatever failed, and the last line in any case.
+try {
+  process.stdout.write(report(measured));
+} catch (err) {
+  unprinted = true;
+  process.stderr.write(`bench: could not print the tables: ${errorMessage(err)}\n`);
+}
+progress('stopping the processors, HelloService and the cluster');
+await cleanup();
+if (PROFILE) printProfile();
+process.stdout.write(`${headline(measured)}\n`);
+if (unprinted || anyFailed(measured)) process.exitCode = 1;
+progress('done');

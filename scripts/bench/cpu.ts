@@ -4,6 +4,7 @@
  * so how much each process spends per invocation says where throughput goes.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Clock ticks per second of /proc/<pid>/stat; 100 on every Linux we run on. */
 const TICKS_PER_SECOND = 100;
@@ -57,4 +58,32 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): Map<string,
     delta.set(name, end === undefined || start === undefined ? undefined : end - start);
   }
   return delta;
+}
+
+/** What each group burns doing nothing (timers, heartbeats, Raft), measured over `seconds`. */
+export interface IdleCpu {
+  used: Map<string, number | undefined>;
+  seconds: number;
+}
+
+/** Measures each group's CPU over `ms` of doing nothing. */
+export async function idleCpu(snapshot: () => CpuSnapshot, ms: number): Promise<IdleCpu> {
+  const before = snapshot();
+  const start = performance.now();
+  await sleep(ms);
+  return { used: cpuBetween(before, snapshot()), seconds: (performance.now() - start) / 1000 };
+}
+
+/** A group's idle CPU, ms per second (NaN when unknown). */
+export function idlePerSecond(idle: IdleCpu, group: string): number {
+  const used = idle.used.get(group);
+  return used === undefined ? Number.NaN : used / idle.seconds;
+}
+
+/**
+ * A group's CPU ms per invocation over a run of `n` invocations that took `seconds`, with
+ * what the group would have burnt idle over the same time taken out (NaN when unknown).
+ */
+export function netPerInvocation(used: number | undefined, idle: IdleCpu, group: string, seconds: number, n: number): number {
+  return used === undefined ? Number.NaN : (used - idlePerSecond(idle, group) * seconds) / n;
 }

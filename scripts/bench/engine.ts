@@ -49,7 +49,7 @@ export interface Probe {
 }
 
 /** Submits and waits; throws unless the invocation completed. */
-async function runOne(client: DurableClient, handler: string, input: unknown, partitionKey: string): Promise<{ state: ExecutionState; ackedAt: number; submitMs: number }> {
+export async function runOne(client: DurableClient, handler: string, input: unknown, partitionKey: string): Promise<{ state: ExecutionState; ackedAt: number; submitMs: number }> {
   const t0 = nowMs();
   const { invocationId } = await client.submit(handler, input, { partitionKey });
   const ackedAt = Date.now();
@@ -83,6 +83,8 @@ export interface Breakdown {
 
 export interface LatencyFigures {
   latency: Latency;
+  /** Runs before the measured ones, not measured. */
+  warmup: number;
   breakdown: Breakdown;
   /** CPU ms of each process group over the measured runs. */
   cpu: Map<string, number | undefined>;
@@ -129,6 +131,7 @@ export async function helloLatency(
   await watching;
   return {
     latency: latency(samples),
+    warmup,
     breakdown: breakdown(takenAt, runs),
     cpu: cpuBetween(before.cpu, after.cpu),
     messages: messagesBetween(before.messages, after.messages, n),

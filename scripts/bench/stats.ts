@@ -50,6 +50,11 @@ export function ratio(value: number, digits = 2): string {
   return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
 }
 
+/** `14.4`, `0.0134`, `1230`: `digits` significant digits; `missing` when not a number (`nan` for lines that programs read). */
+export function significant(value: number, digits = 3, missing = 'nan'): string {
+  return Number.isFinite(value) ? String(Number(value.toPrecision(digits))) : missing;
+}
+
 /** Runs `n` tasks with at most `concurrency` outstanding; returns each task's duration, ms. */
 export async function pipelined(n: number, concurrency: number, task: (i: number, worker: number) => Promise<void>): Promise<number[]> {
   const durations: number[] = [];
