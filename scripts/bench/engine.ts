@@ -69,11 +69,11 @@ export interface Phase {
 export interface Breakdown {
   /** Client publish of the command until its ack. */
   submit: Phase;
-  /** Ack until the processor has taken the command up: its delivery (and a KV get when it is a redelivery). */
+  /** Ack until the processor has taken the command up: its delivery and the look-up of its state. */
   pickup: Phase;
-  /** Until the step's outcome is known: the state create, then the gRPC call. */
+  /** Until the step's outcome is known: the gRPC call (after a state create, for a run that writes one first). */
   createAndCall: Phase;
-  /** Until the invocation ended: the journal append, then building the final state. */
+  /** Until the invocation ended: building the final state, which carries the step's outcome. */
   append: Phase;
   /** Until the client has the result: the final state write, the announcement, its delivery. */
   finish: Phase;
@@ -146,7 +146,9 @@ export async function helloLatency(
  */
 function breakdown(takenAt: ReadonlyMap<string, number>, runs: { state: ExecutionState; ackedAt: number; submitMs: number; resultAt: number }[]): Breakdown {
   const parts = runs.flatMap((r) => {
-    const taken = takenAt.get(r.state.invocationId);
+    // A first delivery writes no state before the call: its status history says when it was taken up.
+    const running = r.state.statusHistory.find((change) => change.status === 'running');
+    const taken = running ? Number(running.atMs) : takenAt.get(r.state.invocationId);
     const step = r.state.journal[0];
     if (taken === undefined || step === undefined) return [];
     const recorded = Number(step.recordedAtMs);

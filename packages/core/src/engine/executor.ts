@@ -14,6 +14,7 @@ import {
   ExecutionStateSchema,
   JournalEntrySchema,
   KeyedWaiterSchema,
+  StatusChangeSchema,
   type Command,
   type ExecutionState,
   type JournalEntry,
@@ -568,6 +569,8 @@ export class Executor {
       runSequence: startSequence ?? 0n,
       traceParent: options.trace?.traceparent ?? '',
       runDelivery: options.delivery ?? 0,
+      // When it was taken up, also in a state first written when the run ends.
+      statusHistory: [create(StatusChangeSchema, { status: 'running', atMs: at })],
       ...(command.parent ? { parent: command.parent } : {}),
     });
   }
