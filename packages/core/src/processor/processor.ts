@@ -21,6 +21,7 @@ import { headers } from '@nats-io/nats-core';
 import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkAnyInvocationId, type EngineNames } from '../config.js';
@@ -505,6 +506,8 @@ function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Pick<T
  * Returns what undoes the link.
  */
 function abortWith(controller: AbortController, signals: readonly AbortSignal[]): () => void {
+  // One listener per running command on the processor's and the lane's signal: many, on purpose.
+  for (const signal of signals) setMaxListeners(0, signal);
   const unlinks = signals.map((signal) => {
     const abort = (): void => controller.abort(signal.reason);
     if (signal.aborted) abort();
