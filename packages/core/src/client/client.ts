@@ -25,11 +25,11 @@ import {
   TimeoutError,
   UnavailableError,
 } from '../errors.js';
-import { awakeableInvocation } from '../engine/durable-context.js';
+import { awakeableInvocation, ownerState } from '../engine/durable-context.js';
 import type { AwakeableOutcome, VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
-import { isTerminal, STATUSES, transition } from '../engine/lifecycle.js';
+import { isTerminal, transition } from '../engine/lifecycle.js';
 import { whyKept } from '../engine/retention.js';
 import { keyedValues } from '../engine/keyed-state.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
@@ -82,8 +82,6 @@ export interface SubmitOptions {
 
 /** Room left in a command's message for its headers (the message ID). */
 const COMMAND_HEADER_ROOM = 256;
-/** How long a settle waits for the state of an awakeable's invocation to appear, ms. */
-const OWNER_STATE_WAIT_MS = 2_000;
 
 /** Options of {@link DurableClient.waitForResult}. */
 export interface WaitOptions {
@@ -281,9 +279,7 @@ export class DurableClient {
     // The workflow hands the ID out as soon as it makes the awakeable, possibly before its
     // record is written: a live invocation's awakeable is settled even then, never lost.
     const live = async (owner: string): Promise<boolean> => {
-      // A first run writes its state when it makes an awakeable, not before: an ID handed
-      // out outside a step can arrive first, so the state is given a moment to appear.
-      const state = (await this.getState(owner)) ?? (await this.waitForStatus(owner, STATUSES, { timeoutMs: OWNER_STATE_WAIT_MS }).catch(() => null));
+      const state = await ownerState(owner, (id) => this.getState(id));
       return state !== null && !isTerminal(state.status);
     };
     // Settling again with the same outcome succeeds, so a settle retried after it took effect does.

@@ -487,13 +487,7 @@ export class DurableContext implements Context {
       const { awakeables: store, states } = this.#options;
       if (!store || !states) throw new TerminalError('settling awakeables needs a processor: this context has no awakeable store');
       const live = async (owner: string) => {
-        // A first run writes its state when it makes an awakeable, not before: give it a moment.
-        let found = await states.get(owner);
-        for (const delayMs of OWNER_STATE_RECHECKS_MS) {
-          if (found) break;
-          await wait(delayMs);
-          found = await states.get(owner);
-        }
+        const found = await ownerState(owner, (id) => states.get(id));
         return found !== null && !isTerminal(found.state.status);
       };
       let owner: string;
@@ -773,8 +767,24 @@ function journaledError(entry: JournalEntry): TerminalError {
 
 
 /** gRPC status 0. */
-/** Pauses before looking again for the state of an awakeable's invocation that is not there yet, ms (about 2 s in all). */
-const OWNER_STATE_RECHECKS_MS = [50, 150, 300, 500, 1_000];
+/** Pauses before looking again for the state of an awakeable's invocation that is not there yet, ms (about 1 s in all). */
+const OWNER_STATE_RECHECKS_MS = [50, 150, 300, 500];
+
+/**
+ * The state of the invocation an awakeable being settled belongs to, or null. A first run
+ * writes its state when it makes an awakeable, not before: an ID handed out outside a step
+ * can arrive first, so a state not there yet is looked for again a few times, about a
+ * second in all (a bounded wait: only an unknown owner pays it).
+ */
+export async function ownerState<T>(owner: string, get: (invocationId: string) => Promise<T | null>): Promise<T | null> {
+  let found = await get(owner);
+  for (const delayMs of OWNER_STATE_RECHECKS_MS) {
+    if (found) return found;
+    await wait(delayMs);
+    found = await get(owner);
+  }
+  return found;
+}
 const GRPC_OK = 0;
 /** gRPC status 2, for a failure that carries none. */
 const GRPC_UNKNOWN = 2;
