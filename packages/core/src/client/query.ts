@@ -417,7 +417,7 @@ function checkLimit(limit: number | undefined): number {
 }
 
 /** A cursor is the stream sequence of the last index entry a page read, opaque to callers. */
-function encodeCursor(seq: number): string {
+export function encodeCursor(seq: number): string {
   return Buffer.from(`${CURSOR_PREFIX}${seq}`, 'utf8').toString('base64url');
 }
 
