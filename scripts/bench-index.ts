@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 
   const { fill, queries } = await indexScale(nc, { n: N, progress });
   const verdict = (p99: number) => (p99 < TARGET_MS ? 'met' : 'MISSED');
-  const rows = queries.map((q) => [q.query, ms(q.latency.p50), ms(q.latency.p99), count(q.returned), verdict(q.latency.p99)]);
+  const rows = queries.map((q) => [q.query, ms(q.firstMs), ms(q.latency.p50), ms(q.latency.p99), count(q.returned), verdict(q.latency.p99)]);
   const out = [
     '',
     `${machine}; ${load}`,
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     `${count(fill.n)} invocations filled in ${fill.seconds.toFixed(1)} s (${count(fill.perSecond)} /s, an index entry and a state each); ` +
       `the index holds ${count(fill.indexMessages)} messages, the state bucket ${count(fill.stateMessages)}.`,
     '',
-    markdownTable(['query', 'p50 ms', 'p99 ms', 'returned', `p99 < ${TARGET_MS} ms`], rows),
+    markdownTable(['query', 'first run ms', 'p50 ms', 'p99 ms', 'returned', `p99 < ${TARGET_MS} ms`], rows),
     '',
   ];
   process.stdout.write(`${out.join('\n')}\n`);
