@@ -182,7 +182,7 @@ export class WorkflowQueries {
   async stats(options: WorkflowStatsOptions = {}): Promise<WorkflowStats> {
     const { indexSubject } = this.#handles.names;
     const token = options.handler === undefined ? '*' : encodeHandlerToken(options.handler);
-    const handlers = options.handler === undefined ? await knownHandlers(this.#handles.nc, this.#handles.names) : [];
+    const handlers = options.handler === undefined ? await knownHandlers(this.#handles.nc, this.#handles.names, await this.#manager()) : [];
     const [perStatus, perHandler] = await Promise.all([
       Promise.all(STATUSES.map((status) => this.#count(`${indexSubject}.${status}.${token}.*`))),
       Promise.all(handlers.map((name) => this.#count(`${indexSubject}.*.${encodeHandlerToken(name)}.*`))),
