@@ -176,6 +176,22 @@ describe('listWorkflows and getWorkflowStats', () => {
     expect(new Set(listed.ids).size).toBe(200);
   });
 
+  it('gives the same pages when they are read again, with or without a filter, each invocation once', async () => {
+    await engine.processor.indexed();
+    const byHandler = await allPages({ handler: 'q_many', limit: 64 });
+    // Read again: the first page from the consumer that holds it, the others from those anchored at their cursors.
+    expect(await allPages({ handler: 'q_many', limit: 64 })).toEqual(byHandler);
+    const first = await client.listWorkflows({ handler: 'q_many', limit: 64 });
+    const second = await client.listWorkflows({ handler: 'q_many', limit: 64, cursor: first.nextCursor! });
+    expect(await client.listWorkflows({ handler: 'q_many', limit: 64, cursor: first.nextCursor! })).toEqual(second);
+
+    const everything = await allPages({ limit: 16 });
+    expect(new Set(everything.ids).size).toBe(everything.ids.length);
+    expect(everything.ids).toEqual(expect.arrayContaining(byHandler.ids));
+    const stats = await client.getWorkflowStats();
+    expect(everything.ids).toHaveLength(stats.total);
+  });
+
   it('reindex rebuilds a deleted index from the states, and drops entries without a state', async () => {
     const before = await indexed(async () => {
       const stats = await client.getWorkflowStats();
