@@ -20,9 +20,10 @@ import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerConfig, type C
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createHash } from 'node:crypto';
 import type { EngineNames } from '../config.js';
+import { placeholderFilter } from '../nats/execution-index.js';
 import { addOnLeader, consumerServer, streamLeader } from '../nats/leader-consumer.js';
-import { isNotFound } from '../nats/reconcile.js';
-import { isTransient } from '../nats/retry.js';
+import { isAlreadyInUse, isNotFound } from '../nats/reconcile.js';
+import { isTransient, withRetry } from '../nats/retry.js';
 
 /** What one count counts: entries in a status, of a workflow (its handler token), or both. */
 export interface IndexCount {
@@ -85,14 +86,28 @@ export class IndexCounters {
     const name = counterName(count);
     const seenOn = this.#servers.get(name);
     // One last seen off the leader is not asked: its server may be the one that went away.
-    const info = leader !== undefined && seenOn !== undefined && seenOn !== leader ? undefined : await this.#info(jsm, name);
-    if (info && (leader === undefined || consumerServer(info) === leader)) {
-      this.#servers.set(name, consumerServer(info));
+    const found = leader !== undefined && seenOn !== undefined && seenOn !== leader ? undefined : await this.#info(jsm, name);
+    if (found && (leader === undefined || consumerServer(found) === leader)) {
+      this.#servers.set(name, consumerServer(found));
+      // Just placed by another client, and not given its filter yet: given it here too (the same update).
+      const info = found.config.filter_subject === this.#filter(count) ? found : await this.#filtered(jsm, count);
       if (Date.now() - Date.parse(info.created) > RECOUNT_AFTER_MS) void this.#remake(jsm, count, leader).catch(() => undefined);
       return info.num_pending;
     }
     // Missing, or on a server that is no longer the leader: made (again) on the leader.
-    return (await this.#remake(jsm, count, leader)).num_pending;
+    try {
+      return (await this.#remake(jsm, count, leader)).num_pending;
+    } catch (err) {
+      // Another client made it meanwhile.
+      if (!isAlreadyInUse(err)) throw err;
+      return (await this.#filtered(jsm, count)).num_pending;
+    }
+  }
+
+  /** The counter given its filter (again): the server counts its entries when the filter changes. */
+  async #filtered(jsm: JetStreamManager, count: IndexCount): Promise<ConsumerInfo> {
+    const name = counterName(count);
+    return withRetry(`count the execution index`, () => jsm.consumers.update(this.#names.indexStream, name, { filter_subject: this.#filter(count) }));
   }
 
   /** The counter's info; undefined when it does not exist or its server does not answer. */
@@ -110,16 +125,20 @@ export class IndexCounters {
     const stream = this.#names.indexStream;
     const name = counterName(count);
     await jsm.consumers.delete(stream, name).catch(() => false);
-    const info = await addOnLeader(jsm, stream, this.#config(name, count), leader);
+    const info = await addOnLeader(jsm, stream, this.#config(name, count), leader, placeholderFilter(this.#names));
     this.#servers.set(name, consumerServer(info));
     return info;
   }
 
-  #config(name: string, { status, handlerToken }: IndexCount): Partial<ConsumerConfig> {
+  #filter({ status, handlerToken }: IndexCount): string {
+    return `${this.#names.indexSubject}.${status ?? '*'}.${handlerToken ?? '*'}.*`;
+  }
+
+  #config(name: string, count: IndexCount): Partial<ConsumerConfig> & { durable_name: string } {
     return {
       durable_name: name,
       description: 'Counts execution index entries (list and stats read its num_pending); never pulled from',
-      filter_subject: `${this.#names.indexSubject}.${status ?? '*'}.${handlerToken ?? '*'}.*`,
+      filter_subject: this.#filter(count),
       ack_policy: AckPolicy.None,
       deliver_policy: DeliverPolicy.All,
       mem_storage: true,

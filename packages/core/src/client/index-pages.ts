@@ -17,9 +17,9 @@
  *   the first pages, up to {@link HEAD_CAPACITY} entries.
  * - Those consumers are one-replica and in memory, on the stream's leader (see
  *   `nats/leader-consumer.ts`), so a page sees every entry written before it was asked
- *   for; one found elsewhere (the leader moved) is replaced. Unused for {@link IDLE_MS} they
- *   are deleted, and the server deletes those of a client that went away
- *   ({@link INACTIVE_MS}). Pages of one filter are read one at a time.
+ *   for; one found elsewhere (the leader moved) is replaced. Named `index-page-<random>`,
+ *   they are deleted when unused for {@link IDLE_MS}, and the server deletes those of a
+ *   client that went away ({@link INACTIVE_MS}). Pages of one filter are read one at a time.
  */
 import {
   AckPolicy,
@@ -34,8 +34,9 @@ import {
   type StreamState,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
 import type { EngineNames } from '../config.js';
-import { parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
+import { parseIndexSubject, placeholderFilter, type IndexKey } from '../nats/execution-index.js';
 import { addOnLeader, consumerServer } from '../nats/leader-consumer.js';
 import { withRetry } from '../nats/retry.js';
 
@@ -60,11 +61,11 @@ const FETCH_CAPACITY = 2 * HEAD_CAPACITY;
 /** Consumers kept at most; the least recently used goes first. */
 const MAX_KEPT = 32;
 /** A consumer unused this long is deleted, ms. */
-const IDLE_MS = 60_000;
+const IDLE_MS = 10 * 60_000;
 /** The server deletes a consumer nobody pulled from this long (its client went away), ms. */
 const INACTIVE_MS = 2 * IDLE_MS;
-/** How long delivered entries stay unacknowledged before the server offers them again (they are handed back at once), ms. */
-const ACK_WAIT_MS = 5 * 60_000;
+/** How long delivered entries stay unacknowledged before the server offers them again: they are handed back at once, so never, ms. */
+const ACK_WAIT_MS = INACTIVE_MS;
 /** How long one fetch waits for entries that do not come (purged, or a pull nobody answered), ms. */
 const FETCH_EXPIRES_MS = 1_000; // the least the client allows
 /** Fetches of one page's entries at most. */
@@ -230,7 +231,9 @@ export class IndexPages {
 
   /** A new consumer of `filter` anchored at `after`, on the leader. */
   async #make(jsm: JetStreamManager, filter: string, after: number, leader: string | undefined): Promise<Anchored> {
-    const config: Partial<ConsumerConfig> = {
+    const config: Partial<ConsumerConfig> & { durable_name: string } = {
+      // Named, so that it can be given its filter once placed; the server deletes it when unused.
+      durable_name: `index-page-${randomBytes(8).toString('hex')}`,
       filter_subject: filter,
       ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
       ack_policy: AckPolicy.Explicit,
@@ -240,7 +243,7 @@ export class IndexPages {
       mem_storage: true,
       inactive_threshold: INACTIVE_MS * NS_PER_MS,
     };
-    const info = await addOnLeader(jsm, this.#names.indexStream, config, leader);
+    const info = await addOnLeader(jsm, this.#names.indexStream, config, leader, placeholderFilter(this.#names));
     const consumer = jetstream(this.#nc).consumers.getConsumerFromInfo(info);
     return { filter, info, consumer, anchor: after, held: [], usedAt: Date.now() };
   }

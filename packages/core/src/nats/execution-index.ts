@@ -75,6 +75,14 @@ export function indexEntrySubject(names: EngineNames, status: string, handler: s
   return `${names.indexSubject}.${status}.${encodeHandlerToken(handler)}.${invocationId}`;
 }
 
+/**
+ * A filter of the index that matches no entry (no status is `none`): consumers of the index
+ * are placed with it before they are given their filter (see `leader-consumer.ts`).
+ */
+export function placeholderFilter(names: EngineNames): string {
+  return `${names.indexSubject}.none.none.none`;
+}
+
 /** What an index subject names. */
 export interface IndexKey {
   status: string;
