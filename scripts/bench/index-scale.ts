@@ -197,6 +197,7 @@ export async function timeQueries(nc: NatsConnection, options: Omit<IndexScaleOp
     { query: 'list: first page, no filter', run: async () => (await client.listWorkflows()).invocations.length },
     { query: 'list: status failed (10 %)', run: async () => (await client.listWorkflows({ status: 'failed' })).invocations.length },
     { query: 'list: status paused (0.1 %)', run: async () => (await client.listWorkflows({ status: 'paused' })).invocations.length },
+    { query: 'list: status paused, page after page from the start', run: walk(client, undefined, { status: 'paused' }) },
     { query: 'list: workflow scale_report (10 %)', run: async () => (await client.listWorkflows({ handler: 'scale_report' })).invocations.length },
     {
       query: 'list: status failed and workflow scale.mail (2 %)',
@@ -230,12 +231,12 @@ export async function timeQueries(nc: NatsConnection, options: Omit<IndexScaleOp
   return figures;
 }
 
-/** A query that reads the page after the one it read last, from `cursor` on. */
-function walk(client: DurableClient, cursor: string, filter: { status?: string }): () => Promise<number> {
-  let next: string | undefined = cursor;
+/** A query that reads the page after the one it read last, from `cursor` on (the start when undefined), and again from there at the end. */
+function walk(client: DurableClient, cursor: string | undefined, filter: { status?: string }): () => Promise<number> {
+  let next = cursor;
   return async () => {
     const page = await client.listWorkflows({ ...filter, ...(next === undefined ? {} : { cursor: next }) });
-    next = page.nextCursor;
+    next = page.nextCursor ?? cursor;
     return page.invocations.length;
   };
 }

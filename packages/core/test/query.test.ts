@@ -192,6 +192,21 @@ describe('listWorkflows and getWorkflowStats', () => {
     expect(everything.ids).toHaveLength(stats.total);
   });
 
+  it('lists every invocation without a filter across a long stretch of removed entries', async () => {
+    await engine.processor.indexed();
+    const before = await allPages({ limit: 16 });
+    // 600 entries written, then removed at once: a gap of 600 sequences in the middle of the stream.
+    const js = jetstream(nc);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => js.publish(indexEntrySubject(names, 'failed', 'q_gap', `gap-${i}`), '{}', { retries: 10 })));
+    await (await jetstreamManager(nc)).streams.purge(names.indexStream, { filter: indexEntrySubject(names, 'failed', 'q_gap', '*') });
+    const late = await client.submit(done, { n: 1 });
+    await client.waitForResult(late.invocationId);
+    await engine.processor.indexed();
+
+    const after = await allPages({ limit: 16 });
+    expect(after.ids).toEqual([...before.ids, late.invocationId]);
+  });
+
   it('reindex rebuilds a deleted index from the states, and drops entries without a state', async () => {
     const before = await indexed(async () => {
       const stats = await client.getWorkflowStats();

@@ -13,8 +13,10 @@
  *   (a nak), in order, so that its next fetch brings the same entries again (less those
  *   removed since), then the ones after them: asked for the same page again, it has it;
  *   asked for the next one, it first acknowledges the entries up to that page's cursor and
- *   is anchored there. The one anchored at the start (the *head*) never moves on: it holds
- *   the first pages, up to {@link HEAD_CAPACITY} entries.
+ *   is anchored there. The one anchored at the start (the *head*, one per filter and page
+ *   size) never moves on: the second page comes from a new consumer anchored at the first
+ *   page's cursor (a head holding every page read from it would fetch them all again for
+ *   each).
  * - Those consumers are one-replica and in memory, on the stream's leader (see
  *   `nats/leader-consumer.ts`), so a page sees every entry written before it was asked
  *   for; one found elsewhere (the leader moved) is replaced. Named `index-page-<random>`,
@@ -54,10 +56,8 @@ export interface IndexRead {
   more: boolean;
 }
 
-/** Most entries the head holds (and fetches again for each of its pages). */
-const HEAD_CAPACITY = 1_000;
-/** Most entries one fetch brings: what a consumer holds and the page after them. */
-const FETCH_CAPACITY = 2 * HEAD_CAPACITY;
+/** Most entries one fetch brings: what a consumer holds (a page) and the page after them, each of at most 1,000. */
+const FETCH_CAPACITY = 2_000;
 /** Consumers kept at most; the least recently used goes first. */
 const MAX_KEPT = 32;
 /** A consumer unused this long is deleted, ms. */
@@ -85,6 +85,8 @@ interface Anchored {
   consumer: Consumer;
   /** The sequence it is anchored after (0: the start, the head). */
   anchor: number;
+  /** The entries a page it reads holds (its `limit`). */
+  size: number;
   /** What it delivered and handed back, in order, all after the anchor. */
   held: JsMsg[];
   usedAt: number;
@@ -138,8 +140,8 @@ export class IndexPages {
       if (found === 0) {
         // A stretch of removed entries: on from the next entry there is.
         const first = await read({ seq: next, next_by_subj: '>' });
+        next = first?.seq ?? state.last_seq + 1;
         if (!first) break;
-        next = first.seq;
       }
       const count = Math.min(SEQUENCE_READS, state.last_seq - next + 1, Math.ceil(((wanted - entries.length) / Math.max(live, 0.01)) * 1.1) + 2);
       const msgs = await Promise.all(Array.from({ length: count }, (_, i) => read({ seq: next + i })));
@@ -155,34 +157,33 @@ export class IndexPages {
 
   /** A page through the anchored consumer holding its position, or a new one anchored there. */
   async #anchored(jsm: JetStreamManager, filter: string, after: number, max: number, leader: string | undefined): Promise<IndexRead> {
-    const found = this.#find(filter, after);
+    const found = this.#find(filter, after, max);
     if (found) {
       const read = await this.#through(found, after, max);
       if (read) return read;
     }
-    const made = await this.#make(jsm, filter, after, leader);
+    const made = await this.#make(jsm, filter, after, max, leader);
     return (await this.#through(made, after, max)) ?? { entries: [], more: false };
   }
 
-  /** The kept consumer of `filter` anchored at `after`, or holding it (the page that ends there was read through it). */
-  #find(filter: string, after: number): Anchored | undefined {
+  /**
+   * The kept consumer of `filter` for a page after `after`: the head of that page size, one
+   * anchored at `after`, or one holding it (the page that ends there was read through it).
+   */
+  #find(filter: string, after: number, max: number): Anchored | undefined {
     let holding: Anchored | undefined;
     for (const k of this.#kept) {
       if (k.filter !== filter) continue;
-      if (k.anchor === after) return k;
-      if (k.held.some((m) => m.seq === after)) holding = k;
+      if (after === 0 ? k.anchor === 0 && k.size === max : k.anchor === after) return k;
+      if (after > 0 && k.anchor > 0 && k.held.some((m) => m.seq === after)) holding = k;
     }
     return holding;
   }
 
-  /**
-   * Reads a page through `k`, anchored at or holding `after`; undefined when it cannot (it
-   * is gone, or would hold more than it may).
-   */
+  /** Reads a page through `k`, anchored at or holding `after`; undefined when it cannot (it is gone). */
   async #through(k: Anchored, after: number, max: number): Promise<IndexRead | undefined> {
     this.#kept.delete(k);
-    const head = k.anchor === 0;
-    if (!head && after !== k.anchor) {
+    if (after !== k.anchor) {
       // Moves on to `after`: what it holds up to there is behind it for good.
       const behind = k.held.filter((m) => m.seq <= after);
       k.held = k.held.filter((m) => m.seq > after);
@@ -193,20 +194,12 @@ export class IndexPages {
       }
     }
     const info = await withRetry('read the execution index', () => k.consumer.info()).catch(() => undefined);
-    // The head's entries up to `after` come again before the page.
-    const upTo = head ? k.held.findIndex((m) => m.seq === after) + 1 : 0;
-    // What it holds (less what was removed since), and the entries after them still wanted.
-    const following = info ? Math.min(Math.max(0, upTo + max - info.num_ack_pending), info.num_pending) : 0;
-    const wanted = info ? info.num_ack_pending + following : 0;
     if (!info) {
       void this.#delete(k); // Gone: the server deletes a consumer unused for a long time.
       return undefined;
     }
-    if (wanted > (head ? HEAD_CAPACITY : FETCH_CAPACITY)) {
-      // Too far for it: a new one reads the page, this one stays for the pages it holds.
-      this.#kept.add(k);
-      return undefined;
-    }
+    // What it holds (less what was removed since), and the entries after them still wanted.
+    const wanted = Math.min(FETCH_CAPACITY, info.num_ack_pending + Math.min(Math.max(0, max - info.num_ack_pending), info.num_pending));
     const messages = await this.#pull(k.consumer, wanted);
     if (messages.some((m, i) => i > 0 && m.seq <= (messages[i - 1]?.seq ?? 0))) {
       // Out of order: it no longer holds what it delivered.
@@ -230,7 +223,7 @@ export class IndexPages {
   }
 
   /** A new consumer of `filter` anchored at `after`, on the leader. */
-  async #make(jsm: JetStreamManager, filter: string, after: number, leader: string | undefined): Promise<Anchored> {
+  async #make(jsm: JetStreamManager, filter: string, after: number, max: number, leader: string | undefined): Promise<Anchored> {
     const config: Partial<ConsumerConfig> & { durable_name: string } = {
       // Named, so that it can be given its filter once placed; the server deletes it when unused.
       durable_name: `index-page-${randomBytes(8).toString('hex')}`,
@@ -245,7 +238,7 @@ export class IndexPages {
     };
     const info = await addOnLeader(jsm, this.#names.indexStream, config, leader, placeholderFilter(this.#names));
     const consumer = jetstream(this.#nc).consumers.getConsumerFromInfo(info);
-    return { filter, info, consumer, anchor: after, held: [], usedAt: Date.now() };
+    return { filter, info, consumer, anchor: after, size: max, held: [], usedAt: Date.now() };
   }
 
   /**
