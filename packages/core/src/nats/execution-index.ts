@@ -364,7 +364,7 @@ const NO_RESULTS = 404;
 /**
  * Every handler name in the handlers bucket: its keys in one batched direct get (a replica
  * may answer a moment behind: names are for display), or a listing of its keys when the
- * batch cannot be read (more than 1,024 names, or a server before 2.11).
+ * batch cannot be read (more than 1,024 names).
  */
 export async function knownHandlers(nc: NatsConnection, names: EngineNames, jsm: JetStreamManager): Promise<string[]> {
   const prefix = `$KV.${names.handlersBucket}.`;
