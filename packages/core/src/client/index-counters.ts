@@ -9,12 +9,14 @@
  * - They are exact because the index removes entries one subject or sequence at a time
  *   (see `nats/execution-index.ts`).
  * - Each is kept on the stream's leader, like every read that must see the latest write
- *   (see `nats/leader-consumer.ts`), and made again there when the leader moves.
+ *   (see `nats/leader-consumer.ts`), and made again there when the leader moves: after the
+ *   leader's server is lost, the first count waits for the lost one's answer
+ *   ({@link INFO_TIMEOUT_MS}) and its removal (about 4 s in all, measured on 3 local nodes).
  * - Their names say what they count (`index-count-status-failed`,
  *   `index-count-workflow-<token>`, `index-count-failed-of-<token>`), so every client
- *   shares them; they are in memory, and the server remakes them (counting again) after a
- *   restart. Each counts afresh once an hour ({@link RECOUNT_AFTER_MS}), and `reindex`
- *   starts them all afresh. They go with the stream.
+ *   shares them. They hold nothing but their position (in memory). Each counts afresh once
+ *   an hour ({@link RECOUNT_AFTER_MS}), and `reindex` starts them all afresh. They go with
+ *   the stream.
  */
 import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerConfig, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -66,8 +68,6 @@ export class IndexCounters {
   readonly #nc: NatsConnection;
   readonly #names: EngineNames;
   #jsm: Promise<JetStreamManager> | undefined;
-  /** The server each counter was last seen on. */
-  readonly #servers = new Map<string, string | undefined>();
 
   constructor(nc: NatsConnection, names: EngineNames) {
     this.#nc = nc;
@@ -82,13 +82,8 @@ export class IndexCounters {
   }
 
   async #count(jsm: JetStreamManager, count: IndexCount, leader: string | undefined): Promise<number> {
-    const stream = this.#names.indexStream;
-    const name = counterName(count);
-    const seenOn = this.#servers.get(name);
-    // One last seen off the leader is not asked: its server may be the one that went away.
-    const found = leader !== undefined && seenOn !== undefined && seenOn !== leader ? undefined : await this.#info(jsm, name);
+    const found = await this.#info(jsm, counterName(count));
     if (found && (leader === undefined || consumerServer(found) === leader)) {
-      this.#servers.set(name, consumerServer(found));
       // Just placed by another client, and not given its filter yet: given it here too (the same update).
       const info = found.config.filter_subject === this.#filter(count) ? found : await this.#filtered(jsm, count);
       if (Date.now() - Date.parse(info.created) > RECOUNT_AFTER_MS) void this.#remake(jsm, count, leader).catch(() => undefined);
@@ -110,7 +105,7 @@ export class IndexCounters {
     return withRetry(`count the execution index`, () => jsm.consumers.update(this.#names.indexStream, name, { filter_subject: this.#filter(count) }));
   }
 
-  /** The counter's info; undefined when it does not exist or its server does not answer. */
+  /** The counter's info; undefined when it does not exist or its server does not answer (went away with the old leader). */
   async #info(jsm: JetStreamManager, name: string): Promise<ConsumerInfo | undefined> {
     try {
       return await jsm.consumers.info(this.#names.indexStream, name);
@@ -125,9 +120,7 @@ export class IndexCounters {
     const stream = this.#names.indexStream;
     const name = counterName(count);
     await jsm.consumers.delete(stream, name).catch(() => false);
-    const info = await addOnLeader(jsm, stream, this.#config(name, count), leader, placeholderFilter(this.#names));
-    this.#servers.set(name, consumerServer(info));
-    return info;
+    return addOnLeader(jsm, stream, this.#config(name, count), leader, placeholderFilter(this.#names));
   }
 
   #filter({ status, handlerToken }: IndexCount): string {
