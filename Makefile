@@ -12,7 +12,7 @@ EXAMPLES := simple async typed local multi-service concurrent-workflows retry-fa
 EXAMPLE_TARGETS := $(addprefix example-,$(EXAMPLES))
 BINS := bin/processor bin/hello-service bin/client bin/inspect bin/ticket-service
 
-.PHONY: install build typecheck proto test bench chaos demo clean \
+.PHONY: install build typecheck proto test bench bench-index chaos demo clean \
         docker-up docker-down cluster-up cluster-down nats-server chromium \
         run-service run-ticket-service run-processor run-client inspect \
         examples $(EXAMPLE_TARGETS)
@@ -48,6 +48,10 @@ test: build nats-server chromium typecheck
 
 bench: build nats-server
 	@tsx scripts/bench.ts
+
+# List pages and stats over an index of BENCH_INDEX_N invocations (default 1,000,000).
+bench-index: install nats-server
+	@tsx scripts/bench-index.ts
 
 chaos: build nats-server
 	@tsx scripts/chaos.ts

@@ -176,6 +176,37 @@ describe('listWorkflows and getWorkflowStats', () => {
     expect(new Set(listed.ids).size).toBe(200);
   });
 
+  it('gives the same pages when they are read again, with or without a filter, each invocation once', async () => {
+    await engine.processor.indexed();
+    const byHandler = await allPages({ handler: 'q_many', limit: 64 });
+    // Read again: the first page from the consumer that holds it, the others from those anchored at their cursors.
+    expect(await allPages({ handler: 'q_many', limit: 64 })).toEqual(byHandler);
+    const first = await client.listWorkflows({ handler: 'q_many', limit: 64 });
+    const second = await client.listWorkflows({ handler: 'q_many', limit: 64, cursor: first.nextCursor! });
+    expect(await client.listWorkflows({ handler: 'q_many', limit: 64, cursor: first.nextCursor! })).toEqual(second);
+
+    const everything = await allPages({ limit: 16 });
+    expect(new Set(everything.ids).size).toBe(everything.ids.length);
+    expect(everything.ids).toEqual(expect.arrayContaining(byHandler.ids));
+    const stats = await client.getWorkflowStats();
+    expect(everything.ids).toHaveLength(stats.total);
+  });
+
+  it('lists every invocation without a filter across a long stretch of removed entries', async () => {
+    await engine.processor.indexed();
+    const before = await allPages({ limit: 16 });
+    // 600 entries written, then removed at once: a gap of 600 sequences in the middle of the stream.
+    const js = jetstream(nc);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => js.publish(indexEntrySubject(names, 'failed', 'q_gap', `gap-${i}`), '{}', { retries: 10 })));
+    await (await jetstreamManager(nc)).streams.purge(names.indexStream, { filter: indexEntrySubject(names, 'failed', 'q_gap', '*') });
+    const late = await client.submit(done, { n: 1 });
+    await client.waitForResult(late.invocationId);
+    await engine.processor.indexed();
+
+    const after = await allPages({ limit: 16 });
+    expect(after.ids).toEqual([...before.ids, late.invocationId]);
+  });
+
   it('reindex rebuilds a deleted index from the states, and drops entries without a state', async () => {
     const before = await indexed(async () => {
       const stats = await client.getWorkflowStats();

@@ -2,13 +2,14 @@
  * Queries over the execution index (`nats/execution-index.ts`): invocations listed a page at
  * a time by status and handler, counts the server keeps, and a rebuild of the whole index.
  *
- * A page reads at most `limit` index messages with a filtered consumer and checks each
- * against the state bucket, as its stream leader has it (O(limit) reads, never a scan); an
- * entry that disagrees with its state is repaired on the spot. Counts are the `num_pending`
- * of consumers filtered on a status or a handler: the server counts, nothing is read.
+ * A page reads at most `limit` index messages through a consumer kept between pages
+ * (`index-pages.ts`) and checks each against its state: all of the page's states in one
+ * batched read, and from the state bucket's leader those that disagree with their entry
+ * (O(limit) reads, never a scan); an entry that disagrees with its state is repaired on the
+ * spot. Counts are the `num_pending` of durable consumers filtered on a status or a handler
+ * (`index-counters.ts`): the server counts, nothing is read.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EngineNames } from '../config.js';
@@ -16,10 +17,12 @@ import { InvalidArgumentError } from '../errors.js';
 import type { ExecutionState } from '../gen/durable/durable_pb.js';
 import { isStatus, STATUSES, type InvocationStatus } from '../engine/lifecycle.js';
 import type { VersionedState } from '../engine/stores.js';
-import { encodeHandlerToken, ExecutionIndex, knownHandlers, parseIndexSubject, type IndexKey } from '../nats/execution-index.js';
+import { encodeHandlerToken, ExecutionIndex, knownHandlers } from '../nats/execution-index.js';
 import { withRetry } from '../nats/retry.js';
 import { ensureIndexResources } from '../nats/setup.js';
 import { decodeState } from '../nats/state-store.js';
+import { IndexCounters, isCounter, type IndexCount } from './index-counters.js';
+import { IndexPages, type IndexEntry } from './index-pages.js';
 
 /** Entries per page when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 50;
@@ -85,20 +88,9 @@ export interface ReindexResult {
   dropped: number;
 }
 
-/** Index entries read at once by the consumer of one page. */
-interface IndexRead {
-  entries: (IndexKey & { seq: number; partitionKey?: string; createdAtMs?: number })[];
-  /** True when more entries matched the filter after the last one read. */
-  more: boolean;
-}
-
 /** Most index entries one filtered page reads (partition key or time), in pages of `limit`. */
 const MAX_FILTERED_SCAN = 5_000;
 
-/** How long one fetch waits for entries that do not come (purged, or a pull nobody answered). */
-const FETCH_EXPIRES_MS = 1_000; // the least the client allows
-/** Fetches of one page's entries at most. */
-const FETCH_ROUNDS = 4;
 /** How many times a repair publishes again because the state moved meanwhile. */
 const REPAIR_ROUNDS = 5;
 /** States indexed at once by a reindex. */
@@ -106,10 +98,6 @@ const REINDEX_CONCURRENCY = 32;
 const CURSOR_PREFIX = 'idx1:';
 /** The header a KV bucket marks deletes and purges with. */
 const KV_OPERATION = 'KV-Operation';
-/** Consumers made at most to get one on the stream leader's server (each lands there one time in three). */
-const PLACEMENT_ATTEMPTS = 12;
-/** An ephemeral consumer left behind (its client died) is removed after this long. */
-const CONSUMER_INACTIVE_MS = 30_000;
 
 /** The connection, names and state bucket the queries work with. */
 export interface QueryHandles {
@@ -121,14 +109,21 @@ export interface QueryHandles {
 /** Lists, counts and rebuilds the execution index. The client's query methods delegate here. */
 export class WorkflowQueries {
   readonly #handles: QueryHandles;
-  readonly #js: JetStreamClient;
   readonly #index: ExecutionIndex;
+  readonly #pages: IndexPages;
+  readonly #counters: IndexCounters;
   #jsm: Promise<JetStreamManager> | undefined;
 
   constructor(handles: QueryHandles) {
     this.#handles = handles;
-    this.#js = jetstream(handles.nc);
     this.#index = new ExecutionIndex(handles.nc, handles.names);
+    this.#pages = new IndexPages(handles.nc, handles.names, () => this.#manager());
+    this.#counters = new IndexCounters(handles.nc, handles.names);
+  }
+
+  /** Deletes the consumers kept for pages (the server deletes them anyway, a while after their last use). */
+  async close(): Promise<void> {
+    await this.#pages.close();
   }
 
   /**
@@ -146,7 +141,12 @@ export class WorkflowQueries {
     const limit = checkLimit(options.limit);
     const after = options.cursor === undefined ? 0 : decodeCursor(options.cursor);
     const { indexSubject } = this.#handles.names;
-    const filter = `${indexSubject}.${status ?? '*'}.${handler === undefined ? '*' : encodeHandlerToken(handler)}.>`;
+    // No filter at all for every entry: the server counts a filter's entries when a consumer
+    // is made, and knows how many it holds without counting.
+    const filter =
+      status === undefined && handler === undefined
+        ? undefined
+        : `${indexSubject}.${status ?? '*'}.${handler === undefined ? '*' : encodeHandlerToken(handler)}.*`;
     // With a partition key or time filter, pages of the index are read on (their entries
     // carry the key and creation time) until `limit` match or MAX_FILTERED_SCAN entries
     // were read: a page holds what matches, not only what the first entries held.
@@ -156,9 +156,11 @@ export class WorkflowQueries {
     let scanned = 0;
     let more = false;
     do {
-      const read = await this.#read(filter, cursor, limit);
+      const read = await this.#pages.read(filter, cursor, limit);
       if (read.entries.length === 0) break;
-      const states = await Promise.all(read.entries.map((entry) => (entryMayMatch(entry, options) ? this.#checked(entry) : null)));
+      const wanted = read.entries.filter((entry) => entryMayMatch(entry, options));
+      const shown = await this.#shownStates(wanted.map((entry) => entry.invocationId));
+      const states = await Promise.all(read.entries.map((entry) => (entryMayMatch(entry, options) ? this.#checked(entry, shown) : null)));
       more = read.more;
       for (const [i, entry] of read.entries.entries()) {
         if (invocations.length === limit) {
@@ -180,13 +182,15 @@ export class WorkflowQueries {
 
   /** Counts by status and by workflow, kept by the server: no entry is read. */
   async stats(options: WorkflowStatsOptions = {}): Promise<WorkflowStats> {
-    const { indexSubject } = this.#handles.names;
-    const token = options.handler === undefined ? '*' : encodeHandlerToken(options.handler);
-    const handlers = options.handler === undefined ? await knownHandlers(this.#handles.nc, this.#handles.names) : [];
-    const [perStatus, perHandler] = await Promise.all([
-      Promise.all(STATUSES.map((status) => this.#count(`${indexSubject}.${status}.${token}.*`))),
-      Promise.all(handlers.map((name) => this.#count(`${indexSubject}.*.${encodeHandlerToken(name)}.*`))),
-    ]);
+    const token = options.handler === undefined ? undefined : encodeHandlerToken(options.handler);
+    const handlers = options.handler === undefined ? await knownHandlers(this.#handles.nc, this.#handles.names, await this.#manager()) : [];
+    const counts: IndexCount[] = [
+      ...STATUSES.map((status) => ({ status, ...(token === undefined ? {} : { handlerToken: token }) })),
+      ...handlers.map((name) => ({ handlerToken: encodeHandlerToken(name) })),
+    ];
+    const counted = await this.#counters.count(counts);
+    const perStatus = counted.slice(0, STATUSES.length);
+    const perHandler = counted.slice(STATUSES.length);
     const total = perStatus.reduce((sum, n) => sum + n, 0);
     const byStatus = Object.fromEntries(STATUSES.map((status, i) => [status, perStatus[i] ?? 0])) as Record<InvocationStatus, number>;
     const byHandler =
@@ -216,7 +220,7 @@ export class WorkflowQueries {
     const known = new Set(ids);
     let dropped = 0;
     for (let after = 0; ; ) {
-      const read = await this.#read(`${names.indexSubject}.>`, after, MAX_LIST_LIMIT);
+      const read = await this.#pages.read(undefined, after, MAX_LIST_LIMIT);
       for (const entry of read.entries) {
         if (known.has(entry.invocationId) || (await this.#latest(entry.invocationId))) continue;
         dropped += await this.#index.drop(entry.invocationId);
@@ -225,11 +229,51 @@ export class WorkflowQueries {
       if (!read.more || !last) break;
       after = last.seq;
     }
+    await this.#restartCounters(jsm);
     return { indexed, dropped };
   }
 
+  /**
+   * Deletes the counters, so that they count the rebuilt index afresh when next asked
+   * (an index written by an older version may have been changed in ways they missed).
+   */
+  async #restartCounters(jsm: JetStreamManager): Promise<void> {
+    const { indexStream } = this.#handles.names;
+    const names: string[] = [];
+    for await (const name of jsm.consumers.list(indexStream)) if (isCounter(name.name)) names.push(name.name);
+    await Promise.all(names.map((name) => jsm.consumers.delete(indexStream, name).catch(() => false)));
+  }
+
+  /**
+   * The states of a page's invocations in one batched direct get, for display: any replica
+   * answers, so a state may be a moment old. One that agrees with its index entry (which
+   * came from the stream's leader) is shown as it is; the others are read again from the
+   * leader before anything is decided on them (see {@link #checked}). Empty when the batch
+   * cannot be read (the leader then answers for every entry).
+   */
+  async #shownStates(invocationIds: readonly string[]): Promise<Map<string, ExecutionState>> {
+    const shown = new Map<string, ExecutionState>();
+    if (invocationIds.length === 0) return shown;
+    const { stateBucket } = this.#handles.names;
+    const prefix = `$KV.${stateBucket}.`;
+    try {
+      const jsm = await this.#manager();
+      const batch = await jsm.direct.getLastMessagesFor(`KV_${stateBucket}`, { multi_last: invocationIds.map((id) => `${prefix}${id}`) });
+      for await (const msg of batch) {
+        const operation = msg.header.get(KV_OPERATION);
+        const id = msg.subject.slice(prefix.length);
+        if (operation !== 'DEL' && operation !== 'PURGE' && msg.data.length > 0) shown.set(id, decodeState(msg.data, id));
+      }
+    } catch {
+      // None of the states exist (the server answers "no results"), or no replica answered.
+    }
+    return shown;
+  }
+
   /** The state an index entry stands for, after repairing the entry if they disagree; null when it has none. */
-  async #checked(entry: IndexKey): Promise<ExecutionState | null> {
+  async #checked(entry: IndexEntry, shown: ReadonlyMap<string, ExecutionState>): Promise<ExecutionState | null> {
+    const state = shown.get(entry.invocationId);
+    if (state && state.status === entry.status && state.handler === entry.handler) return state;
     const found = await this.#latest(entry.invocationId);
     if (!found) {
       await this.#index.drop(entry.invocationId);
@@ -271,110 +315,9 @@ export class WorkflowQueries {
     return { state: decodeState(msg.data, invocationId), revision: msg.seq };
   }
 
-  /**
-   * Reads up to `max` index entries matching `filter` after stream sequence `after`.
-   *
-   * A consumer just made may not answer pulls from every server yet: a pull then fails with
-   * "no responders" (retried, see nats/retry.ts) or goes unanswered until it expires. So a
-   * fetch that brings fewer entries than counted asks the consumer what it still holds, and
-   * fetches again when that is not nothing (entries counted, then purged, are not waited for).
-   */
-  async #read(filter: string, after: number, max: number): Promise<IndexRead> {
-    const info = await this.#consumer(filter, after);
-    try {
-      const wanted = Math.min(max, info.num_pending);
-      const consumer = this.#js.consumers.getConsumerFromInfo(info);
-      const entries: IndexRead['entries'] = [];
-      let pending = info.num_pending;
-      for (let round = 0; entries.length < wanted && pending > 0 && round < FETCH_ROUNDS; round++) {
-        const left = await withRetry('read the execution index', () => this.#fetch(consumer, wanted, entries));
-        // The last entry read says what follows it, unless the fetch ended short of both ends.
-        const known = left !== undefined && (left === 0 || entries.length >= wanted);
-        pending = known ? left : (await withRetry('read the execution index', () => consumer.info())).num_pending;
-      }
-      return { entries, more: pending > 0 };
-    } finally {
-      await this.#dropConsumer(info);
-    }
-  }
-
-  /**
-   * One fetch of the entries still wanted, added to `entries`; returns how many matching
-   * entries follow the last one read, or undefined when none came.
-   */
-  async #fetch(consumer: Consumer, wanted: number, entries: IndexRead['entries']): Promise<number | undefined> {
-    const messages = await consumer.fetch({ max_messages: wanted - entries.length, expires: FETCH_EXPIRES_MS });
-    let pending: number | undefined;
-    for await (const msg of messages) {
-      const key = parseIndexSubject(this.#handles.names, msg.subject);
-      if (key) entries.push({ ...key, seq: msg.seq, ...indexPayload(msg.data) });
-      pending = msg.info.pending;
-      // Stop at the end of the filter's entries: no waiting for the fetch to expire.
-      if (entries.length >= wanted || pending === 0) break;
-    }
-    messages.stop();
-    return pending;
-  }
-
-  /** How many index entries match `filter`, as the server counts them. */
-  async #count(filter: string): Promise<number> {
-    const info = await this.#consumer(filter, 0);
-    await this.#dropConsumer(info);
-    return info.num_pending;
-  }
-
-  /**
-   * An ephemeral consumer of the index entries matching `filter` after stream sequence
-   * `after`: in memory, one replica, no acks. Its info counts the entries (`num_pending`).
-   *
-   * It is kept only on the stream leader's server: a follower applies the latest
-   * acknowledged entry a moment after the leader does, so a consumer there may not count
-   * or deliver an entry written just before. The server places a one-replica consumer on any
-   * of the stream's servers, so one elsewhere is made again (about three tries).
-   */
-  async #consumer(filter: string, after: number): Promise<ConsumerInfo> {
-    const jsm = await this.#manager();
-    const { indexStream } = this.#handles.names;
-    const leader = (await withRetry('read the execution index', () => jsm.streams.info(indexStream))).cluster?.leader;
-    for (let attempt = 1; ; attempt++) {
-      const info = await withRetry('read the execution index', () =>
-        jsm.consumers.add(indexStream, {
-          filter_subject: filter,
-          ack_policy: AckPolicy.None,
-          ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
-          mem_storage: true,
-          num_replicas: 1,
-          inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-        }),
-      );
-      if (leader === undefined || info.cluster?.leader === leader || attempt >= PLACEMENT_ATTEMPTS) return info;
-      void this.#dropConsumer(info);
-    }
-  }
-
-  /** Deletes a consumer made by {@link #consumer}; one that cannot be deleted now goes when inactive. */
-  async #dropConsumer(info: ConsumerInfo): Promise<void> {
-    const jsm = await this.#manager();
-    await jsm.consumers.delete(this.#handles.names.indexStream, info.name).catch(() => false);
-  }
-
   #manager(): Promise<JetStreamManager> {
     this.#jsm ??= jetstreamManager(this.#handles.nc);
     return this.#jsm;
-  }
-}
-
-/** Whether a state passes every filter of a listing. */
-/** The partition key and creation time an index entry carries in its payload, when it does. */
-function indexPayload(data: Uint8Array): { partitionKey?: string; createdAtMs?: number } {
-  try {
-    const payload = JSON.parse(new TextDecoder().decode(data)) as { partition_key?: unknown; created_at_ms?: unknown };
-    return {
-      ...(typeof payload.partition_key === 'string' ? { partitionKey: payload.partition_key } : {}),
-      ...(typeof payload.created_at_ms === 'number' ? { createdAtMs: payload.created_at_ms } : {}),
-    };
-  } catch {
-    return {};
   }
 }
 
@@ -386,6 +329,7 @@ function entryMayMatch(entry: { partitionKey?: string; createdAtMs?: number }, f
   return (filter.createdAfterMs === undefined || created >= filter.createdAfterMs) && (filter.createdBeforeMs === undefined || created < filter.createdBeforeMs);
 }
 
+/** Whether a state passes every filter of a listing. */
 function matches(state: ExecutionState, filter: ListWorkflowsOptions): boolean {
   const created = Number(state.createdAtMs);
   return (
@@ -417,7 +361,7 @@ function checkLimit(limit: number | undefined): number {
 }
 
 /** A cursor is the stream sequence of the last index entry a page read, opaque to callers. */
-function encodeCursor(seq: number): string {
+export function encodeCursor(seq: number): string {
   return Buffer.from(`${CURSOR_PREFIX}${seq}`, 'utf8').toString('base64url');
 }
 

@@ -15,12 +15,20 @@
  *   with `nats stream view`.
  *
  * The stream keeps one message per subject (`max_msgs_per_subject: 1`); a status change
- * publishes under the new subject, then purges `<indexSubject>.*.<handler token>.<id>`
- * keeping 1, so the newest message of the invocation stays whatever its previous status.
+ * publishes under the new subject, then removes the entry under the status it replaces
+ * (a purge of that one subject). When that status is not known, or for a repair, the
+ * invocation's other entries are looked up by subject (`subjects_filter`) and removed one
+ * subject or sequence at a time, never with a purge by wildcard: the server tells the
+ * stream's consumers what a purge removed by its filter, not by the entry's subject, so a
+ * consumer counting `<indexSubject>.failed.*.*` would not subtract a failed entry purged by
+ * `<indexSubject>.*.*.<id>` (seen with nats-server 2.15.1; and a purge removing several entries
+ * makes every consumer count the whole stream again). The counts of
+ * `client/index-counters.ts` rely on this.
  * The handlers seen are kept in the EXECUTION_HANDLERS bucket (key: the handler token,
  * value: the name) so counts per handler need no scan.
  */
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamStatusError } from '@nats-io/jetstream/internal';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EngineNames } from '../config.js';
@@ -65,6 +73,14 @@ export function decodeHandlerToken(token: string): string {
 /** The index subject of an invocation in a status. */
 export function indexEntrySubject(names: EngineNames, status: string, handler: string, invocationId: string): string {
   return `${names.indexSubject}.${status}.${encodeHandlerToken(handler)}.${invocationId}`;
+}
+
+/**
+ * A filter of the index that matches no entry (no status is `none`): consumers of the index
+ * are placed with it before they are given their filter (see `leader-consumer.ts`).
+ */
+export function placeholderFilter(names: EngineNames): string {
+  return `${names.indexSubject}.none.none.none`;
 }
 
 /** What an index subject names. */
@@ -235,9 +251,7 @@ export class ExecutionIndex {
 
   /** Removes every index entry of an invocation (one whose state is gone); returns how many. */
   async drop(invocationId: string): Promise<number> {
-    const jsm = await this.#manager();
-    const { purged } = await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.*.${invocationId}` });
-    return purged;
+    return dropIndexEntries(await this.#manager(), this.names, invocationId);
   }
 
   /** Publishes what is gathered and waits for the background writes, e.g. before a clean stop. */
@@ -266,7 +280,8 @@ export class ExecutionIndex {
       return;
     }
     const token = purge === 'status' ? encodeHandlerToken(handler) : '*';
-    await jsm.streams.purge(this.names.indexStream, { filter: `${this.names.indexSubject}.*.${token}.${invocationId}`, keep: 1 });
+    // All but the newest: ours, or one written after it.
+    await removeOlderEntries(jsm, this.names, `${this.names.indexSubject}.*.${token}.${invocationId}`);
   }
 
   /** Records a handler name in the handlers bucket, once per name and process. */
@@ -296,6 +311,45 @@ export class ExecutionIndex {
 }
 
 /**
+ * The subjects holding index entries that match `filter` (one invocation's, under some
+ * statuses or handlers), as the stream's leader has them: the server finds them in its
+ * subject tree, a few lookups whatever the size of the index.
+ */
+async function entrySubjects(jsm: JetStreamManager, names: EngineNames, filter: string): Promise<string[]> {
+  const info = await jsm.streams.info(names.indexStream, { subjects_filter: filter });
+  return Object.keys(info.state.subjects ?? {});
+}
+
+/**
+ * Deletes the invocation's entries matching `filter` but the newest (by stream sequence),
+ * each by its sequence (see the module doc for why not a purge).
+ */
+async function removeOlderEntries(jsm: JetStreamManager, names: EngineNames, filter: string): Promise<void> {
+  const subjects = await entrySubjects(jsm, names, filter);
+  if (subjects.length < 2) return;
+  const found = await Promise.all(subjects.map((subject) => jsm.streams.getMessage(names.indexStream, { last_by_subj: subject })));
+  const seqs = found.flatMap((msg) => (msg ? [msg.seq] : [])).sort((a, b) => a - b);
+  await Promise.all(
+    seqs.slice(0, -1).map((seq) =>
+      jsm.streams.deleteMessage(names.indexStream, seq, false).catch((err: unknown) => {
+        // Gone already: another writer removed it.
+        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound)) throw err;
+      }),
+    ),
+  );
+}
+
+/**
+ * Removes every index entry of an invocation, under any status or handler, one subject at
+ * a time (see the module doc); returns how many.
+ */
+export async function dropIndexEntries(jsm: JetStreamManager, names: EngineNames, invocationId: string): Promise<number> {
+  const subjects = await entrySubjects(jsm, names, `${names.indexSubject}.*.*.${invocationId}`);
+  const purged = await Promise.all(subjects.map((subject) => jsm.streams.purge(names.indexStream, { filter: subject })));
+  return purged.reduce((sum, { purged: n }) => sum + n, 0);
+}
+
+/**
  * Records workflow names in the handlers bucket, so stats list them (with zero counts)
  * before their first invocation. Handlers are also recorded on their first index write.
  */
@@ -304,10 +358,29 @@ export async function registerWorkflows(nc: NatsConnection, names: EngineNames, 
   await Promise.all([...workflowNames].map((name) => kv.put(encodeHandlerToken(name), name)));
 }
 
-/** Every handler name in the handlers bucket. */
-export async function knownHandlers(nc: NatsConnection, names: EngineNames): Promise<string[]> {
-  const kv = await new Kvm(nc).open(names.handlersBucket);
-  const handlers: string[] = [];
-  for await (const key of await kv.keys()) handlers.push(decodeHandlerToken(key));
-  return handlers.sort();
+/** HTTP-like status of a batched direct get that matched nothing. */
+const NO_RESULTS = 404;
+
+/**
+ * Every handler name in the handlers bucket: its keys in one batched direct get (a replica
+ * may answer a moment behind: names are for display), or a listing of its keys when the
+ * batch cannot be read (more than 1,024 names).
+ */
+export async function knownHandlers(nc: NatsConnection, names: EngineNames, jsm: JetStreamManager): Promise<string[]> {
+  const prefix = `$KV.${names.handlersBucket}.`;
+  const tokens: string[] = [];
+  try {
+    const batch = await jsm.direct.getLastMessagesFor(`KV_${names.handlersBucket}`, { multi_last: [`${prefix}>`] });
+    for await (const msg of batch) {
+      const operation = msg.header.get('KV-Operation');
+      if (operation !== 'DEL' && operation !== 'PURGE') tokens.push(msg.subject.slice(prefix.length));
+    }
+  } catch (err) {
+    if (!(err instanceof JetStreamStatusError && err.code === NO_RESULTS)) {
+      tokens.length = 0;
+      const kv = await new Kvm(nc).open(names.handlersBucket);
+      for await (const key of await kv.keys()) tokens.push(key);
+    }
+  }
+  return tokens.map(decodeHandlerToken).sort();
 }

@@ -12,7 +12,7 @@ import type { EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { keyedStateKey } from '../engine/keyed-state.js';
 import type { RetentionStore, WakeTarget } from '../engine/stores.js';
-import type { ExecutionIndex } from './execution-index.js';
+import { dropIndexEntries, type ExecutionIndex } from './execution-index.js';
 import type { NatsJournalStore } from './journal-store.js';
 import { scheduleCommand } from './timers.js';
 
@@ -54,7 +54,7 @@ export class NatsRetention implements RetentionStore {
     // Its place in its key's queue, left behind only by a crash (an ended invocation leaves it).
     await this.jsm.streams.purge(names.keyedQueueStream, { filter: `${names.keyedQueueSubject}.${keyedStateKey(state.partitionKey)}.${id}` });
     if (this.index) await this.index.drop(id);
-    else await this.jsm.streams.purge(names.indexStream, { filter: `${names.indexSubject}.*.*.${id}` });
+    else await dropIndexEntries(this.jsm, names, id);
     // Last: until the state goes, a purge cut short is found again and finished.
     await this.#purgeKey(names.stateBucket, id);
   }
