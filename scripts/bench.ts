@@ -185,6 +185,7 @@ async function main(m: Measured): Promise<void> {
       jsm,
       client,
       watchNc,
+      monitors: cluster.monitorUrls,
       cpu,
       probe,
       n: SIZES.throughput.n,

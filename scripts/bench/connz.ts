@@ -10,7 +10,7 @@ export interface MessageCounts {
 }
 
 interface Connz {
-  connections?: { name?: string; in_msgs?: number; out_msgs?: number }[];
+  connections?: { name?: string; in_msgs?: number; out_msgs?: number; subscriptions_list?: string[] }[];
 }
 
 /** Counts of every connection named in `names`, summed over the servers; a name not found is absent. */
@@ -52,4 +52,22 @@ export function messagesBetween(before: Map<string, MessageCounts>, after: Map<s
     out.set(name, { sent: (end.sent - start.sent) / per, received: (end.received - start.received) / per });
   }
   return out;
+}
+
+/**
+ * Messages each processor's connection has sent so far, by processor ID: a processor
+ * subscribes to `<pings>.<its ID>` (membership pings), which names its connection.
+ */
+export async function sentByProcessor(monitors: readonly string[], pings: string): Promise<Map<string, number>> {
+  const sent = new Map<string, number>();
+  const answers = await Promise.all(
+    monitors.map(async (m) => (await (await fetch(`${m}/connz?limit=4096&subs=1`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz),
+  );
+  for (const answer of answers) {
+    for (const conn of answer.connections ?? []) {
+      const ping = conn.subscriptions_list?.find((s) => s.startsWith(`${pings}.`));
+      if (ping !== undefined) sent.set(ping.slice(pings.length + 1), conn.in_msgs ?? 0);
+    }
+  }
+  return sent;
 }

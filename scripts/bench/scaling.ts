@@ -7,16 +7,20 @@
  * partition is still on its way to its owner.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { type KV, Kvm, KvWatchInclude } from '@nats-io/kv';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeState, type DurableClient } from '../../packages/core/src/index.js';
+import type { DurableClient } from '../../packages/core/src/index.js';
 import { EXPIRY_MS, owner } from '../../packages/core/src/processor/membership.js';
 import { type CpuSnapshot, type IdleCpu, idleCpu } from './cpu.js';
 import { type Probe, type ThroughputFigures, helloThroughput, runOne } from './engine.js';
+import { sentByProcessor } from './connz.js';
 import type { App } from './processes.js';
 import { count, nowMs, pipelined } from './stats.js';
 
+/** Messages a processor sends for one hello_workflow at least (the read, the final write, the index entry, the purge's schedule, the ack), and idle at most a second. */
+const MESSAGES_PER_RUN = 5;
+const IDLE_MESSAGES_PER_S = 60;
 /** How long the processors of a count get to join and share the partitions, ms. */
 const SHARE_WAIT_MS = 30_000;
 /** How long the processors that stay get to see the others gone, ms. */
@@ -48,6 +52,8 @@ export interface ScalingOptions {
   client: DurableClient;
   /** A connection of its own, watching which processor runs each invocation. */
   watchNc: NatsConnection;
+  /** The cluster's monitoring URLs (`/connz` tells which processor sent what). */
+  monitors: readonly string[];
   /** CPU of the bench's processes with these processors, for the idle measurement. */
   cpu(processors: readonly App[]): () => CpuSnapshot;
   /** CPU and NATS messages with these processors, for the throughput run. */
@@ -71,7 +77,7 @@ export async function scalingRun(o: ScalingOptions): Promise<{ processors: numbe
       try {
         while (processors.length < target) processors.push(o.start(processors.length + 1));
         o.progress(`${target} processors: waiting until all have joined and run their share of the partitions`);
-        const share = await shared(kv, processors, partitions, () => ownersOfOneRound(o));
+        const share = await shared(kv, processors, partitions, () => runnersOfOneRound(o));
         const idle = await idleCpu(o.cpu(processors), o.idleMs);
         o.progress(`hello_workflow with ${o.inFlight} in flight on ${target} processors: ${count(o.n)} invocations`);
         const throughput = await helloThroughput(o.jsm, o.client, o.probe(processors), o.n, o.inFlight);
@@ -156,31 +162,20 @@ async function shared(
   };
 }
 
-/** One hello_workflow on each of the throughput run's keys; how many each processor ran (from the state's running revision). */
-async function ownersOfOneRound(o: ScalingOptions): Promise<Map<string, number>> {
-  const ownerOf = new Map<string, string>();
-  const watch = await (await new Kvm(o.watchNc).open(o.client.names.stateBucket)).watch({ include: KvWatchInclude.UpdatesOnly });
-  const watching = (async () => {
-    for await (const e of watch) {
-      if (e.operation !== 'PUT' || ownerOf.has(e.key)) continue;
-      const { owner: runner } = decodeState(e.value, e.key);
-      if (runner !== '') ownerOf.set(e.key, runner);
-    }
-  })();
-  const ids: string[] = [];
-  try {
-    await pipelined(o.inFlight, o.inFlight, async (_i, worker) => {
-      const { state } = await runOne(o.client, 'hello_workflow', { name: 'bench' }, `k${worker}`);
-      ids.push(state.invocationId);
-    });
-  } finally {
-    watch.stop();
-    await watching;
-  }
+/**
+ * One hello_workflow on each of the throughput run's keys; about how many each processor
+ * ran, by processor ID: the messages its connection sent meanwhile, over what a run sends
+ * at least (a first run writes no state before it ends, and the ended state names no
+ * owner). Idle pulls and heartbeats, a few dozen a second, stay under one run's worth a
+ * round.
+ */
+async function runnersOfOneRound(o: ScalingOptions): Promise<Map<string, number>> {
+  const before = await sentByProcessor(o.monitors, o.client.names.processorsSubject);
+  const started = nowMs();
+  await pipelined(o.inFlight, o.inFlight, async (_i, worker) => void (await runOne(o.client, 'hello_workflow', { name: 'bench' }, `k${worker}`)));
+  const idle = (IDLE_MESSAGES_PER_S * (nowMs() - started)) / 1000;
+  const after = await sentByProcessor(o.monitors, o.client.names.processorsSubject);
   const ran = new Map<string, number>();
-  for (const id of ids) {
-    const runner = ownerOf.get(id);
-    if (runner !== undefined) ran.set(runner, (ran.get(runner) ?? 0) + 1);
-  }
+  for (const [id, sent] of after) ran.set(id, Math.floor(Math.max(0, sent - (before.get(id) ?? sent) - idle) / MESSAGES_PER_RUN));
   return ran;
 }
