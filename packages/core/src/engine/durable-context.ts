@@ -280,7 +280,9 @@ export class DurableContext implements Context {
     await this.#live(async () => {
       await this.#backoff(wakeAtMs - Date.now());
       this.#checkRunning();
-      await this.#append(sleepEntry(step, wakeAtMs, EntryPhase.COMPLETED));
+      // Appended with the next side effect, or carried by the final state: a run that stops
+      // before that finds the sleep started and due, and goes on at once.
+      this.#hold(sleepEntry(step, wakeAtMs, EntryPhase.COMPLETED));
     });
   }
 
