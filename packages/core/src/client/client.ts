@@ -285,7 +285,7 @@ export class DurableClient {
     // Settling again with the same outcome succeeds, so a settle retried after it took effect does.
     const invocationId = await withRetry(`${operation} ${awakeableId}`, () => this.#awakeables.settle(awakeableId, outcome, live), this.#retry);
     await this.#cluster.afterWrite?.(operation, awakeableId);
-    const state = await withRetry(`${operation} ${awakeableId}`, () => this.getState(invocationId), this.#retry);
+    const state = await withRetry(`${operation} ${awakeableId}`, () => ownerState(invocationId, (id) => this.getState(id)), this.#retry);
     if (!state || isTerminal(state.status)) return;
     await sendResume(this.#cluster, state, `${awakeableId}:settled`);
   }

@@ -102,6 +102,8 @@ export class DurableContext implements Context {
   #appending: Promise<void> = Promise.resolve();
   /** Outcomes journaled by this run and not appended yet, in step order (see {@link DurableContext.unappended}). */
   readonly #held: JournalEntry[] = [];
+  /** Why the last append failed: no entry is appended after it. */
+  #appendFailure: Error | undefined;
   /** The state write asked for by {@link DurableContextOptions.writeState}, once asked. */
   #stateWritten: Promise<void> | undefined;
   #fatal: Error | undefined;
@@ -502,7 +504,7 @@ export class DurableContext implements Context {
         if (!sameOutcome(await store.outcome(awakeableId), outcome)) throw new TerminalError(err.message, { cause: err });
         owner = awakeableInvocation(awakeableId) ?? '';
       }
-      const waiting = await this.#infrastructure('read the awakeable’s invocation', () => states.get(owner));
+      const waiting = await this.#infrastructure('read the awakeable’s invocation', () => ownerState(owner, (id) => states.get(id)));
       if (waiting && !isTerminal(waiting.state.status)) {
         await this.#infrastructure('wake the awakeable’s invocation', () => this.#gateway().wake(waiting.state, `${awakeableId}:settled`));
       }
@@ -708,7 +710,11 @@ export class DurableContext implements Context {
    */
   #appendNow(entry: JournalEntry): Promise<void> {
     const appended = this.#appending.then(async () => {
-      if (this.#fatal) throw this.#fatal;
+      // A finished outcome is appended also when the run stops (a stop, a pause, a cancel, a
+      // failed call to the cluster): the next run must not do it again. Not once an append
+      // failed (the journal's next sequence is not known), the journal is another's, or the
+      // replay went astray.
+      if (this.#appendFailure || this.#fatal instanceof FencedError || this.#fatal instanceof NonDeterminismError) throw this.#fatal;
       try {
         const started = performance.now();
         await this.#options.journal.append(entry);
@@ -717,9 +723,10 @@ export class DurableContext implements Context {
         // Fenced: another processor owns the invocation. Too large: no retry would make it
         // fit, so the invocation fails with the reason. Anything else (the cluster did not
         // answer): stop here and let the invocation be taken up again from its journal.
-        this.#fatal ??= err instanceof FencedError || err instanceof JournalEntryTooLargeError
+        this.#appendFailure = err instanceof FencedError || err instanceof JournalEntryTooLargeError
           ? err
           : new InterruptedError(`journal write failed: ${errorMessage(err)}`);
+        this.#fatal ??= this.#appendFailure;
         throw this.#fatal;
       }
     });

@@ -179,6 +179,37 @@ describe('executor', () => {
       expect(seen).toEqual(['running']);
     });
 
+    it('keeps the outcome of a step that finished as the run was stopped: the next run does not do it again', async () => {
+      let runs = 0;
+      let open: () => void = () => undefined;
+      let reached: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const atGate = new Promise<void>((resolve) => (reached = resolve));
+      const charged = defineWorkflow<Record<string, never>, string>('charged', async (ctx) => {
+        await ctx.run('charge', async () => {
+          runs++;
+          reached();
+          await gate;
+          return 'charged';
+        });
+        // Its check sees the stop: the outcome above is held, not yet appended.
+        await ctx.sleep(10);
+        return 'done';
+      });
+      const journals = new MemoryJournalStore();
+      const executor = new Executor({ workflows: new WorkflowRegistry([charged]), states: new MemoryStateStore(), journals, services: new FakeServices(), logger: silentLogger() });
+      const cmd = command('charged');
+      const stop = new AbortController();
+      const first = executor.execute(cmd, { signal: stop.signal, startSequence: 1n, delivery: 1, firstDelivery: true });
+      await atGate;
+      stop.abort();
+      open();
+      expect((await first).kind).toBe('interrupted');
+      expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:charge']);
+      expect((await executor.execute(cmd, { startSequence: 1n, delivery: 2 })).kind).toBe('ended');
+      expect(runs).toBe(1);
+    });
+
     it('drops a second start command that finds the invocation only when it writes', async () => {
       const services = new FakeServices();
       const { states, executor } = counted([greetThree], services);

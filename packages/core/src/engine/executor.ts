@@ -232,8 +232,9 @@ export class Executor {
     // A command delivered for the first time almost always starts a new invocation: it runs
     // at once, and its state is written later (its first write of it fails if the invocation
     // exists meanwhile). Not an exclusive workflow: it may have to queue for its key first.
+    // Nor a child (`invoke`): its parent's cancel must find it to cancel it.
     const workflow = workflows.find(command.handler);
-    if (!found && options.firstDelivery && workflow && !workflow.options.exclusive) {
+    if (!found && options.firstDelivery && workflow && !workflow.options.exclusive && !command.parent) {
       return { kind: 'admitted', workflow, state: this.#initialState(command, options), found: null, unwritten: true };
     }
     const outcome = this.#refuse(command, found, options);
@@ -812,6 +813,8 @@ class OwnedState {
   #revision: number | undefined;
   #creating: Promise<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The run has ended, suspended or lost the invocation: what it writes from now on is its executor's. */
+  #closed = false;
 
   private constructor(private readonly create: (() => Promise<number>) | undefined, revision: number | undefined) {
     this.#revision = revision;
@@ -836,6 +839,8 @@ class OwnedState {
   /** Creates the state now, once; resolves when it is written. */
   async write(): Promise<void> {
     if (!this.create) return;
+    // A branch of the workflow left running after the run settled (a send never awaited) writes nothing.
+    if (this.#closed && this.#creating === undefined) throw new InterruptedError('the run is over: its state is written by its end');
     clearTimeout(this.#timer);
     this.#creating ??= this.create();
     this.#revision = await this.#creating;
@@ -846,6 +851,7 @@ class OwnedState {
    * undefined when none was written. Rejects as that write did.
    */
   async settle(): Promise<number | undefined> {
+    this.#closed = true;
     clearTimeout(this.#timer);
     if (this.#creating) this.#revision = await this.#creating;
     return this.#revision;
@@ -853,6 +859,7 @@ class OwnedState {
 
   /** The run lost the invocation: no state is written for it. */
   abandon(): void {
+    this.#closed = true;
     clearTimeout(this.#timer);
   }
 }
