@@ -397,6 +397,25 @@ describe('durable sleep', () => {
     return { states, journals, timers, executor };
   }
 
+  it('has a first delivery that suspends create its state suspended, with every outcome appended before', async () => {
+    const { states, journals, executor } = sleepSetup();
+    const cmd = command('napper', { ms: 60_000 });
+    const writes: string[] = [];
+    const create = states.create.bind(states);
+    const update = states.update.bind(states);
+    states.create = async (state) => (writes.push(`create ${state.status}`), create(state));
+    states.update = async (state, revision) => (writes.push(`update ${state.status}`), update(state, revision));
+
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
+    const suspended = (await states.get(cmd.invocationId))!.state;
+    expect(suspended.status).toBe('suspended');
+    expect(suspended.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended']);
+    // The step before the sleep and the sleep's start, both appended before the suspension.
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    // The suspension wrote it, once: no state before it.
+    expect(writes).toEqual(['create suspended']);
+  });
+
   it('suspends on a long sleep with a timer scheduled, and finishes once resumed after it is due', async () => {
     const { states, journals, timers, executor } = sleepSetup();
     const cmd = command('napper', { ms: 60_000 });
