@@ -176,7 +176,7 @@ function AwakeableForm({ id, onError }: { id: string; onError: (err: unknown) =>
   };
   return html`<div class="awakeable">
     <b>Awakeable</b> <code>${id}</code>
-    <textarea value=${value} onInput=${(e: any) => setValue(e.currentTarget.value)} rows="2"></textarea>
+    <textarea value=${value} onInput=${(e: Event) => setValue((e.currentTarget as HTMLTextAreaElement).value)} rows="2"></textarea>
     <button onClick=${() => send('resolve')}>Resolve with JSON</button>
     <button onClick=${() => send('reject')}>Reject with this reason</button>
     ${done && html`<span class="done">${done}</span>`}

@@ -31,7 +31,37 @@ function filterFields(f: Filter): Record<string, string | number> {
   return out;
 }
 
-function matches(row: any, fields: Record<string, string | number>): boolean {
+/** An invocation in the list, as `GET /api/workflows` and the state events give it. */
+interface Row {
+  invocation_id: string;
+  handler: string;
+  status: string;
+  partition_key: string;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+/** `GET /api/workflows`. */
+interface Page {
+  invocations: Row[];
+  next_cursor?: string;
+}
+
+/** `GET /api/workflows/stats`. */
+interface Stats {
+  total: number;
+  by_status: Record<string, number>;
+  by_handler: Record<string, number>;
+}
+
+/** A bulk action's answer: how many the filter matched, and, once run, how many it did. */
+interface BulkResult {
+  matched: number;
+  done: number;
+  failed: number;
+}
+
+function matches(row: Row, fields: Record<string, string | number>): boolean {
   return (
     (fields.status === undefined || row.status === fields.status) &&
     (fields.handler === undefined || row.handler === fields.handler) &&
@@ -44,19 +74,19 @@ function matches(row: any, fields: Record<string, string | number>): boolean {
 export function ListPage({ onError }: { onError: (err: unknown) => void }) {
   const [filter, setFilter] = useState<Filter>({ status: '', handler: '', partition_key: '', created_after: '', created_before: '' });
   const [applied, setApplied] = useState(filter);
-  const [rows, setRows] = useState<any[]>([]);
+  const [rows, setRows] = useState<Row[]>([]);
   const [cursor, setCursor] = useState<string | undefined>();
-  const [stats, setStats] = useState<any>(null);
-  const [bulk, setBulk] = useState<{ action: string; matched?: number; result?: any } | null>(null);
+  const [stats, setStats] = useState<Stats | null>(null);
+  const [bulk, setBulk] = useState<{ action: string; matched?: number; result?: BulkResult } | null>(null);
   const fields = filterFields(applied);
   const query = new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)]));
 
   const load = async (from?: string) => {
     try {
-      const page = await api(`/api/workflows?${query}&limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
+      const page = await api<Page>(`/api/workflows?${query}&limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
       setRows((old) => (from ? [...old, ...page.invocations] : page.invocations));
       setCursor(page.next_cursor);
-      setStats(await api('/api/workflows/stats'));
+      setStats(await api<Stats>('/api/workflows/stats'));
     } catch (err) {
       onError(err);
     }
@@ -83,10 +113,10 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
     return () => stop.abort();
   }, [query.toString()]);
 
-  const set = (key: keyof Filter) => (e: any) => setFilter({ ...filter, [key]: e.currentTarget.value });
+  const set = (key: keyof Filter) => (e: Event) => setFilter({ ...filter, [key]: (e.currentTarget as HTMLInputElement | HTMLSelectElement).value });
   const countBulk = async (action: string) => {
     try {
-      const dry = await api(`/api/workflows/bulk/${action}`, { method: 'POST', body: { ...fields, dry_run: true } });
+      const dry = await api<BulkResult>(`/api/workflows/bulk/${action}`, { method: 'POST', body: { ...fields, dry_run: true } });
       setBulk({ action, matched: dry.matched });
     } catch (err) {
       onError(err);
@@ -95,7 +125,7 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
   const runBulk = async () => {
     if (!bulk) return;
     try {
-      const result = await api(`/api/workflows/bulk/${bulk.action}`, { method: 'POST', body: fields });
+      const result = await api<BulkResult>(`/api/workflows/bulk/${bulk.action}`, { method: 'POST', body: fields });
       setBulk({ ...bulk, result });
       await load();
     } catch (err) {

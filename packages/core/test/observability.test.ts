@@ -57,7 +57,33 @@ let processor: Processor;
 let client: DurableClient;
 let http: RunningHttpApi;
 let service: RunningHelloService;
-const exporter = new InMemorySpanExporter();
+/** Tells of every span as it ends, so a test waits on the span it needs rather than polling. */
+class EndedSpans extends InMemorySpanExporter {
+  readonly #waiters = new Set<() => void>();
+  override export(spans: Parameters<InMemorySpanExporter['export']>[0], done: Parameters<InMemorySpanExporter['export']>[1]): void {
+    super.export(spans, done);
+    for (const wake of this.#waiters) wake();
+  }
+
+  /** Resolves once `holds` is true of the finished spans; rejects after `timeoutMs`. */
+  async until(holds: () => boolean, timeoutMs: number): Promise<void> {
+    if (holds()) return;
+    await new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        if (!holds()) return;
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        reject(new Error(`spans not ended within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiters.add(wake);
+    });
+  }
+}
+const exporter = new EndedSpans();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 const lines: Record<string, unknown>[] = [];
 let metricsText = '';
@@ -178,9 +204,7 @@ describe('traces', () => {
     expect((await client.waitForResult(invocationId, { timeoutMs: 30_000 })).status).toBe('completed');
     // A run's span ends once its command is settled, just after the result is announced.
     const runs = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId && s.name === 'run obs_napper');
-    const deadline = Date.now() + 10_000;
-    // The exporter tells of no span as it ends: its list is looked at until the deadline.
-    while (runs().length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await exporter.until(() => runs().length >= 2, 10_000);
     // The first run suspends at the sleep; the timer's resume command carries no trace, the state does.
     expect(runs()).toHaveLength(2);
     expect(runs().every((s) => s.parentSpanContext?.spanId === CLIENT_SPAN)).toBe(true);
