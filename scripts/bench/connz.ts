@@ -13,13 +13,17 @@ interface Connz {
   connections?: { name?: string; in_msgs?: number; out_msgs?: number; subscriptions_list?: string[] }[];
 }
 
+/** Every server's `/connz` answer, in the order of `monitors`; with `subs`, each connection's subscriptions too. */
+async function connz(monitors: readonly string[], subs = false): Promise<Connz[]> {
+  return Promise.all(
+    monitors.map(async (m) => (await (await fetch(`${m}/connz?limit=4096${subs ? '&subs=1' : ''}`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz),
+  );
+}
+
 /** Counts of every connection named in `names`, summed over the servers; a name not found is absent. */
 export async function messageCounts(monitors: readonly string[], names: readonly string[]): Promise<Map<string, MessageCounts>> {
   const counts = new Map<string, MessageCounts>();
-  const answers = await Promise.all(
-    monitors.map(async (m) => (await (await fetch(`${m}/connz?limit=4096`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz),
-  );
-  for (const answer of answers) {
+  for (const answer of await connz(monitors)) {
     for (const conn of answer.connections ?? []) {
       if (conn.name === undefined || !names.includes(conn.name)) continue;
       const c = counts.get(conn.name) ?? { sent: 0, received: 0 };
@@ -34,12 +38,9 @@ export async function messageCounts(monitors: readonly string[], names: readonly
 /** Which node (index into `monitors`) holds each connection named in `names`. */
 export async function connectionNodes(monitors: readonly string[], names: readonly string[]): Promise<Map<string, number>> {
   const nodes = new Map<string, number>();
-  await Promise.all(
-    monitors.map(async (m, i) => {
-      const answer = (await (await fetch(`${m}/connz?limit=4096`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz;
-      for (const conn of answer.connections ?? []) if (conn.name !== undefined && names.includes(conn.name)) nodes.set(conn.name, i);
-    }),
-  );
+  (await connz(monitors)).forEach((answer, i) => {
+    for (const conn of answer.connections ?? []) if (conn.name !== undefined && names.includes(conn.name)) nodes.set(conn.name, i);
+  });
   return nodes;
 }
 
@@ -60,10 +61,7 @@ export function messagesBetween(before: Map<string, MessageCounts>, after: Map<s
  */
 export async function sentByProcessor(monitors: readonly string[], pings: string): Promise<Map<string, number>> {
   const sent = new Map<string, number>();
-  const answers = await Promise.all(
-    monitors.map(async (m) => (await (await fetch(`${m}/connz?limit=4096&subs=1`, { signal: AbortSignal.timeout(5_000) })).json()) as Connz),
-  );
-  for (const answer of answers) {
+  for (const answer of await connz(monitors, true)) {
     for (const conn of answer.connections ?? []) {
       const ping = conn.subscriptions_list?.find((s) => s.startsWith(`${pings}.`));
       if (ping !== undefined) sent.set(ping.slice(pings.length + 1), conn.in_msgs ?? 0);

@@ -13,6 +13,7 @@
  * this owner holds can exist, and starts cost no read.
  */
 import type { Consumer, ConsumerMessages, JetStreamManager, JsMsg, MsgRequest, NextMsgRequest } from '@nats-io/jetstream';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as wait } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -95,6 +96,8 @@ export class PartitionLane {
   constructor(options: LaneOptions) {
     this.partition = options.partition;
     this.#o = options;
+    // Each running command of the lane listens to it: many listeners, on purpose.
+    setMaxListeners(0, this.#giveUp.signal);
   }
 
   /** Starts pulling. */

@@ -147,6 +147,8 @@ export class Processor {
     this.consumerName = resources.consumerName;
     this.#ackWaitMs = (options.ackWaitSeconds ?? DEFAULT_ACK_WAIT_S) * 1_000;
     this.#slots = new Slots(options.maxConcurrent ?? 100);
+    // One listener per running command (see abortWith): many, on purpose.
+    setMaxListeners(0, this.#stopping.signal);
   }
 
   /**
@@ -506,8 +508,6 @@ function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Pick<T
  * Returns what undoes the link.
  */
 function abortWith(controller: AbortController, signals: readonly AbortSignal[]): () => void {
-  // One listener per running command on the processor's and the lane's signal: many, on purpose.
-  for (const signal of signals) setMaxListeners(0, signal);
   const unlinks = signals.map((signal) => {
     const abort = (): void => controller.abort(signal.reason);
     if (signal.aborted) abort();
