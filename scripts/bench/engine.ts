@@ -51,10 +51,13 @@ export interface Probe {
 /** Submits and waits; throws unless the invocation completed. */
 export async function runOne(client: DurableClient, handler: string, input: unknown, partitionKey: string): Promise<{ state: ExecutionState; ackedAt: number; submitMs: number }> {
   const t0 = nowMs();
-  const { invocationId } = await client.submit(handler, input, { partitionKey });
-  const ackedAt = Date.now();
-  const submitMs = nowMs() - t0;
-  const state = await client.waitForResult(invocationId, { timeoutMs: WAIT_MS });
+  let ackedAt = 0;
+  let submitMs = 0;
+  const onSubmitted = (): void => {
+    ackedAt = Date.now();
+    submitMs = nowMs() - t0;
+  };
+  const { state, invocationId } = await client.submitAndWait(handler, input, { partitionKey, timeoutMs: WAIT_MS, onSubmitted });
   if (state.status !== 'completed') throw new Error(`${handler} ${invocationId} ended ${state.status}: ${state.error}`);
   return { state, ackedAt, submitMs };
 }

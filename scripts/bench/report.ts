@@ -161,7 +161,7 @@ export function report(m: Measured): string {
     const b = lat.breakdown;
     const phaseList = [
       ['client publishes the command, until its ack', b.submit],
-      ['command delivered to the processor, its state looked up (a KV get from the leader)', b.pickup],
+      ['command delivered to the processor (no state read: the client made its ID)', b.pickup],
       ['the gRPC call (no state written before it on a first delivery)', b.createAndCall],
       ['the final state built (the call\'s outcome goes in it, not appended)', b.append],
       ['final state write (KV), announcement, client receives it', b.finish],

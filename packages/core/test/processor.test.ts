@@ -123,6 +123,25 @@ describe('processor', () => {
     expect(service.calls.get(name)).toBe(1);
   });
 
+  it('reads no state on the way of an invocation whose ID its client made, and reads it for an ID given', async () => {
+    // Every read of a state, from the leader or direct, as the server receives it.
+    const reads: string[] = [];
+    const bucket = `KV_${names.stateBucket}`;
+    const subs = [nc.subscribe(`$JS.API.DIRECT.GET.${bucket}.>`), nc.subscribe(`$JS.API.STREAM.MSG.GET.${bucket}`)];
+    for (const sub of subs) void (async () => { for await (const m of sub) reads.push(`${m.subject} ${m.string()}`); })();
+    await nc.flush();
+    const fresh = await client.submitAndWait(hello, { name: 'fresh' });
+    const given = await client.submitAndWait(hello, { name: 'given' }, { invocationId: `given-${Math.random().toString(36).slice(2)}` });
+    // The marker's own reads show every read before it has reached our subscriptions.
+    const marker = await client.submitAndWait(hello, { name: 'marker' }, { invocationId: `marker-${Math.random().toString(36).slice(2)}` });
+    await expect.poll(() => reads.filter((r) => r.includes(marker.invocationId)).length).toBeGreaterThanOrEqual(2);
+    for (const sub of subs) sub.unsubscribe();
+    expect([fresh.state.status, given.state.status]).toEqual(['completed', 'completed']);
+    expect(reads.filter((r) => r.includes(fresh.invocationId))).toEqual([]);
+    // The processor's look before it runs, and the waiting client's.
+    expect(reads.filter((r) => r.includes(given.invocationId)).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('fails an unknown handler at once with the reason', async () => {
     const { invocationId } = await client.submit('no_such_workflow', {});
     const state = await client.waitForResult(invocationId, { timeoutMs: 10_000 });

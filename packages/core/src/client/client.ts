@@ -8,7 +8,7 @@ import { context, trace as otelTrace } from '@opentelemetry/api';
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as wait } from 'node:timers/promises';
 import { checkAnyInvocationId, checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
@@ -33,7 +33,7 @@ import { isTerminal, transition } from '../engine/lifecycle.js';
 import { whyKept } from '../engine/retention.js';
 import { keyedValues } from '../engine/keyed-state.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
-import { cancelInvocation, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
+import { cancelInvocation, FRESH_ID_HEADER, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
 import { withRetry, type RetryOptions } from '../nats/retry.js';
 import { NatsKeyedRecordStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
@@ -87,6 +87,14 @@ const COMMAND_HEADER_ROOM = 256;
 export interface WaitOptions {
   /** How long to wait, ms. @default 30_000 */
   timeoutMs?: number;
+}
+
+/** A wait for an invocation's outcome: its subscription to the announcement, and its deadline. */
+interface ResultListener {
+  sub: Subscription;
+  announced: Promise<ExecutionState | undefined>;
+  timeoutMs: number;
+  deadline: number;
 }
 
 /** What {@link DurableClient.submit} did. */
@@ -156,9 +164,14 @@ export class DurableClient {
    * const { invocationId } = await client.submit('hello_workflow', { name: 'World' }, { partitionKey: 'user-123' });
    */
   async submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions = {}): Promise<Submission> {
+    const fresh = options.invocationId === undefined;
+    return this.#submit(workflow, input, options, fresh ? randomUUID() : checkInvocationId(options.invocationId!), fresh);
+  }
+
+  /** Submits under `invocationId`; `fresh` when this client made the ID just now. */
+  async #submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions, invocationId: string, fresh: boolean): Promise<Submission> {
     const handler = workflowName(workflow);
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
-    const invocationId = checkInvocationId(options.invocationId ?? randomUUID());
     const service = options.service ?? (typeof workflow === 'string' ? '' : (workflow.options.service ?? ''));
     const command = create(CommandSchema, {
       invocationId,
@@ -173,8 +186,9 @@ export class DurableClient {
     const bytes = toBinary(CommandSchema, command);
     // Taken before the first await: the active context is the caller's here.
     const carried = options.trace ?? traceHeaders(otelTrace.getSpanContext(context.active()));
-    const h = carried ? natsHeaders() : undefined;
+    const h = carried || fresh ? natsHeaders() : undefined;
     if (carried) for (const [key, value] of Object.entries(carried)) h!.set(key, value);
+    if (fresh) h!.set(FRESH_ID_HEADER, '1');
     // Refused here with the reason, not by the client's publish as if the cluster were away.
     const limit = (this.#nc.info?.max_payload ?? Infinity) - COMMAND_HEADER_ROOM;
     if (bytes.length > limit) throw new InvalidArgumentError('input', `the command is ${bytes.length} bytes, over the NATS server's max_payload (${limit} bytes with its headers)`);
@@ -193,8 +207,12 @@ export class DurableClient {
    * @throws TimeoutError when it has not ended in time.
    */
   async waitForResult(invocationId: string, options: WaitOptions = {}): Promise<ExecutionState> {
+    return this.#awaitResult(invocationId, this.#listen(invocationId, options), true);
+  }
+
+  /** Listens for the announcement of an invocation's outcome, until the wait's deadline. */
+  #listen(invocationId: string, options: WaitOptions): ResultListener {
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const deadline = Date.now() + timeoutMs;
     const sub = this.#nc.subscribe(resultSubject(this.names, invocationId), { max: 1, timeout: timeoutMs });
     const announced = (async () => {
       for await (const msg of sub) return decodeState(msg.data, invocationId);
@@ -203,9 +221,19 @@ export class DurableClient {
       if (err instanceof NatsTimeoutError) return undefined;
       throw err;
     });
+    return { sub, announced, timeoutMs, deadline: Date.now() + timeoutMs };
+  }
+
+  /**
+   * The outcome announced to `listener`, or found by a look now and then. `lookFirst` is
+   * false only for an invocation submitted after the listener was made: its outcome can
+   * only be announced after that, so an immediate look would find nothing.
+   */
+  async #awaitResult(invocationId: string, listener: ResultListener, lookFirst: boolean): Promise<ExecutionState> {
+    const { sub, announced, timeoutMs, deadline } = listener;
     try {
       // Listening before looking: an outcome written after the look is announced to us.
-      const current = await this.#lookSoft(invocationId);
+      const current = lookFirst ? await this.#lookSoft(invocationId) : null;
       if (current && isTerminal(current.state.status)) return current.state;
       // An announcement published before our interest reached the processor's server is
       // lost; a look now and then (1 s, 2 s, 4 s, then every 5 s) finds that outcome anyway.
@@ -240,6 +268,33 @@ export class DurableClient {
   }
 
   /**
+   * Submits an invocation and waits until it has ended: {@link submit} then
+   * {@link waitForResult}, one round trip less. `onSubmitted` is called once the stream has
+   * taken the command.
+   * @throws TimeoutError when it has not ended in time.
+   */
+  async submitAndWait<In, Out>(
+    workflow: WorkflowRef<In, Out>,
+    input: In,
+    options: SubmitOptions & WaitOptions & { onSubmitted?: (submission: Submission) => void } = {},
+  ): Promise<Submission & { state: ExecutionState }> {
+    const fresh = options.invocationId === undefined;
+    const invocationId = fresh ? randomUUID() : checkInvocationId(options.invocationId!);
+    // Listening before submitting: the outcome of an ID made just now can only be announced
+    // after that, so it needs no look first.
+    const listener = this.#listen(invocationId, options);
+    let submission: Submission;
+    try {
+      submission = await this.#submit(workflow, input, options, invocationId, fresh);
+    } catch (err) {
+      listener.sub.unsubscribe();
+      throw err;
+    }
+    options.onSubmitted?.(submission);
+    return { ...submission, state: await this.#awaitResult(invocationId, listener, !fresh || submission.duplicate) };
+  }
+
+  /**
    * Runs a workflow and returns its output.
    * @throws TerminalError with the reason when the invocation failed or was cancelled.
    *
@@ -247,8 +302,7 @@ export class DurableClient {
    * const message = await client.invoke(helloWorkflow, { name: 'World' });
    */
   async invoke<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions & WaitOptions = {}): Promise<Out> {
-    const { invocationId } = await this.submit(workflow, input, options);
-    const state = await this.waitForResult(invocationId, options);
+    const { state, invocationId } = await this.submitAndWait(workflow, input, options);
     if (state.status !== 'completed') throw new TerminalError(`invocation ${invocationId} ${state.status}: ${state.error}`);
     return outputCodec(workflow).decode(state.currentState, 'workflow output');
   }

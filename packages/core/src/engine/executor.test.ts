@@ -116,9 +116,14 @@ describe('executor', () => {
     /** A state store that records every write's status. */
     class CountedStates extends MemoryStateStore {
       readonly writes: string[] = [];
+      reads = 0;
       #created: () => void = () => undefined;
       /** Settles at the first create. */
       readonly created = new Promise<void>((resolve) => (this.#created = resolve));
+      override async get(invocationId: string): ReturnType<MemoryStateStore['get']> {
+        this.reads++;
+        return super.get(invocationId);
+      }
       override async create(state: ExecutionState): Promise<number> {
         this.writes.push(`create ${state.status}`);
         this.#created();
@@ -144,6 +149,22 @@ describe('executor', () => {
       expect(states.writes).toEqual(['create completed']);
       const stored = (await states.get(cmd.invocationId))!.state;
       expect([stored.startSequence, stored.runDelivery, stored.attempt]).toEqual([3n, 1, 1]);
+    });
+
+    it('reads no state first when its client made the ID just now, and is still dropped when the ID was taken', async () => {
+      const services = new FakeServices();
+      const { states, executor } = counted([greetThree], services);
+      const cmd = command('greet_three', { names: ['a'] });
+      expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true, freshId: true })).kind).toBe('ended');
+      expect([states.reads, states.writes]).toEqual([0, ['create completed']]);
+      // Not one its client made just now: looked up, and found.
+      const other = command('greet_three', { names: ['b'] });
+      await executor.execute(other, { startSequence: 2n, delivery: 1, firstDelivery: true });
+      expect(states.reads).toBe(1);
+      // A fresh ID that is taken all the same (a client's mistake): the run's write finds it.
+      const taken = await executor.execute(cmd, { startSequence: 3n, delivery: 1, firstDelivery: true, freshId: true });
+      expect(taken.kind).toBe('duplicate');
+      expect((await states.get(cmd.invocationId))!.state.startSequence).toBe(1n);
     });
 
     it('writes its running state when it runs on, and builds its final state on it', async () => {

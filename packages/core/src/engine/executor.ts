@@ -146,6 +146,13 @@ export interface ExecuteOptions {
    */
   firstDelivery?: boolean;
   /**
+   * With `firstDelivery`: the invocation ID was made just now by the client that sent the
+   * command (not given by its caller), so no invocation can have it yet and the run starts
+   * without reading its state. A write that finds one anyway is fenced, as without this.
+   * @default false
+   */
+  freshId?: boolean;
+  /**
    * The command's stream sequence: recorded when it creates the invocation, so that another
    * start command for the same ID is recognised as a duplicate and dropped.
    */
@@ -228,13 +235,15 @@ export class Executor {
   /** Decides what the command leads to before anything is written for it. */
   async #admit(command: Command, options: ExecuteOptions): Promise<Admission> {
     const { states, workflows } = this.#options;
-    const found = await states.get(command.invocationId);
     // A command delivered for the first time almost always starts a new invocation: it runs
     // at once, and its state is written later (its first write of it fails if the invocation
     // exists meanwhile). Not an exclusive workflow: it may have to queue for its key first.
     // Nor a child (`invoke`): its parent's cancel must find it to cancel it.
     const workflow = workflows.find(command.handler);
-    if (!found && options.firstDelivery && workflow && !workflow.options.exclusive && !command.parent) {
+    const runsUnwritten = options.firstDelivery && workflow && !workflow.options.exclusive && !command.parent;
+    // An ID its client made just now names no invocation yet: not even a look.
+    const found = runsUnwritten && options.freshId ? null : await states.get(command.invocationId);
+    if (!found && runsUnwritten) {
       return { kind: 'admitted', workflow, state: this.#initialState(command, options), found: null, unwritten: true };
     }
     const outcome = this.#refuse(command, found, options);

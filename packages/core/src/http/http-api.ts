@@ -12,7 +12,7 @@ import { Hono, type Context as HonoContext } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { DurableClient } from '../client/client.js';
+import type { DurableClient, SubmitOptions } from '../client/client.js';
 import {
   AwakeableNotFoundError,
   ConflictError,
@@ -89,16 +89,17 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     const input = await jsonBody(c, true);
     const traceparent = c.req.header('traceparent');
     const tracestate = c.req.header('tracestate');
-    const submission = await client.submit(name, input, {
+    const submit: SubmitOptions = {
       // The caller's trace goes on through the command to the run.
       ...(traceparent ? { trace: tracestate ? { traceparent, tracestate } : { traceparent } } : {}),
       ...(partitionKey !== undefined ? { partitionKey } : {}),
       ...(idempotencyKey ? { invocationId: idempotencyKey } : {}),
-    });
+    };
     if (wait !== 'true' && wait !== '1') {
+      const submission = await client.submit(name, input, submit);
       return c.json({ invocation_id: submission.invocationId, duplicate: submission.duplicate }, 202);
     }
-    const state = await client.waitForResult(submission.invocationId, { timeoutMs });
+    const { state } = await client.submitAndWait(name, input, { ...submit, timeoutMs });
     return c.json(stateToJson(state), 200);
   });
 

@@ -16,6 +16,13 @@ import { scheduleCommand } from './timers.js';
 import { resumeCommand } from '../engine/commands.js';
 import { withRetry, type RetryOptions } from './retry.js';
 
+/**
+ * Header of a start command whose invocation ID its client made just now (a random UUID,
+ * not one given by its caller): no invocation can have it yet, so the command's first
+ * delivery runs without looking for one.
+ */
+export const FRESH_ID_HEADER = 'Durable-Fresh-Id';
+
 /** A client operation that writes a state or record, then sends what follows from it. */
 export type ClientOperation = 'resume' | 'pause' | 'cancel' | 'resolve' | 'reject';
 

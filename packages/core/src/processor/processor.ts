@@ -41,7 +41,7 @@ import { DEFAULT_ACK_WAIT_S, MAX_PARTITION_IN_FLIGHT, OWNER_GROUP, partitionCons
 import { NatsStateStore } from '../nats/state-store.js';
 import { ExecutionIndex, registerWorkflows } from '../nats/execution-index.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
-import { NatsInvocationGateway } from '../nats/invocations.js';
+import { FRESH_ID_HEADER, NatsInvocationGateway } from '../nats/invocations.js';
 import { NatsKeyedStateStore } from '../nats/keyed-state-store.js';
 import { NatsRetention } from '../nats/retention.js';
 import { NatsTimerScheduler } from '../nats/timers.js';
@@ -373,6 +373,7 @@ export class Processor {
       outcome = await this.#executor.execute(command, {
         signal: cancel.signal,
         firstDelivery,
+        freshId: firstDelivery && msg.headers?.get(FRESH_ID_HEADER) === '1',
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
         ...(trace ? { trace } : {}),
