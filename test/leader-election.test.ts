@@ -17,7 +17,7 @@ import {
   UnavailableError,
   type ServiceInvoker,
 } from '../packages/core/src/index.js';
-import { type NatsCluster, startCluster, TEST_CLUSTER_PORTS } from './support/nats-cluster.js';
+import { type NatsCluster, ownClusterPorts, startCluster } from './support/nats-cluster.js';
 
 type Connection = Awaited<ReturnType<typeof connectNats>>;
 
@@ -43,9 +43,7 @@ beforeAll(async () => {
   // Three ports past the suite's cluster (which uses DURABLE_TEST_NATS_PORT + 0..2).
   const offset = 3;
   cluster = await startCluster({
-    clientPort: TEST_CLUSTER_PORTS.clientPort + offset,
-    routePort: TEST_CLUSTER_PORTS.routePort + offset,
-    monitorPort: TEST_CLUSTER_PORTS.monitorPort + offset,
+    ...ownClusterPorts(offset),
   });
   processorNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });
   clientNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });

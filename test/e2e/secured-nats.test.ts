@@ -26,7 +26,7 @@ import {
   stopApps,
   uniq,
 } from '../support/app-process.js';
-import { type NatsCluster, TEST_CLUSTER_PORTS, startCluster } from '../support/nats-cluster.js';
+import { type NatsCluster, ownClusterPorts, startCluster } from '../support/nats-cluster.js';
 import { type NatsAuthKind, type NatsSecurity, createNatsSecurity } from '../support/secured-nats.js';
 
 /** Ports past the suite's cluster (+0..2) and leader-election.test.ts's (+3..5). */
@@ -55,9 +55,7 @@ function securedCluster(kind: NatsAuthKind): () => { cluster: NatsCluster; secur
     dirs.push(dir);
     security = await createNatsSecurity(dir, kind);
     cluster = await startCluster({
-      clientPort: TEST_CLUSTER_PORTS.clientPort + OFFSET,
-      routePort: TEST_CLUSTER_PORTS.routePort + OFFSET,
-      monitorPort: TEST_CLUSTER_PORTS.monitorPort + OFFSET,
+      ...ownClusterPorts(OFFSET),
       security: security.security,
     });
   }, 60_000);

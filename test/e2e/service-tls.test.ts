@@ -23,7 +23,7 @@ import {
   stopApps,
   uniq,
 } from '../support/app-process.js';
-import { type NatsCluster, TEST_CLUSTER_PORTS, startCluster } from '../support/nats-cluster.js';
+import { type NatsCluster, ownClusterPorts, startCluster } from '../support/nats-cluster.js';
 import { type TestPki, createTestPki } from '../support/test-pki.js';
 
 /** Ports past the suite's cluster (+0..2), leader-election.test.ts's (+3..5) and secured-nats.test.ts's (+6..8). */
@@ -39,9 +39,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'service-tls-'));
   pki = await createTestPki(dir);
   cluster = await startCluster({
-    clientPort: TEST_CLUSTER_PORTS.clientPort + OFFSET,
-    routePort: TEST_CLUSTER_PORTS.routePort + OFFSET,
-    monitorPort: TEST_CLUSTER_PORTS.monitorPort + OFFSET,
+    ...ownClusterPorts(OFFSET),
   });
   hello = startApp('hello-service', {
     args: ['--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile, '--tls-ca', pki.caFile],

@@ -47,6 +47,16 @@ export const DEV_CLUSTER_PORTS: ClusterPorts = { clientPort: 4222, routePort: 62
  */
 export const TEST_CLUSTER_PORTS: ClusterPorts = testClusterPorts(process.env.DURABLE_TEST_NATS_PORT);
 
+/**
+ * Ports `offset` past the suite's cluster, for a test file that starts a cluster of its
+ * own (to kill its nodes). Taken: +3 leader-election, +6 secured-nats, +9 service-tls,
+ * +12 consumer-state-loss.
+ */
+export function ownClusterPorts(offset: number): ClusterPorts {
+  const { clientPort, routePort, monitorPort } = TEST_CLUSTER_PORTS;
+  return { clientPort: clientPort + offset, routePort: routePort + offset, monitorPort: monitorPort + offset };
+}
+
 function testClusterPorts(base: string | undefined): ClusterPorts {
   const clientPort = base === undefined || base === '' ? 14222 : Number.parseInt(base, 10);
   if (!Number.isInteger(clientPort) || clientPort < 1024 || clientPort > 60_000) {

@@ -85,8 +85,13 @@ export interface ExecutorOptions {
 
 /** What became of a command. */
 export type ExecutionOutcome =
-  /** The invocation ended (completed, failed or cancelled) and its final state is written. */
-  | { kind: 'ended'; state: ExecutionState }
+  /**
+   * The invocation ended (completed, failed or cancelled) and its final state is written.
+   * `removal`: its removal after the retention being scheduled; the command is to be
+   * acknowledged only once that is done (a crash before it delivers the command again, and
+   * the run that finds the invocation ended schedules it then).
+   */
+  | { kind: 'ended'; state: ExecutionState; removal: Promise<void> }
   /** The invocation had ended before: nothing was run again. */
   | { kind: 'already-ended'; state: ExecutionState }
   /** The workflow waits on a timer: its state says so and nothing of it stays in memory. */
@@ -633,10 +638,9 @@ export class Executor {
     // invocation of its key under way and its parent woken.
     await this.#followUp(final);
     notifier?.announce(final);
-    // Before the command is acknowledged: a crash before this point delivers it again, and
-    // the run that finds the invocation ended schedules its removal then.
-    await this.#scheduleRemoval(final);
-    return { kind: 'ended', state: final };
+    const removal = this.#scheduleRemoval(final);
+    removal.catch(() => undefined); // its failure is the caller's to see, not an unhandled rejection
+    return { kind: 'ended', state: final, removal };
   }
 
   /** Schedules the removal of an ended invocation once its retention has passed. */

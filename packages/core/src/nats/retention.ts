@@ -8,6 +8,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { setTimeout as wait } from 'node:timers/promises';
 import type { EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { keyedStateKey } from '../engine/keyed-state.js';
@@ -21,8 +22,18 @@ const PURGE_TIMER = 'purge';
 /** Step types of the entries that made an awakeable: `AWAKEABLE:<awakeable id>`. */
 const AWAKEABLE_STEP = 'AWAKEABLE:';
 
+/**
+ * Purges scheduled within this long of each other are published together, so that the
+ * stream takes them in one replicated, synced write rather than one each, ms. The commands
+ * that end their invocations are acknowledged after it (see `ExecutionOutcome`).
+ */
+const SCHEDULE_BATCH_MS = 50;
+
 /** A RetentionStore on the engine's streams and buckets. */
 export class NatsRetention implements RetentionStore {
+  /** The window the purges scheduled now are published at the end of. */
+  #batch: Promise<void> | undefined;
+
   constructor(
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
@@ -40,7 +51,16 @@ export class NatsRetention implements RetentionStore {
       retentionMs: BigInt(retentionMs),
       submittedAtMs: BigInt(Date.now()),
     });
+    await this.#window();
     await scheduleCommand(this.js, this.names, { command, dueAtMs, timer: PURGE_TIMER });
+  }
+
+  /** Resolves at the end of the batch window open now, or of one opened here. */
+  #window(): Promise<void> {
+    this.#batch ??= wait(SCHEDULE_BATCH_MS, undefined, { ref: false }).then(() => {
+      this.#batch = undefined;
+    });
+    return this.#batch;
   }
 
   async purge(state: ExecutionState): Promise<void> {

@@ -118,6 +118,10 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
       maxAckPending: MAX_PARTITION_IN_FLIGHT,
       filterSubject: `${names.commandsSubject}.${p}.>`,
       pinned: true,
+      // Every delivery and ack would otherwise be a synced write of its own, a third of
+      // the servers' work per invocation. The commands stay on disk; a consumer that loses
+      // its state (two of its three servers down at once) delivers them again as new.
+      memory: true,
     });
   }
   await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions), { log });
@@ -320,6 +324,7 @@ async function ensureConsumer(jsm: JetStreamManager, stream: string, name: strin
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         max_deliver: -1,
+        ...(options.memory ? { mem_storage: true } : {}),
         ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
         ...wanted,
       });
@@ -336,4 +341,6 @@ interface ConsumerSettings {
   filterSubject?: string;
   /** One pinned client at a time (a partition's owner), see {@link OWNER_GROUP}. */
   pinned?: boolean;
+  /** Its state (deliveries, acks) replicated in memory rather than synced to disk; set when it is made, kept after. */
+  memory?: boolean;
 }

@@ -28,7 +28,12 @@ export type Disposition =
   /** Another processor has it: forgotten here, neither acknowledged nor handed back. */
   | 'abandon'
   /** The processor is stopping: handed back for immediate redelivery. */
-  | 'handback';
+  | 'handback'
+  /**
+   * Finished, the key goes on; acknowledged once `ackAfter` resolves (what must be written
+   * before, still under way). Not acknowledged if it rejects: the command comes back.
+   */
+  | { ackAfter: Promise<void> };
 
 /** How a lane runs what it starts. */
 export interface LaneHandler {
@@ -302,6 +307,11 @@ export class PartitionLane {
       this.#o.handler.release();
     }
     if (this.#running.get(key) === msg) this.#running.delete(key);
+    if (typeof disposition === 'object') {
+      await this.#ackAfter(msg, disposition.ackAfter);
+      void this.#pump(key);
+      return;
+    }
     switch (disposition) {
       case 'ack':
         if (this.#settled) {
@@ -330,6 +340,25 @@ export class PartitionLane {
         break;
     }
     void this.#pump(key);
+  }
+
+  /**
+   * Acknowledges a finished command once `written` resolves. On a settled partition the key
+   * goes on at once, the ack following in the background (waited for by `stop`); otherwise,
+   * as for an ack, the next command of the key looks for this one in the stream, and waits.
+   */
+  async #ackAfter(msg: JsMsg, written: Promise<void>): Promise<void> {
+    if (!this.#settled) {
+      this.#finished.add(msg.seq);
+      if (await written.then(() => true, () => false)) await msg.ackAck().catch(() => false);
+      return;
+    }
+    const acked = written.then(
+      () => msg.ack(),
+      () => undefined, // not acknowledged: delivered again, it finds its invocation ended and writes what is missing
+    );
+    this.#runs.add(acked);
+    void acked.finally(() => this.#runs.delete(acked));
   }
 
   #putBack(key: string, msg: JsMsg): void {

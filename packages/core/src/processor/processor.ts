@@ -366,6 +366,9 @@ export class Processor {
     const cancel = new AbortController();
     const unlink = abortWith(cancel, [this.#stopping.signal, giveUp]);
     this.#cancels.set(command.invocationId, cancel);
+    // A consumer that lost its state (its servers' memory, see setup) counts again from 1:
+    // such a "first" delivery of a command run before finds its state (read, or by the
+    // run's first write, which is fenced) and goes on from there, a step at most done again.
     const firstDelivery = msg.info.deliveryCount === 1 && command.kind === CommandKind.START && !this.#ranBefore.has(msg);
     this.#ranBefore.add(msg);
     let outcome: ExecutionOutcome;
@@ -387,6 +390,8 @@ export class Processor {
     }
     switch (outcome.kind) {
       case 'ended':
+        // Acknowledged once its removal is scheduled: a crash before delivers it again.
+        return { ackAfter: outcome.removal };
       case 'suspended':
       case 'paused':
       case 'queued':

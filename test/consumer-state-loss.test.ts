@@ -1,0 +1,138 @@
+/**
+ * The partitions' consumers keep their delivery state in memory (see
+ * packages/core/src/nats/setup.ts): with every server of the cluster killed at once, they
+ * come back with none and deliver the commands still in the stream again, each as a first
+ * delivery. Nothing is lost or recorded twice for that: runs under way when the servers went
+ * end once, with each step journaled once and run at most once more; invocations that ended
+ * and were acknowledged before are not run again. On a cluster of its own, since it kills it.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats, decodeJson, defineWorkflow, DurableClient, engineNames, Processor, silentLogger, type ServiceInvoker } from '../packages/core/src/index.js';
+import { partitionConsumer } from '../packages/core/src/nats/setup.js';
+import { type NatsCluster, ownClusterPorts, startCluster } from './support/nats-cluster.js';
+
+/** Ports past the suite's cluster (+0..2) and those of the other files with a cluster of their own (+3..11). */
+const OFFSET = 12;
+const namespace = 'statelost';
+const names = engineNames(namespace);
+const PARTITIONS = 4;
+const noServices: ServiceInvoker = {
+  call: async () => Promise.reject(new Error('no services here')),
+  close: () => undefined,
+};
+
+/** How often each invocation's first step ran its side effect. */
+const effects = new Map<string, number>();
+/** Held open until the servers are back: the runs under way wait at their second step. */
+let openGate: () => void = () => undefined;
+const gate = new Promise<void>((resolve) => (openGate = resolve));
+const atGate = new Set<string>();
+let gateReached: () => void = () => undefined;
+
+const IN_FLIGHT = 6;
+const allAtGate = new Promise<void>((resolve) => (gateReached = resolve));
+
+const quick = defineWorkflow<{ n: number }, number>('sl_quick', async (ctx, { n }) => {
+  await ctx.run('effect', () => effects.set(ctx.invocationId, (effects.get(ctx.invocationId) ?? 0) + 1));
+  return n;
+});
+
+const held = defineWorkflow<{ n: number }, number>('sl_held', async (ctx, { n }) => {
+  await ctx.run('effect', () => effects.set(ctx.invocationId, (effects.get(ctx.invocationId) ?? 0) + 1));
+  await ctx.run('wait', async () => {
+    atGate.add(ctx.invocationId);
+    if (atGate.size === IN_FLIGHT) gateReached();
+    await gate;
+  });
+  return n * 2;
+});
+
+type Connection = Awaited<ReturnType<typeof connectNats>>;
+let cluster: NatsCluster;
+let processorNc: Connection;
+let clientNc: Connection;
+let processor: Processor;
+let client: DurableClient;
+
+beforeAll(async () => {
+  cluster = await startCluster({
+    ...ownClusterPorts(OFFSET),
+  });
+  processorNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });
+  clientNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });
+  processor = await Processor.start({
+    nc: processorNc,
+    namespace,
+    partitions: PARTITIONS,
+    workflows: [quick, held],
+    services: noServices,
+    logger: silentLogger(),
+    ackWaitSeconds: 4,
+  });
+  client = await DurableClient.connect({ nc: clientNc, namespace });
+}, 120_000);
+
+afterAll(async () => {
+  openGate();
+  await processor?.stop();
+  await processorNc?.close();
+  await clientNc?.close();
+  await cluster?.stop();
+});
+
+/** The partitions' consumers, summed: deliveries acknowledged (their ack floors), and deliveries waiting for an ack. */
+async function consumerStates(): Promise<{ acked: number; ackPending: number }> {
+  const jsm = await jetstreamManager(clientNc);
+  let acked = 0;
+  let ackPending = 0;
+  for (let p = 0; p < PARTITIONS; p++) {
+    const info = await jsm.consumers.info(names.commandsStream, partitionConsumer('processor-1', p));
+    acked += info.ack_floor.consumer_seq;
+    ackPending += info.num_ack_pending;
+  }
+  return { acked, ackPending };
+}
+
+/** {@link consumerStates} once the restarted cluster answers. */
+async function consumerStatesWhenBack(): Promise<{ acked: number; ackPending: number }> {
+  let states: { acked: number; ackPending: number } | undefined;
+  await expect
+    .poll(async () => (states = await consumerStates().catch(() => undefined)) !== undefined, { timeout: 60_000, interval: 250 })
+    .toBe(true);
+  return states!;
+}
+
+describe('the partitions’ consumers losing their state (every server killed at once)', () => {
+  it('lose nothing and record nothing twice: runs under way end once, ended ones are not run again', { timeout: 240_000 }, async () => {
+    // Ended before the servers go, and acknowledged.
+    const ended = await Promise.all(Array.from({ length: 5 }, (_, n) => client.submitAndWait(quick, { n })));
+    expect(ended.map((e) => e.state.status)).toEqual(Array(5).fill('completed'));
+    // Under way when they go: each past its first step, waiting at its second.
+    const running = await Promise.all(Array.from({ length: IN_FLIGHT }, (_, n) => client.submit(held, { n }, { partitionKey: `held-${n}` })));
+    await allAtGate;
+    // Every acknowledgement but those of the runs under way has reached the consumers.
+    await expect.poll(async () => (await consumerStates()).ackPending, { timeout: 30_000 }).toBe(IN_FLIGHT);
+    const before = await consumerStates();
+
+    for (let i = 0; i < 3; i++) await cluster.stopNode(i, { kill: true });
+    await Promise.all([0, 1, 2].map((i) => cluster.startNode(i)));
+    // The consumers started again from nothing: the acknowledgements they had are gone.
+    expect(before.acked).toBeGreaterThan(0);
+    expect((await consumerStatesWhenBack()).acked).toBe(0);
+    openGate();
+
+    const outcomes = await Promise.all(running.map((r) => client.waitForResult(r.invocationId, { timeoutMs: 180_000 })));
+    expect(outcomes.map((s) => [s.status, decodeJson(s.currentState)])).toEqual(running.map((_, n) => ['completed', n * 2]));
+    for (const { invocationId } of running) {
+      const journal = await client.getJournal(invocationId);
+      const steps = journal.map((e) => e.stepType);
+      expect(new Set(steps).size).toBe(steps.length);
+      expect(effects.get(invocationId)).toBeGreaterThanOrEqual(1);
+      expect(effects.get(invocationId)).toBeLessThanOrEqual(2);
+    }
+    for (const { invocationId } of ended) expect(effects.get(invocationId)).toBe(1);
+    // And the redelivered commands are all acknowledged in the end: none is left to come back.
+    await expect.poll(async () => (await consumerStates()).ackPending, { timeout: 60_000, interval: 500 }).toBe(0);
+  });
+});
