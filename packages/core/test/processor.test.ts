@@ -142,6 +142,25 @@ describe('processor', () => {
     expect(reads.filter((r) => r.includes(given.invocationId)).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('announces the outcome to the submitting client’s one reply subscription, and on the invocation’s own subject', async () => {
+    const heard: string[] = [];
+    const subs = [nc.subscribe(`${names.resultSubject}.to.>`), nc.subscribe(`${names.resultSubject}.*`)];
+    for (const sub of subs) void (async () => { for await (const m of sub) heard.push(m.subject); })();
+    await nc.flush();
+    const first = await client.submitAndWait(hello, { name: 'first' });
+    const second = await client.submitAndWait(hello, { name: 'second' });
+    const given = await client.submitAndWait(hello, { name: 'given' }, { invocationId: `given-${Math.random().toString(36).slice(2)}` });
+    await expect.poll(() => heard.filter((h) => h.endsWith(given.invocationId)).length).toBe(1);
+    for (const sub of subs) sub.unsubscribe();
+    const to = (id: string) => heard.filter((h) => h.startsWith(`${names.resultSubject}.to.`) && h.endsWith(`.${id}`));
+    // Both to the same subscription of this client: one prefix.
+    expect([to(first.invocationId).length, to(second.invocationId).length]).toEqual([1, 1]);
+    expect(to(first.invocationId)[0]!.replace(first.invocationId, '')).toBe(to(second.invocationId)[0]!.replace(second.invocationId, ''));
+    expect(heard).toContain(`${names.resultSubject}.${first.invocationId}`);
+    // An ID given by the caller, which another client may submit too: on its own subject only.
+    expect(to(given.invocationId)).toEqual([]);
+  });
+
   it('fails an unknown handler at once with the reason', async () => {
     const { invocationId } = await client.submit('no_such_workflow', {});
     const state = await client.waitForResult(invocationId, { timeoutMs: 10_000 });

@@ -8,9 +8,8 @@ import { context, trace as otelTrace } from '@opentelemetry/api';
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { randomUUID } from 'node:crypto';
-import { setTimeout as wait } from 'node:timers/promises';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { checkAnyInvocationId, checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
 import { CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import {
@@ -38,7 +37,7 @@ import { withRetry, type RetryOptions } from '../nats/retry.js';
 import { NatsKeyedRecordStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsRetention } from '../nats/retention.js';
-import { resultSubject } from '../nats/result-channel.js';
+import { replySubjects, resultSubject } from '../nats/result-channel.js';
 import { decodeState, NatsStateStore } from '../nats/state-store.js';
 import { traceHeaders, type TraceHeaders } from '../observability/trace-context.js';
 import { ExecutionIndex } from '../nats/execution-index.js';
@@ -91,10 +90,35 @@ export interface WaitOptions {
 
 /** A wait for an invocation's outcome: its subscription to the announcement, and its deadline. */
 interface ResultListener {
-  sub: Subscription;
+  /** The outcome announced, or undefined once the deadline has passed. */
   announced: Promise<ExecutionState | undefined>;
+  /** Stops listening. */
+  stop(): void;
   timeoutMs: number;
   deadline: number;
+}
+
+/** The one subscription on which a client hears the outcomes of the invocations it submitted and waits for. */
+interface Replies {
+  prefix: string;
+  waiting: Map<string, (state: ExecutionState | undefined) => void>;
+}
+
+/** The outcome once announced, or 'look' when `ms` have passed first. */
+function announcedWithin(announced: Promise<ExecutionState | undefined>, ms: number): Promise<ExecutionState | undefined | 'look'> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve('look'), ms);
+    announced.then(
+      (state) => {
+        clearTimeout(timer);
+        resolve(state);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** What {@link DurableClient.submit} did. */
@@ -110,6 +134,8 @@ export interface Submission {
 /** Submits invocations and reads their state. */
 export class DurableClient {
   readonly names: EngineNames;
+  /** The reply subscription of {@link DurableClient.submitAndWait}, made at its first use. */
+  #replies: Replies | undefined;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #kv: KV;
@@ -168,8 +194,11 @@ export class DurableClient {
     return this.#submit(workflow, input, options, fresh ? randomUUID() : checkInvocationId(options.invocationId!), fresh);
   }
 
-  /** Submits under `invocationId`; `fresh` when this client made the ID just now. */
-  async #submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions, invocationId: string, fresh: boolean): Promise<Submission> {
+  /**
+   * Submits under `invocationId`; `fresh` when this client made the ID just now;
+   * `replySubject` where the outcome is to be announced to this client.
+   */
+  async #submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions, invocationId: string, fresh: boolean, replySubject = ''): Promise<Submission> {
     const handler = workflowName(workflow);
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const service = options.service ?? (typeof workflow === 'string' ? '' : (workflow.options.service ?? ''));
@@ -181,6 +210,7 @@ export class DurableClient {
       partitionKey,
       submittedAtMs: BigInt(Date.now()),
       retryOf: options.retryOf ?? '',
+      replySubject,
     });
     const subject = `${this.names.commandsSubject}.${partitionKey}`;
     const bytes = toBinary(CommandSchema, command);
@@ -221,7 +251,41 @@ export class DurableClient {
       if (err instanceof NatsTimeoutError) return undefined;
       throw err;
     });
-    return { sub, announced, timeoutMs, deadline: Date.now() + timeoutMs };
+    return { announced, stop: () => sub.unsubscribe(), timeoutMs, deadline: Date.now() + timeoutMs };
+  }
+
+  /**
+   * Listens for the outcome of an invocation this client is about to submit, on the
+   * client's one reply subscription (made at its first use), and names the subject the
+   * command is to carry.
+   */
+  #listenForReply(invocationId: string, options: WaitOptions): ResultListener & { subject: string } {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const replies = (this.#replies ??= this.#replySubscription());
+    // Settles when announced; the wait ends at its deadline without it.
+    const announced = new Promise<ExecutionState | undefined>((resolve) => replies.waiting.set(invocationId, resolve));
+    const stop = () => void replies.waiting.delete(invocationId);
+    return { subject: `${replies.prefix}.${invocationId}`, announced, stop, timeoutMs, deadline: Date.now() + timeoutMs };
+  }
+
+  #replySubscription(): Replies {
+    const { prefix, wildcard } = replySubjects(this.names, randomBytes(9).toString('base64url'));
+    const replies: Replies = { prefix, waiting: new Map() };
+    this.#nc.subscribe(wildcard, {
+      callback: (err, msg) => {
+        if (err) return;
+        const invocationId = msg.subject.slice(prefix.length + 1);
+        const resolve = replies.waiting.get(invocationId);
+        if (!resolve) return;
+        replies.waiting.delete(invocationId);
+        try {
+          resolve(decodeState(msg.data, invocationId));
+        } catch {
+          // Not a state: the wait's looks find the outcome.
+        }
+      },
+    });
+    return replies;
   }
 
   /**
@@ -230,7 +294,7 @@ export class DurableClient {
    * only be announced after that, so an immediate look would find nothing.
    */
   async #awaitResult(invocationId: string, listener: ResultListener, lookFirst: boolean): Promise<ExecutionState> {
-    const { sub, announced, timeoutMs, deadline } = listener;
+    const { announced, timeoutMs, deadline } = listener;
     try {
       // Listening before looking: an outcome written after the look is announced to us.
       const current = lookFirst ? await this.#lookSoft(invocationId) : null;
@@ -238,16 +302,14 @@ export class DurableClient {
       // An announcement published before our interest reached the processor's server is
       // lost; a look now and then (1 s, 2 s, 4 s, then every 5 s) finds that outcome anyway.
       for (let pause = 1_000; Date.now() < deadline; pause = Math.min(pause * 2, 5_000)) {
-        const timer = new AbortController();
-        const woke = await Promise.race([announced, wait(Math.min(pause, Math.max(0, deadline - Date.now())), 'look' as const, { signal: timer.signal })]);
-        timer.abort();
+        const woke = await announcedWithin(announced, Math.min(pause, Math.max(0, deadline - Date.now())));
         if (woke === undefined) break;
         if (woke !== 'look') return woke;
         const look = await this.#lookSoft(invocationId);
         if (look && isTerminal(look.state.status)) return look.state;
       }
     } finally {
-      sub.unsubscribe();
+      listener.stop();
     }
     const last = await this.#lookSoft(invocationId);
     if (last && isTerminal(last.state.status)) return last.state;
@@ -281,13 +343,15 @@ export class DurableClient {
     const fresh = options.invocationId === undefined;
     const invocationId = fresh ? randomUUID() : checkInvocationId(options.invocationId!);
     // Listening before submitting: the outcome of an ID made just now can only be announced
-    // after that, so it needs no look first.
-    const listener = this.#listen(invocationId, options);
+    // after that, so it needs no look first. It is announced to this client's one reply
+    // subscription; that of an ID given, which others may submit too, on its own subject.
+    const reply = fresh ? this.#listenForReply(invocationId, options) : undefined;
+    const listener = reply ?? this.#listen(invocationId, options);
     let submission: Submission;
     try {
-      submission = await this.#submit(workflow, input, options, invocationId, fresh);
+      submission = await this.#submit(workflow, input, options, invocationId, fresh, reply?.subject);
     } catch (err) {
-      listener.sub.unsubscribe();
+      listener.stop();
       throw err;
     }
     options.onSubmitted?.(submission);

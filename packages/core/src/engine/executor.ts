@@ -583,6 +583,7 @@ export class Executor {
       startSequence: startSequence ?? 0n,
       runSequence: startSequence ?? 0n,
       traceParent: options.trace?.traceparent ?? '',
+      replySubject: command.replySubject,
       runDelivery: options.delivery ?? 0,
       // When it was taken up, also in a state first written when the run ends.
       statusHistory: [create(StatusChangeSchema, { status: 'running', atMs: at })],

@@ -13,7 +13,22 @@ export function resultSubject(names: EngineNames, invocationId: string): string 
   return `${names.resultSubject}.${invocationId}`;
 }
 
-/** Publishes each final state on the invocation's result subject. */
+/**
+ * The subjects on which one client hears the outcomes of the invocations it submitted and
+ * waits for (the start command's `reply_subject`): `<result subject>.to.<client>.<id>`, one
+ * subscription for all of them instead of one per invocation.
+ */
+export function replySubjects(names: EngineNames, client: string): { prefix: string; wildcard: string } {
+  const prefix = `${names.resultSubject}.to.${client}`;
+  return { prefix, wildcard: `${prefix}.*` };
+}
+
+/** A reply subject a command may name: under the result subject's `to.`, with no wildcard or space. */
+function isReplySubject(names: EngineNames, subject: string): boolean {
+  return subject.startsWith(`${names.resultSubject}.to.`) && !/[\s*>]/.test(subject);
+}
+
+/** Publishes each final state on the invocation's result subject, and to the client that waits for it. */
 export class NatsResultNotifier implements ResultNotifier {
   constructor(
     private readonly nc: NatsConnection,
@@ -21,6 +36,9 @@ export class NatsResultNotifier implements ResultNotifier {
   ) {}
 
   announce(state: ExecutionState): void {
-    this.nc.publish(resultSubject(this.names, state.invocationId), toBinary(ExecutionStateSchema, state));
+    const bytes = toBinary(ExecutionStateSchema, state);
+    this.nc.publish(resultSubject(this.names, state.invocationId), bytes);
+    // One made up by a command is not published to: its client looks for the outcome instead.
+    if (state.replySubject !== '' && isReplySubject(this.names, state.replySubject)) this.nc.publish(state.replySubject, bytes);
   }
 }
