@@ -4,6 +4,7 @@
  * pipelined, and fenced on the subject's last sequence like a journal append.
  */
 import { JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { isWrongLastSequence } from '../../packages/core/src/nats/state-store.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -78,7 +79,7 @@ export async function rawBaselines(nc: NatsConnection, options: RawOptions, serv
       } catch (err) {
         // A publish the client retried after the server had stored it moved the subject on:
         // fence on where it is now, and do not count this one.
-        if (!(err instanceof JetStreamApiError) || err.code !== 10071) throw err;
+        if (!isWrongLastSequence(err)) throw err;
         last = (await jsm.streams.getMessage(STREAM, { last_by_subj: 'bench.raw.fenced' }))?.seq ?? 0;
         i--;
       }
