@@ -9,7 +9,7 @@ import { type IdleCpu, idlePerSecond, netPerInvocation } from './cpu.js';
 import type { RawFigures } from './raw.js';
 import type { RetentionFigures } from './retention.js';
 import type { ScalingFigures } from './scaling.js';
-import type { SleepersFigures } from './sleepers.js';
+import { DUE_SPREAD_MS, SLEEPER_KEYS, type SleepersFigures } from './sleepers.js';
 import { targetRows } from './targets.js';
 import { type Latency, count, markdownTable, ms, ratio, significant } from './stats.js';
 
@@ -422,7 +422,7 @@ function sleeperRows(naps: SleepersFigures, idle: IdleCpu | undefined): string[]
   const ended = `${count(naps.completed)} of ${count(naps.count)} completed` + (naps.failed > 0 ? `, ${count(naps.failed)} failed (${naps.firstFailure})` : '');
   return [
     [
-      `${count(naps.asleepAtOnce)} invocations asleep at once (of ${count(naps.count)}; each sleeps ${naps.sleepMs / 1000} s, sized from the throughput above): CPU while they wait, ms per s`,
+      `${count(naps.asleepAtOnce)} invocations asleep at once (of ${count(naps.count)}; due ${naps.sleepMs / 1000} to ${(naps.sleepMs + DUE_SPREAD_MS) / 1000} s after the first submit, evenly, on ${count(SLEEPER_KEYS)} keys; sized from the throughput above): CPU while they wait, ms per s`,
       [GROUPS.processor, GROUPS.servers]
         .map((group) => `${group} ${ms(naps.cpuPerSecond.get(group) ?? Number.NaN)} (idle ${idle ? ms(idlePerSecond(idle, group)) : 'n/a'})`)
         .join(', ') + `; ${asleep}`,

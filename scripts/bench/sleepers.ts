@@ -17,10 +17,14 @@ const FALLBACK_PER_SECOND = 100;
 /**
  * Falling asleep is taken to run at this share of hello_workflow's throughput. Bench runs
  * have measured 0.7 to 3 times (no gRPC call and no final write, but 10,000 commands queued
- * on 64 keys and the bench's watch of every state); when it is slower still, fewer are
- * asleep at once, and the row says so.
+ * and the bench's watch of every state); when it is slower still, fewer are asleep at once,
+ * and the row says so.
  */
 const ASLEEP_SHARE_OF_THROUGHPUT = 0.6;
+/** The sleepers are due one after the other over this long (the performance issue's "due within 10 s of each other"), ms. */
+export const DUE_SPREAD_MS = 10_000;
+/** Partition keys the sleepers are spread over: each key's wake-ups run one at a time. */
+export const SLEEPER_KEYS = 1_000;
 /** Slack between all asleep plus the CPU window and the first due time, ms. */
 const SLACK_MS = 5_000;
 /** Least time the bench waits for the last wake-ups once the last sleep has passed, ms. */
@@ -129,7 +133,9 @@ export async function sleepers(nc: NatsConnection, client: DurableClient, cpu: (
   };
   try {
     const t0 = nowMs();
-    await pipelined(n, 256, async (i) => void (await client.submit('nap', { ms: sleepMs }, { partitionKey: `nap${i % 64}` })));
+    // Due from t0 + sleepMs on, evenly over DUE_SPREAD_MS, whenever each was submitted.
+    const untilMs = (i: number) => Date.now() - nowMs() + t0 + sleepMs + Math.floor((i * DUE_SPREAD_MS) / n);
+    await pipelined(n, 256, async (i) => void (await client.submit('nap', { untilMs: untilMs(i) }, { partitionKey: `nap${i % SLEEPER_KEYS}` })));
     // None can be due before t0 + sleepMs: the window fits before that.
     const allAsleep = await until(
       () => asleep.size >= n,
@@ -144,7 +150,7 @@ export async function sleepers(nc: NatsConnection, client: DurableClient, cpu: (
     const used = cpuBetween(before, cpu());
     await until(
       () => ended.size >= n,
-      () => lastAsleepAt + sleepMs + wakeWaitMs,
+      () => lastAsleepAt + sleepMs + DUE_SPREAD_MS + wakeWaitMs,
     );
     const firings = [...due].flatMap(([id, dueAt]) => {
       const at = resumedAt.get(id);

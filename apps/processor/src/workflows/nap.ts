@@ -7,7 +7,9 @@ import { defineWorkflow } from '@durable/core';
 /** Input of {@link nap}. */
 export interface NapInput {
   /** How long to sleep, ms. */
-  ms: number;
+  ms?: number;
+  /** When to wake instead, unix ms: many naps can then be due at times chosen for them. */
+  untilMs?: number;
 }
 
 /** Output of {@link nap}. */
@@ -18,9 +20,10 @@ export interface NapOutput {
   lateMs: number;
 }
 
-/** Sleeps durably for `ms` and reports how late it woke. */
-export const nap = defineWorkflow<NapInput, NapOutput>('nap', async (ctx, { ms }) => {
-  const dueAtMs = (await ctx.now()) + ms;
-  await ctx.sleep(ms);
+/** Sleeps durably for `ms` (or until `untilMs`) and reports how late it woke. */
+export const nap = defineWorkflow<NapInput, NapOutput>('nap', async (ctx, { ms, untilMs }) => {
+  const now = await ctx.now();
+  const dueAtMs = untilMs ?? now + (ms ?? 0);
+  await ctx.sleep(Math.max(0, dueAtMs - now));
   return { dueAtMs, lateMs: (await ctx.now()) - dueAtMs };
 });
