@@ -353,9 +353,17 @@ export class PartitionLane {
       if (await written.then(() => true, () => false)) await msg.ackAck().catch(() => false);
       return;
     }
+    // Not acknowledged when the write failed or the connection is gone: delivered again, the
+    // command finds its invocation ended and writes what is missing.
     const acked = written.then(
-      () => msg.ack(),
-      () => undefined, // not acknowledged: delivered again, it finds its invocation ended and writes what is missing
+      () => {
+        try {
+          msg.ack();
+        } catch {
+          // the connection closed meanwhile
+        }
+      },
+      () => undefined,
     );
     this.#runs.add(acked);
     void acked.finally(() => this.#runs.delete(acked));
