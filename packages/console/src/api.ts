@@ -52,13 +52,17 @@ export async function api<T = any>(path: string, options: { method?: string; bod
   return body as T;
 }
 
+/** One event of a live feed: its name and its JSON. A caller names the events it expects as a union. */
+export interface FeedEvent {
+  event: string;
+  data: unknown;
+}
+
 /**
  * Reads a server-sent event stream, calling `onEvent` per event, until `signal` aborts.
  * Reconnects after a break (a processor restart), calling `path()` again for where to resume.
  */
-// `data` is an event's JSON as the server sent it: each caller knows the shape of its events.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function follow(path: () => string, onEvent: (event: string, data: any) => void, signal: AbortSignal, onError: (err: Error) => void): Promise<void> {
+export async function follow<E extends FeedEvent>(path: () => string, onEvent: (event: E) => void, signal: AbortSignal, onError: (err: Error) => void): Promise<void> {
   while (!signal.aborted) {
     try {
       const res = await fetch(path(), { headers: headers(false), signal });
@@ -75,7 +79,8 @@ export async function follow(path: () => string, onEvent: (event: string, data: 
           buffer = buffer.slice(cut + 2);
           const event = /^event: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event !== undefined && data !== undefined) onEvent(event, JSON.parse(data));
+          // The feed's JSON is taken for the events the caller names: the server sends those.
+          if (event !== undefined && data !== undefined) onEvent({ event, data: JSON.parse(data) } as E);
         }
       }
     } catch (err) {

@@ -22,6 +22,29 @@ interface EntryJson {
   recorded_at_ms: number;
 }
 
+/** An invocation's state as the API gives it (`stateToJson`), the fields this page shows. */
+interface StateJson {
+  invocation_id: string;
+  handler: string;
+  status: string;
+  partition_key: string;
+  input: unknown;
+  output: unknown;
+  error?: string;
+  created_at_ms: number;
+  ended_at_ms?: number;
+  attempt: number;
+  owner?: string;
+  current_step: number;
+  parent_invocation_id?: string;
+  retry_of?: string;
+  status_history: { status: string; at_ms: number }[];
+  journal_length: number;
+}
+
+/** The invocation's live feed: each state written, each journal entry appended (with its stream sequence). */
+type InvocationEvent = { event: 'state'; data: StateJson } | { event: 'entry'; data: EntryJson & { sequence: number } };
+
 interface StepRow {
   step: number;
   type: string;
@@ -48,7 +71,7 @@ function merge(rows: Map<number, StepRow>, entries: EntryJson[]): Map<number, St
 }
 
 export function InvocationPage({ id, onError }: { id: string; onError: (err: unknown) => void }) {
-  const [state, setState] = useState<any>(null);
+  const [state, setState] = useState<StateJson | null>(null);
   const [steps, setSteps] = useState<Map<number, StepRow>>(new Map());
   const [nextAfter, setNextAfter] = useState<number | undefined>();
   const [keyed, setKeyed] = useState<Record<string, unknown>>({});
@@ -72,13 +95,13 @@ export function InvocationPage({ id, onError }: { id: string; onError: (err: unk
         const lastSequence = await loadPage();
         if (first.partition_key) setKeyed((await api(`/api/keyed-state/${encodeURIComponent(first.partition_key)}`)).values);
         let after = lastSequence ?? 0;
-        void follow(
+        void follow<InvocationEvent>(
           () => `${path}/events?after_sequence=${after}`,
-          (event, data) => {
-            if (event === 'state') setState(data);
-            if (event === 'entry') {
-              after = Math.max(after, data.sequence);
-              setSteps((old) => merge(old, [data]));
+          (e) => {
+            if (e.event === 'state') setState(e.data);
+            if (e.event === 'entry') {
+              after = Math.max(after, e.data.sequence);
+              setSteps((old) => merge(old, [e.data]));
             }
           },
           stop.signal,

@@ -96,9 +96,9 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
   // Live: every state written; the rows the filter takes are updated or added on top.
   useEffect(() => {
     const stop = new AbortController();
-    void follow(
+    void follow<{ event: 'state'; data: Row }>(
       () => '/api/workflows/events',
-      (event, data) => {
+      ({ event, data }) => {
         if (event !== 'state') return;
         setRows((old) => {
           const others = old.filter((r) => r.invocation_id !== data.invocation_id);

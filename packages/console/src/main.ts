@@ -52,7 +52,7 @@ function App() {
       <h1>Durable console</h1>
       <p>This API needs its token (the processor's DURABLE_API_TOKEN).</p>
       ${error && html`<p class="error" role="alert">${error}</p>`}
-      <input type="password" name="token" placeholder="API token" value=${entered} onInput=${(e: any) => setEntered(e.currentTarget.value)} />
+      <input type="password" name="token" placeholder="API token" value=${entered} onInput=${(e: Event) => setEntered((e.currentTarget as HTMLInputElement).value)} />
       <button type="submit">Sign in</button>
     </form>`;
   }

@@ -9,7 +9,7 @@ export function StartPage({ onError }: { onError: (err: unknown) => void }) {
   useEffect(() => {
     api('/api/workflows/stats').then((s) => setNames(Object.keys(s.by_handler)), onError);
   }, []);
-  const set = (key: keyof typeof form) => (e: any) => setForm({ ...form, [key]: e.currentTarget.value });
+  const set = (key: keyof typeof form) => (e: Event) => setForm({ ...form, [key]: (e.currentTarget as HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement).value });
   const submit = async (e: Event) => {
     e.preventDefault();
     try {

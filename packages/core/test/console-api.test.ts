@@ -27,13 +27,16 @@ async function call(method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
+/** An event's JSON: an object for every event the API sends. */
+type EventData = Record<string, unknown>;
+
 /** Reads a server-sent event stream until `until` returns true for an event; aborts it then. */
-async function readEvents(path: string, until: (event: string, data: any) => boolean, onReady: () => Promise<unknown> = async () => undefined): Promise<{ event: string; data: any }[]> {
+async function readEvents(path: string, until: (event: string, data: EventData) => boolean, onReady: () => Promise<unknown> = async () => undefined): Promise<{ event: string; data: EventData }[]> {
   const abort = new AbortController();
   const res = await fetch(`${base}${path}`, { signal: abort.signal });
   expect(res.status).toBe(200);
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const seen: { event: string; data: any }[] = [];
+  const seen: { event: string; data: EventData }[] = [];
   let buffer = '';
   try {
     for (;;) {
@@ -47,7 +50,7 @@ async function readEvents(path: string, until: (event: string, data: any) => boo
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (event === undefined || data === undefined) continue;
-        const parsed = JSON.parse(data);
+        const parsed = JSON.parse(data) as EventData;
         seen.push({ event, data: parsed });
         if (event === 'ready') await onReady();
         if (until(event, parsed)) return seen;
@@ -120,7 +123,7 @@ describe('the console API', () => {
     );
     const entries = events.filter((e) => e.event === 'entry').map((e) => e.data);
     // Only what came after the page: the awakeable's outcome, with its sequence.
-    expect(entries.every((e) => e.sequence > page.body.last_sequence)).toBe(true);
+    expect(entries.every((e) => Number(e.sequence) > page.body.last_sequence)).toBe(true);
     expect(entries).toContainEqual(expect.objectContaining({ step: 2, response: { ok: true } }));
     expect((await call('GET', '/api/workflows/nobody/events')).status).toBe(404);
   });
