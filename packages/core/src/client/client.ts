@@ -121,6 +121,17 @@ function announcedWithin(announced: Promise<ExecutionState | undefined>, ms: num
   });
 }
 
+/** The invocation ID a submission goes under, and whether this client made it just now. */
+interface SubmittedId {
+  invocationId: string;
+  fresh: boolean;
+}
+
+/** The caller's invocation ID, checked, or a random UUID made here (fresh). */
+function idOf(options: SubmitOptions): SubmittedId {
+  return options.invocationId === undefined ? { invocationId: randomUUID(), fresh: true } : { invocationId: checkInvocationId(options.invocationId), fresh: false };
+}
+
 /** What {@link DurableClient.submit} did. */
 export interface Submission {
   invocationId: string;
@@ -190,15 +201,11 @@ export class DurableClient {
    * const { invocationId } = await client.submit('hello_workflow', { name: 'World' }, { partitionKey: 'user-123' });
    */
   async submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions = {}): Promise<Submission> {
-    const fresh = options.invocationId === undefined;
-    return this.#submit(workflow, input, options, fresh ? randomUUID() : checkInvocationId(options.invocationId!), fresh);
+    return this.#submit(workflow, input, options, idOf(options));
   }
 
-  /**
-   * Submits under `invocationId`; `fresh` when this client made the ID just now;
-   * `replySubject` where the outcome is to be announced to this client.
-   */
-  async #submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions, invocationId: string, fresh: boolean, replySubject = ''): Promise<Submission> {
+  /** Submits under `id`; `replySubject` where the outcome is to be announced to this client. */
+  async #submit<In, Out>(workflow: WorkflowRef<In, Out>, input: In, options: SubmitOptions, { invocationId, fresh }: SubmittedId, replySubject = ''): Promise<Submission> {
     const handler = workflowName(workflow);
     const partitionKey = checkPartitionKey(options.partitionKey ?? 'default');
     const service = options.service ?? (typeof workflow === 'string' ? '' : (workflow.options.service ?? ''));
@@ -340,8 +347,8 @@ export class DurableClient {
     input: In,
     options: SubmitOptions & WaitOptions & { onSubmitted?: (submission: Submission) => void } = {},
   ): Promise<Submission & { state: ExecutionState }> {
-    const fresh = options.invocationId === undefined;
-    const invocationId = fresh ? randomUUID() : checkInvocationId(options.invocationId!);
+    const id = idOf(options);
+    const { invocationId, fresh } = id;
     // Listening before submitting: the outcome of an ID made just now can only be announced
     // after that, so it needs no look first. It is announced to this client's one reply
     // subscription; that of an ID given, which others may submit too, on its own subject.
@@ -349,7 +356,7 @@ export class DurableClient {
     const listener = reply ?? this.#listen(invocationId, options);
     let submission: Submission;
     try {
-      submission = await this.#submit(workflow, input, options, invocationId, fresh, reply?.subject);
+      submission = await this.#submit(workflow, input, options, id, reply?.subject);
     } catch (err) {
       listener.stop();
       throw err;

@@ -39,6 +39,6 @@ export class NatsResultNotifier implements ResultNotifier {
     const bytes = toBinary(ExecutionStateSchema, state);
     this.nc.publish(resultSubject(this.names, state.invocationId), bytes);
     // One made up by a command is not published to: its client looks for the outcome instead.
-    if (state.replySubject !== '' && isReplySubject(this.names, state.replySubject)) this.nc.publish(state.replySubject, bytes);
+    if (isReplySubject(this.names, state.replySubject)) this.nc.publish(state.replySubject, bytes);
   }
 }

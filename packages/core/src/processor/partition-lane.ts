@@ -307,22 +307,10 @@ export class PartitionLane {
       this.#o.handler.release();
     }
     if (this.#running.get(key) === msg) this.#running.delete(key);
-    if (typeof disposition === 'object') {
-      await this.#ackAfter(msg, disposition.ackAfter);
-      void this.#pump(key);
-      return;
-    }
-    switch (disposition) {
+    const { kind, ackAfter } = typeof disposition === 'object' ? { kind: 'ack' as const, ackAfter: disposition.ackAfter } : { kind: disposition, ackAfter: undefined };
+    switch (kind) {
       case 'ack':
-        if (this.#settled) {
-          // No start looks for finished commands in the stream: the ack needs no answer
-          // (one lost is a redelivery that finds its invocation ended).
-          msg.ack();
-          break;
-        }
-        // The next command of the key looks for this one in the stream: let the ack land first.
-        this.#finished.add(msg.seq);
-        await msg.ackAck().catch(() => false);
+        await this.#acknowledge(msg, ackAfter);
         break;
       case 'retry':
         this.#putBack(key, msg);
@@ -343,18 +331,23 @@ export class PartitionLane {
   }
 
   /**
-   * Acknowledges a finished command once `written` resolves. On a settled partition the key
-   * goes on at once, the ack following in the background (waited for by `stop`); otherwise,
-   * as for an ack, the next command of the key looks for this one in the stream, and waits.
+   * Acknowledges a finished command, once `written` resolves when given (not at all if it
+   * rejects, or the connection is gone: delivered again, the command finds its invocation
+   * ended and writes what is missing). On a settled partition no start looks for finished
+   * commands in the stream: the key goes on at once and the ack needs no answer (one lost
+   * is such a redelivery); a later one is waited for by `stop`. Otherwise the next command
+   * of the key looks for this one in the stream: the ack lands first.
    */
-  async #ackAfter(msg: JsMsg, written: Promise<void>): Promise<void> {
+  async #acknowledge(msg: JsMsg, written?: Promise<void>): Promise<void> {
     if (!this.#settled) {
       this.#finished.add(msg.seq);
-      if (await written.then(() => true, () => false)) await msg.ackAck().catch(() => false);
+      if (!written || (await written.then(() => true, () => false))) await msg.ackAck().catch(() => false);
       return;
     }
-    // Not acknowledged when the write failed or the connection is gone: delivered again, the
-    // command finds its invocation ended and writes what is missing.
+    if (!written) {
+      msg.ack();
+      return;
+    }
     const acked = written.then(
       () => {
         try {
