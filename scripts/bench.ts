@@ -204,7 +204,7 @@ async function main(m: Measured): Promise<void> {
   progress(`${count(keptN)} hello_workflow on a processor with --retention ${retentionMs / 1000}s, until the streams are back at their baseline`);
   m.retention = await attempt('stored records', async () => {
     const services = createGrpcInvoker(loadServiceRegistry({ addresses: { HelloService: helloAddress } }));
-    return retentionRun(nc, services, keptN, keptInFlight, retentionMs).finally(() => services.close());
+    return retentionRun(nc, services, keptN, keptInFlight, retentionMs, cpu([processor])).finally(() => services.close());
   });
 
   const { n: napN, minSleepMs, windowMs } = SIZES.sleepers;

@@ -462,5 +462,10 @@ function retentionRows(k: RetentionFigures): string[][] {
       `baseline ${show(sum(k.baseline))}; at the end ${show(sum(k.peak))}; ${back}`,
       `baseline once the retention has passed: ${verdict(!Number.isNaN(k.backAfterMs))}`,
     ],
+    [
+      `CPU per invocation, its removal included (the same run, all processes: the run, then until the streams were back)`,
+      `${ratio((k.cpuMs.run + k.cpuMs.removal) / k.invocations)} ms: ${ratio(k.cpuMs.run / k.invocations)} ms over the run, ${ratio(k.cpuMs.removal / k.invocations)} ms after it`,
+      '',
+    ],
   ];
 }

@@ -3,7 +3,8 @@
  * every record of them once their retention has passed; live ones (running, suspended for
  * a long sleep, waiting on an awakeable, holding or queued for a key) stay, also when a
  * purge command reaches them; a child stays while its parent may still read its outcome;
- * a workflow's own retention wins over the processor's; one invocation can be purged now.
+ * a workflow's own retention wins over the processor's; one that left nothing but its state
+ * and index entry has both expire by themselves, with no purge; one invocation can be purged now.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -55,10 +56,15 @@ const blocked = defineWorkflow<unknown, string>('blocked', async (ctx) => ctx.ru
 const keyed = defineWorkflow<unknown, string>('keyed', async (ctx) => ctx.awakeable<string>().promise, { exclusive: true });
 const kept = defineWorkflow<unknown, string>('kept', async () => 'kept forever', { retention: 0 });
 const longKept = defineWorkflow<unknown, string>('long-kept', async () => 'kept a day', { retention: 24 * HOUR_MS });
+const longKeptSteps = defineWorkflow<unknown, string>(
+  'long-kept-steps',
+  async (ctx) => `${await ctx.run('first', () => 'kept')} ${await ctx.run('second', () => 'a day')}`,
+  { retention: 24 * HOUR_MS },
+);
 const child = defineWorkflow<unknown, string>('child', async (ctx) => ctx.awakeable<string>().promise);
 const parent = defineWorkflow<unknown, string>('parent', async (ctx) => `child said ${await ctx.invoke(child, {})}`);
 
-const workflows = [quick, failing, sleepy, waiting, blocked, keyed, kept, longKept, child, parent];
+const workflows = [quick, failing, sleepy, waiting, blocked, keyed, kept, longKept, longKeptSteps, child, parent];
 
 let nc: NatsConnection;
 let processorNc: NatsConnection;
@@ -204,6 +210,8 @@ describe('retention', () => {
       const { invocationId } = await run;
       return { id: invocationId, end: client.waitForResult(invocationId, { timeoutMs: 120_000 }) };
     };
+    // Counted from before they start, so that the counts must follow their going.
+    for (const handler of ['quick', 'failing']) expect((await client.getWorkflowStats({ handler })).total).toBe(0);
     const completedRun = await submitted(client.submit(quick, { n: 21 }));
     const failedRun = await submitted(client.submit(failing, {}));
     const resolvedRun = await submitted(client.submit(waiting, {}));
@@ -228,11 +236,16 @@ describe('retention', () => {
       await js.publish(`${names.commandsSubject}.${state!.partitionKey}`, toBinary(CommandSchema, purge));
     }
 
-    await until('the ended invocations are gone', async () => {
-      for (const id of ended) if ((await client.getState(id)) !== null) return false;
+    // The completed one left nothing but its state and index entry: they expire by themselves
+    // (the server tells of that to no one, hence looks at least every 2 s); the others are purged.
+    await until('the ended invocations are gone with every record', async () => {
+      for (const id of ended) if (Object.values(await records(id)).some((n) => n > 0)) return false;
       return true;
     });
-    for (const id of ended) expect(await records(id)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
+    for (const id of ended) expect(await client.getState(id)).toBeNull();
+    // The server's counts follow both ways of going.
+    expect((await client.getWorkflowStats({ handler: 'quick' })).total).toBe(0);
+    expect((await client.getWorkflowStats({ handler: 'failing' })).total).toBe(0);
     expect(await jsm.streams.getMessage(`KV_${names.awakeablesBucket}`, { last_by_subj: `$KV.${names.awakeablesBucket}.${resolvedAwakeable}` })).toBeNull();
 
     await until('every command but the running one has been handled', () => commandsHandled(1));
@@ -291,12 +304,19 @@ describe('retention', () => {
   it("keeps a workflow's invocations by its own retention, and purges one now on request", { timeout: 240_000 }, async () => {
     const forever = (await client.submit(kept, {})).invocationId;
     const day = (await client.submit(longKept, {})).invocationId;
-    await client.waitForResult(forever, { timeoutMs: 30_000 });
-    await client.waitForResult(day, { timeoutMs: 30_000 });
+    const steps = (await client.submit(longKeptSteps, {})).invocationId;
+    for (const id of [forever, day, steps]) await client.waitForResult(id, { timeoutMs: 30_000 });
     await until('every command has been handled', () => commandsHandled());
     expect((await records(forever)).timers).toBe(0);
-    // Its purge waits a day in the stream.
-    expect((await records(day)).timers).toBe(1);
+    // It left nothing but its state and index entry: both go by themselves in a day, no purge waits.
+    expect(await records(day)).toEqual({ state: 1, journal: 0, index: 1, timers: 0, queue: 0 });
+    const ttl = async (stream: string, subject: string) => (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.header.get('Nats-TTL');
+    expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${day}`)).toBe('86400s');
+    expect(await ttl(names.indexStream, `${names.indexSubject}.completed.long-kept.${day}`)).toBe('86400s');
+    expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${forever}`)).toBe('');
+    // Its first step is in the journal stream: its purge waits a day in the stream, its state has no TTL.
+    expect(await records(steps)).toEqual({ state: 1, journal: 1, index: 1, timers: 1, queue: 0 });
+    expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${steps}`)).toBe('');
 
     const api = createHttpApi({ client });
     expect((await api.request(`/api/workflows/${unknownId()}/purge`, { method: 'POST' })).status).toBe(404);
@@ -304,8 +324,10 @@ describe('retention', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ invocation_id: forever, purged: true });
     expect(await records(forever)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
-    await client.purge(day);
-    expect(await records(day)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
+    for (const id of [day, steps]) {
+      await client.purge(id);
+      expect(await records(id)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
+    }
     await expect(client.purge(day)).rejects.toBeInstanceOf(InvocationNotFoundError);
 
     const sleeping = (await client.submit(sleepy, {})).invocationId;

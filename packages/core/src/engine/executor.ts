@@ -44,6 +44,7 @@ import type {
   ResultNotifier,
   RetentionStore,
   StateStore,
+  StateWriteOptions,
   TimerScheduler,
   VersionedState,
 } from './stores.js';
@@ -273,6 +274,7 @@ export class Executor {
       return this.#followUp(found.state).then(async () => {
         // Its end may not have been followed through (a crash right after the final write).
         this.#options.notifier?.announce(found.state);
+        // A state written to go by itself gets a purge too: it finds the state gone, or removes it on time.
         await this.#scheduleRemoval(found.state);
         return { kind: 'already-ended', state: found.state } as const;
       });
@@ -426,7 +428,17 @@ export class Executor {
     if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
-    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown));
+    // Nothing of this run outside its state and index entry: nothing in its journal stream
+    // (none read, none appended: no sleep, awakeable or child call either), no parent that may
+    // still read it, no place in a key's queue, and no earlier delivery's run that may still
+    // append. Its end may then go by itself once its retention has passed.
+    const alone =
+      options.delivery === 1 &&
+      journal.lastSequence === 0 &&
+      ctx.unappended.length === ctx.entries.length &&
+      !state.parent &&
+      !workflow.options.exclusive;
+    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown), { alone });
     let currentState: Uint8Array;
     try {
       currentState = workflow.output.encode(output);
@@ -450,7 +462,7 @@ export class Executor {
     const appends = (whole ? ctx.inFlight() : ctx.drained()).then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
-    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, appends);
+    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone });
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
     if (ended.kind === 'ended' && lateFailure) {
@@ -485,17 +497,22 @@ export class Executor {
    * A request that finds the run ending is too late to change how it ends.
    * @throws FencedError when another run owns the invocation now.
    */
-  async #updateOwned(next: ExecutionState, revision: number, previous: ExecutionState): Promise<{ revision: number; requested?: ExecutionState }> {
+  async #updateOwned(
+    next: ExecutionState,
+    revision: number,
+    previous: ExecutionState,
+    options?: StateWriteOptions,
+  ): Promise<{ revision: number; requested?: ExecutionState }> {
     const { states } = this.#options;
     try {
-      return { revision: await states.update(next, revision, previous) };
+      return { revision: await states.update(next, revision, previous, options) };
     } catch (err) {
       if (!(err instanceof FencedError)) throw err;
       const current = await states.get(next.invocationId);
       if (!current || !sameRun(current.state, previous)) throw err;
       const marks = isTerminal(next.status) ? {} : { cancelRequested: current.state.cancelRequested, pauseRequested: current.state.pauseRequested };
       const requested = { ...next, ...marks };
-      return { revision: await states.update(requested, current.revision, current.state), requested };
+      return { revision: await states.update(requested, current.revision, current.state, options), requested };
     }
   }
 
@@ -597,10 +614,15 @@ export class Executor {
     revision: number | undefined,
     status: Extract<InvocationStatus, 'completed' | 'failed' | 'cancelled'>,
     error?: Error,
-    /** Journal appends still in flight, written beside the final state; rejects with a FencedError when one was refused. */
-    appends: Promise<void> = Promise.resolve(),
+    how: {
+      /** Journal appends still in flight, written beside the final state; rejects with a FencedError when one was refused. */
+      appends?: Promise<void>;
+      /** The invocation left no record but its state and index entry (see #runAndSettle). */
+      alone?: boolean;
+    } = {},
   ): Promise<ExecutionOutcome> {
-    const { states, logger, notifier } = this.#options;
+    const { states, logger, notifier, retention } = this.#options;
+    const appends = how.appends ?? Promise.resolve();
     const at = now();
     const final: ExecutionState = {
       ...state,
@@ -622,8 +644,11 @@ export class Executor {
       if (journaled) return journaled;
       await keyed.apply(final);
     }
+    // Kept for its retention, then gone: by itself when it left nothing else, else by a purge.
+    const retentionMs = retention ? this.#retentionMs(final.handler) : 0;
+    const expires = how.alone === true && retentionMs > 0 && retention?.expiresStates === true ? { expiresInMs: retentionMs } : undefined;
     const written = await this.#fenced(() =>
-      Promise.all([revision === undefined ? states.create(final) : this.#updateOwned(final, revision, state), appends]),
+      Promise.all([revision === undefined ? states.create(final, expires) : this.#updateOwned(final, revision, state, expires), appends]),
     );
     if ('kind' in written) return written;
     this.#observer.invocationEnded(final.handler, status, Number(at - final.createdAtMs) / 1000);
@@ -639,17 +664,22 @@ export class Executor {
     // invocation of its key under way and its parent woken.
     await this.#followUp(final);
     notifier?.announce(final);
-    const removal = this.#scheduleRemoval(final);
+    const removal = expires ? Promise.resolve() : this.#scheduleRemoval(final);
     removal.catch(() => undefined); // its failure is the caller's to see, not an unhandled rejection
     return { kind: 'ended', state: final, removal };
   }
 
   /** Schedules the removal of an ended invocation once its retention has passed. */
   async #scheduleRemoval(ended: ExecutionState): Promise<void> {
-    const { retention, workflows } = this.#options;
-    const retentionMs = retentionOf(workflows.find(ended.handler), this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
+    const { retention } = this.#options;
+    const retentionMs = this.#retentionMs(ended.handler);
     if (!retention || retentionMs === 0) return;
     await retention.schedulePurge(ended, Number(ended.endedAtMs) + retentionMs, retentionMs);
+  }
+
+  /** How long an ended invocation of the handler is kept, ms; 0 keeps it. */
+  #retentionMs(handler: string): number {
+    return retentionOf(this.#options.workflows.find(handler), this.#options.retentionMs ?? DEFAULT_RETENTION_MS);
   }
 
   /**

@@ -11,6 +11,16 @@ export interface VersionedState {
   revision: number;
 }
 
+/** How a state is written. */
+export interface StateWriteOptions {
+  /**
+   * The state, and the index entry that follows it, go by themselves this long after the
+   * write, ms: for an ended invocation that left no other record, when the store can
+   * (see {@link RetentionStore.expiresStates}).
+   */
+  expiresInMs?: number;
+}
+
 /** One ExecutionState per invocation, written only by compare-and-set. */
 export interface StateStore {
   /** The state of an invocation, or null when it has none. */
@@ -19,14 +29,14 @@ export interface StateStore {
    * Writes the first state of an invocation; returns its revision.
    * @throws FencedError when the invocation already has a state.
    */
-  create(state: ExecutionState): Promise<number>;
+  create(state: ExecutionState, options?: StateWriteOptions): Promise<number>;
   /**
    * Replaces the state if it is still at `revision`; returns the new revision. `previous`,
    * the state at `revision` when the caller has it, lets records that follow the state
    * (the execution index) change without reading it.
    * @throws FencedError when someone else wrote it since.
    */
-  update(state: ExecutionState, revision: number, previous?: ExecutionState): Promise<number>;
+  update(state: ExecutionState, revision: number, previous?: ExecutionState, options?: StateWriteOptions): Promise<number>;
 }
 
 /** The journal of one invocation, read in full and open for fenced appends. */
@@ -135,6 +145,11 @@ export type OwnerIsLive = (invocationId: string) => Promise<boolean> | boolean;
  * for each, routed like any command of its invocation, and removes every record of it.
  */
 export interface RetentionStore {
+  /**
+   * True when a state written with `expiresInMs` goes by itself with its index entry: an
+   * ended invocation that left no other record then needs no purge command.
+   */
+  readonly expiresStates?: boolean;
   /** Schedules the purge of an ended invocation at `dueAtMs`; scheduling it again replaces it. */
   schedulePurge(target: WakeTarget, dueAtMs: number, retentionMs: number): Promise<void>;
   /**

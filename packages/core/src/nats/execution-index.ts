@@ -135,6 +135,8 @@ const COALESCE_MS = 200;
 interface WriteKind {
   created?: boolean;
   previousStatus?: string;
+  /** The state's `Nats-TTL`, which its ended entry takes too. */
+  ttl?: string | undefined;
 }
 
 /** The `from` of a {@link Move} for a state write. */
@@ -150,6 +152,8 @@ interface Move {
    * remove), or 'unknown' (remove whatever else there is).
    */
   from: string;
+  /** The entry's `Nats-TTL`, when it goes by itself with its state. */
+  ttl?: string | undefined;
 }
 
 /**
@@ -212,7 +216,7 @@ export class ExecutionIndex {
   recordEnded(state: ExecutionState, options: WriteKind = {}): Promise<void> {
     const gathered = this.#gathered.get(state.invocationId);
     this.#gathered.delete(state.invocationId);
-    const move = { state, from: gathered?.from ?? replacedStatus(options) };
+    const move = { state, from: gathered?.from ?? replacedStatus(options), ttl: options.ttl };
     if (!this.#background) return this.#move(move);
     let stored: () => void = () => undefined;
     const published = new Promise<void>((resolve) => (stored = resolve));
@@ -235,9 +239,9 @@ export class ExecutionIndex {
   }
 
   /** Publishes the entry (then calls `stored`), then removes the one it replaces; logs a failure. */
-  async #move({ state, from }: Move, stored?: () => void): Promise<void> {
+  async #move({ state, from, ttl }: Move, stored?: () => void): Promise<void> {
     const purge = from === 'none' || from === state.status ? 'none' : from === 'unknown' ? 'status' : { status: from };
-    await this.#write(state, purge, stored).catch((err: unknown) => this.#warn(state.invocationId, err));
+    await this.#write(state, purge, stored, ttl).catch((err: unknown) => this.#warn(state.invocationId, err));
   }
 
   /**
@@ -266,10 +270,10 @@ export class ExecutionIndex {
    * status (one subject), under any other status (a state write: the handler never
    * changes), under any status or handler (a repair), or none (a new state).
    */
-  async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none', stored?: () => void): Promise<void> {
+  async #write(state: ExecutionState, purge: { status: string } | 'status' | 'any' | 'none', stored?: () => void, ttl?: string): Promise<void> {
     const { invocationId, handler, status } = state;
     // Retried while no server answers for the stream yet (just created, as by a reindex).
-    const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state), { retries: 5 });
+    const acked = this.#js.publish(indexEntrySubject(this.names, status, handler, invocationId), payloadOf(state), { retries: 5, ...(ttl ? { ttl } : {}) });
     this.#register(handler);
     await acked;
     stored?.();

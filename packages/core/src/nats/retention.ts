@@ -1,5 +1,8 @@
 /**
- * Retention on JetStream. When an invocation ends, a purge command is scheduled for it as a
+ * Retention on JetStream. An invocation that left no record but its state and index entry
+ * (nothing journaled outside its state: one step or none, no sleep, awakeable, child, parent
+ * or key queue) has both written with a per-message TTL of its retention, and the server
+ * removes them then. For any other, when it ends, a purge command is scheduled for it as a
  * scheduled message (`timers.<id>.purge`, see `timers.ts`): the server itself queues it on
  * `commands.<partition key>` once the retention has passed, so no processor sweeps, polls
  * or remembers anything, and the purge is routed, ordered and owned like any command of
@@ -31,6 +34,11 @@ const SCHEDULE_BATCH_MS = 50;
 
 /** A RetentionStore on the engine's streams and buckets. */
 export class NatsRetention implements RetentionStore {
+  /**
+   * With the index its processor writes: the setup allows per-message TTLs on the state
+   * bucket and the index stream, so a state and its entry written to expire go by themselves.
+   */
+  readonly expiresStates: boolean;
   /** The window the purges scheduled now are published at the end of. */
   #batch: Promise<void> | undefined;
 
@@ -40,7 +48,9 @@ export class NatsRetention implements RetentionStore {
     private readonly names: EngineNames,
     private readonly journals: NatsJournalStore,
     private readonly index?: ExecutionIndex,
-  ) {}
+  ) {
+    this.expiresStates = index !== undefined;
+  }
 
   async schedulePurge(target: WakeTarget, dueAtMs: number, retentionMs: number): Promise<void> {
     const command = create(CommandSchema, {

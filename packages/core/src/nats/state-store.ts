@@ -2,15 +2,16 @@
  * The EXECUTION_STATE bucket as a {@link StateStore}: one protobuf ExecutionState per
  * invocation ID, written only by create or compare-and-set on the key's revision. Given an
  * {@link ExecutionIndex}, every successful write also updates the index (in the background
- * unless the index says otherwise).
+ * unless the index says otherwise). A write with `expiresInMs` gives the record and its
+ * index entry a per-message TTL: the server removes both then, leaving no marker.
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
+import { Bucket, type KV } from '@nats-io/kv';
 import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { DecodeError, FencedError } from '../errors.js';
 import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
-import type { StateStore, VersionedState } from '../engine/stores.js';
+import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 
 /** Room left under the server's max_payload for a write's headers and subject, bytes. */
@@ -35,21 +36,31 @@ export class NatsStateStore implements StateStore {
     return { state: decodeState(entry.value, invocationId), revision: entry.revision };
   }
 
-  async create(created: ExecutionState): Promise<number> {
+  async create(created: ExecutionState, options: StateWriteOptions = {}): Promise<number> {
     const state = withStatusHistory(created);
-    return this.#write(state, { created: true }, () => this.kv.create(state.invocationId, this.#encode(state)), () =>
+    const ttl = messageTtl(options.expiresInMs);
+    return this.#write(state, { created: true, ttl }, () => this.kv.create(state.invocationId, this.#encode(state), ttl), () =>
       `invocation ${state.invocationId} already has a state`,
     );
   }
 
-  async update(next: ExecutionState, revision: number, previous?: ExecutionState): Promise<number> {
+  async update(next: ExecutionState, revision: number, previous?: ExecutionState, options: StateWriteOptions = {}): Promise<number> {
     const state = withStatusHistory(next, previous);
+    const ttl = messageTtl(options.expiresInMs);
     return this.#write(
       state,
-      previous ? { previousStatus: previous.status } : {},
-      () => this.kv.update(state.invocationId, this.#encode(state), revision),
+      { ...(previous ? { previousStatus: previous.status } : {}), ttl },
+      () => (ttl ? this.#updateExpiring(state, revision, ttl) : this.kv.update(state.invocationId, this.#encode(state), revision)),
       () => `state of ${state.invocationId} changed since revision ${revision}`,
     );
+  }
+
+  /** A compare-and-set that also gives the record its time to live (the bucket's own update cannot). */
+  async #updateExpiring(state: ExecutionState, revision: number, ttl: string): Promise<number> {
+    if (!(this.kv instanceof Bucket)) throw new Error(`state of ${state.invocationId}: this bucket cannot write a record that expires`);
+    const subject = this.kv.subjectForKey(state.invocationId, true);
+    const ack = await this.kv.js.publish(subject, this.#encode(state), { expect: { lastSubjectSequence: revision }, ttl });
+    return ack.seq;
   }
 
   /**
@@ -58,7 +69,7 @@ export class NatsStateStore implements StateStore {
    */
   async #write(
     state: ExecutionState,
-    move: { created?: boolean; previousStatus?: string },
+    move: { created?: boolean; previousStatus?: string; ttl?: string | undefined },
     put: () => Promise<number>,
     conflict: () => string,
   ): Promise<number> {
@@ -97,6 +108,11 @@ export class NatsStateStore implements StateStore {
       // Listing and reindex repair it later.
     }
   }
+}
+
+/** A `Nats-TTL` for a record kept this long, ms: whole seconds, at least one (the server's least); undefined for none. */
+export function messageTtl(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : `${Math.max(1, Math.ceil(ms / 1000))}s`;
 }
 
 /**
