@@ -159,6 +159,11 @@ describe('processor', () => {
     expect(heard).toContain(`${names.resultSubject}.${first.invocationId}`);
     // An ID given by the caller, which another client may submit too: on its own subject only.
     expect(to(given.invocationId)).toEqual([]);
+    // What is announced is the state as stored, its status history ending with the end.
+    for (const { invocationId, state } of [first, given]) {
+      expect(state.statusHistory.map((change) => change.status)).toEqual(['running', 'completed']);
+      expect(state).toEqual((await client.getState(invocationId))!);
+    }
   });
 
   it('fails an unknown handler at once with the reason', async () => {

@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { EngineNames } from '../config.js';
 import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
 import type { ResultNotifier } from '../engine/stores.js';
+import { storedBytes } from './state-store.js';
 
 /** The subject on which the outcome of an invocation is announced. */
 export function resultSubject(names: EngineNames, invocationId: string): string {
@@ -36,7 +37,8 @@ export class NatsResultNotifier implements ResultNotifier {
   ) {}
 
   announce(state: ExecutionState): void {
-    const bytes = toBinary(ExecutionStateSchema, state);
+    // As stored, when this process wrote it: the status history then ends with the end.
+    const bytes = storedBytes(state) ?? toBinary(ExecutionStateSchema, state);
     this.nc.publish(resultSubject(this.names, state.invocationId), bytes);
     // One made up by a command is not published to: its client looks for the outcome instead.
     if (isReplySubject(this.names, state.replySubject)) this.nc.publish(state.replySubject, bytes);

@@ -38,28 +38,33 @@ export class NatsStateStore implements StateStore {
 
   async create(created: ExecutionState, options: StateWriteOptions = {}): Promise<number> {
     const state = withStatusHistory(created);
+    const bytes = this.#encode(state);
     const ttl = messageTtl(options.expiresInMs);
-    return this.#write(state, { created: true, ttl }, () => this.kv.create(state.invocationId, this.#encode(state), ttl), () =>
+    const revision = await this.#write(state, { created: true, ttl }, () => this.kv.create(state.invocationId, bytes, ttl), () =>
       `invocation ${state.invocationId} already has a state`,
     );
+    written.set(created, bytes);
+    return revision;
   }
 
   async update(next: ExecutionState, revision: number, previous?: ExecutionState, options: StateWriteOptions = {}): Promise<number> {
     const state = withStatusHistory(next, previous);
+    const bytes = this.#encode(state);
     const ttl = messageTtl(options.expiresInMs);
-    return this.#write(
+    const updated = await this.#write(
       state,
       { ...(previous ? { previousStatus: previous.status } : {}), ttl },
-      () => (ttl ? this.#updateExpiring(state, revision, ttl) : this.kv.update(state.invocationId, this.#encode(state), revision)),
+      () => (ttl ? this.#updateExpiring(state.invocationId, bytes, revision, ttl) : this.kv.update(state.invocationId, bytes, revision)),
       () => `state of ${state.invocationId} changed since revision ${revision}`,
     );
+    written.set(next, bytes);
+    return updated;
   }
 
   /** A compare-and-set that also gives the record its time to live (the bucket's own update cannot). */
-  async #updateExpiring(state: ExecutionState, revision: number, ttl: string): Promise<number> {
-    if (!(this.kv instanceof Bucket)) throw new Error(`state of ${state.invocationId}: this bucket cannot write a record that expires`);
-    const subject = this.kv.subjectForKey(state.invocationId, true);
-    const ack = await this.kv.js.publish(subject, this.#encode(state), { expect: { lastSubjectSequence: revision }, ttl });
+  async #updateExpiring(invocationId: string, bytes: Uint8Array, revision: number, ttl: string): Promise<number> {
+    if (!(this.kv instanceof Bucket)) throw new Error(`state of ${invocationId}: this bucket cannot write a record that expires`);
+    const ack = await this.kv.js.publish(this.kv.subjectForKey(invocationId, true), bytes, { expect: { lastSubjectSequence: revision }, ttl });
     return ack.seq;
   }
 
@@ -108,6 +113,17 @@ export class NatsStateStore implements StateStore {
       // Listing and reindex repair it later.
     }
   }
+}
+
+/** The bytes each state handed to a store's create or update was stored as, once written. */
+const written = new WeakMap<ExecutionState, Uint8Array>();
+
+/**
+ * The bytes a state was stored as, when it was handed to a {@link NatsStateStore} write in
+ * this process: the state as stored, its status history included, without encoding it again.
+ */
+export function storedBytes(state: ExecutionState): Uint8Array | undefined {
+  return written.get(state);
 }
 
 /** A `Nats-TTL` for a record kept this long, ms: whole seconds, at least one (the server's least); undefined for none. */
