@@ -50,10 +50,13 @@ export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 /**
  * Channel options applied to every channel. grpc-js backs off reconnecting up to two
  * minutes by default; a service back from an outage would keep failing calls fast for that
- * long, so the back-off is capped at five seconds.
+ * long, so the back-off is capped at five seconds. Channelz (grpc-js's call statistics for
+ * debugging tools, which nothing here reads) is off: it cost 5 to 13 % of the client's CPU
+ * per call in an A/B of 8,000 SayHello calls, 64 in flight.
  */
 export const DEFAULT_CHANNEL_OPTIONS: Readonly<ChannelOptions> = {
   'grpc.max_reconnect_backoff_ms': 5_000,
+  'grpc.enable_channelz': 0,
 };
 
 /** Options of {@link createGrpcInvoker}. */
