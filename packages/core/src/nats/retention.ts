@@ -11,7 +11,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { setTimeout as wait } from 'node:timers/promises';
+import { BatchWindow } from '../batch-window.js';
 import type { EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { keyedStateKey } from '../engine/keyed-state.js';
@@ -40,7 +40,7 @@ export class NatsRetention implements RetentionStore {
    */
   readonly expiresStates: boolean;
   /** The window the purges scheduled now are published at the end of. */
-  #batch: Promise<void> | undefined;
+  readonly #batch = new BatchWindow(SCHEDULE_BATCH_MS);
 
   constructor(
     private readonly js: JetStreamClient,
@@ -61,16 +61,8 @@ export class NatsRetention implements RetentionStore {
       retentionMs: BigInt(retentionMs),
       submittedAtMs: BigInt(Date.now()),
     });
-    await this.#window();
+    await this.#batch.end();
     await scheduleCommand(this.js, this.names, { command, dueAtMs, timer: PURGE_TIMER });
-  }
-
-  /** Resolves at the end of the batch window open now, or of one opened here. */
-  #window(): Promise<void> {
-    this.#batch ??= wait(SCHEDULE_BATCH_MS, undefined, { ref: false }).then(() => {
-      this.#batch = undefined;
-    });
-    return this.#batch;
   }
 
   async purge(state: ExecutionState): Promise<void> {

@@ -29,6 +29,7 @@ import { CommandKind, CommandSchema, type Command } from '../gen/durable/durable
 import { CancelledError, DecodeError, errorMessage, PausedError } from '../errors.js';
 import { Executor, type ExecutionOutcome } from '../engine/executor.js';
 import { WorkflowRegistry, type AnyWorkflow } from '../engine/workflow.js';
+import { BatchWindow } from '../batch-window.js';
 import { createLogger, withLogContext, type Logger } from '../logger.js';
 import { natsMetricSources } from '../nats/metric-sources.js';
 import { EngineMetrics } from '../observability/metrics.js';
@@ -101,6 +102,12 @@ const RETRY_DELAY_MS = 2_000;
 
 /** How long a partition given up to another processor lets its running invocations finish, ms. */
 const HANDOVER_GRACE_MS = 10_000;
+/**
+ * Commands that ended their invocations within this long of each other are acknowledged
+ * together, ms: each acknowledgement removes its command from the stream, a replicated,
+ * synced write; together they take one, off the next command's way.
+ */
+const ENDED_ACK_BATCH_MS = 50;
 
 /** A running processor. */
 export class Processor {
@@ -134,6 +141,8 @@ export class Processor {
   readonly #missing = new Set<string>();
   /** Commands run here before (a retry keeps its delivery count): not a first delivery any more. */
   readonly #ranBefore = new WeakSet<JsMsg>();
+  /** The window in which the commands that ended their invocations are acknowledged together. */
+  readonly #endedAcks = new BatchWindow(ENDED_ACK_BATCH_MS);
 
   private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger, metrics: EngineMetrics) {
     this.metrics = metrics;
@@ -390,8 +399,10 @@ export class Processor {
     }
     switch (outcome.kind) {
       case 'ended':
-        // Acknowledged once its removal is scheduled: a crash before delivers it again.
-        return { ackAfter: outcome.removal };
+        // Acknowledged once its removal is scheduled (a crash before delivers it again), with
+        // the others ended within the same window: an acknowledgement removes the command from
+        // its stream, a synced write that would otherwise hold up the next command's.
+        return { ackAfter: Promise.all([outcome.removal, this.#endedAcks.end()]).then(() => undefined) };
       case 'suspended':
       case 'paused':
       case 'queued':
