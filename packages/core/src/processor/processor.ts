@@ -103,11 +103,13 @@ const RETRY_DELAY_MS = 2_000;
 /** How long a partition given up to another processor lets its running invocations finish, ms. */
 const HANDOVER_GRACE_MS = 10_000;
 /**
- * Commands that ended their invocations within this long of each other are acknowledged
- * together, ms: each acknowledgement removes its command from the stream, a replicated,
- * synced write; together they take one, off the next command's way.
+ * Commands finished within this long of each other are acknowledged together, ms: each
+ * acknowledgement removes its command from the stream, a replicated, synced write, which
+ * sent at once held up the next command's publish (1 to 2 ms of a one-at-a-time
+ * invocation's latency); together they take one. A crash before it delivers them again,
+ * and each run finds its invocation where the first left it.
  */
-const ENDED_ACK_BATCH_MS = 50;
+const ACK_BATCH_MS = 50;
 
 /** A running processor. */
 export class Processor {
@@ -141,8 +143,8 @@ export class Processor {
   readonly #missing = new Set<string>();
   /** Commands run here before (a retry keeps its delivery count): not a first delivery any more. */
   readonly #ranBefore = new WeakSet<JsMsg>();
-  /** The window in which the commands that ended their invocations are acknowledged together. */
-  readonly #endedAcks = new BatchWindow(ENDED_ACK_BATCH_MS);
+  /** The window in which finished commands are acknowledged together. */
+  readonly #acks = new BatchWindow(ACK_BATCH_MS);
 
   private constructor(options: ProcessorOptions, resources: EngineResources, executor: Executor, workflows: WorkflowRegistry, logger: Logger, metrics: EngineMetrics) {
     this.metrics = metrics;
@@ -399,35 +401,33 @@ export class Processor {
     }
     switch (outcome.kind) {
       case 'ended':
-        // Acknowledged once its removal is scheduled (a crash before delivers it again), with
-        // the others ended within the same window: an acknowledgement removes the command from
-        // its stream, a synced write that would otherwise hold up the next command's.
-        return { ackAfter: Promise.all([outcome.removal, this.#endedAcks.end()]).then(() => undefined) };
+        // Acknowledged once its removal is scheduled: a crash before delivers it again.
+        return this.#acknowledged(outcome.removal);
       case 'suspended':
       case 'paused':
       case 'queued':
-        return 'ack';
+        return this.#acknowledged();
       case 'already-ended':
         // Its index entry may lag if a processor stopped right after the final write.
         await this.#index?.syncIndex(outcome.state).catch(() => undefined);
         this.#logger.info({ invocation_id: command.invocationId }, `Invocation ${command.invocationId} already ${outcome.state.status}; not run again`);
-        return 'ack';
+        return this.#acknowledged();
       case 'busy':
         // Running from another command: once it suspends or ends, this wake-up finds it so.
         await wait(BUSY_RETRY_MS);
         return 'retry';
       case 'purged':
       case 'kept':
-        return 'ack';
+        return this.#acknowledged();
       case 'dropped':
         this.#logger.debug({ invocation_id: command.invocationId }, `Dropped a command for ${command.invocationId}: ${outcome.reason}`);
-        return 'ack';
+        return this.#acknowledged();
       case 'duplicate':
         this.#logger.warn(
           { invocation_id: command.invocationId, seq: msg.seq },
           `Dropped a second start command for ${command.invocationId}: the invocation exists (${outcome.state.status})`,
         );
-        return 'ack';
+        return this.#acknowledged();
       case 'fenced':
         // Another processor holds the invocation and will acknowledge the command.
         this.#logger.warn({ invocation_id: command.invocationId }, `Abandoned ${command.invocationId}: ${outcome.reason}`);
@@ -454,6 +454,15 @@ export class Processor {
       this.#logger.error({ err, invocation_id: command.invocationId }, `Could not remove ${command.invocationId}, retrying in ${RETRY_DELAY_MS / 1000} s: ${errorMessage(err)}`);
       return 'retry';
     }
+  }
+
+  /**
+   * A finished command's disposition: acknowledged once `after` is done, with the others
+   * finished within the same window (see {@link ACK_BATCH_MS}).
+   */
+  #acknowledged(after?: Promise<void>): Disposition {
+    const window = this.#acks.end();
+    return { ackAfter: after ? Promise.all([after, window]).then(() => undefined) : window };
   }
 
   /** Says once per workflow that its commands wait here for a processor that has it. */
