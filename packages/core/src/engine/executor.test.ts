@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
 import { MemoryAwakeableStore, MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
-import type { AwakeableStore, JournalStore, KeyedStateStore, StateStore, TimerRequest, TimerScheduler } from './stores.js';
+import type { AwakeableStore, JournalStore, KeyedStateStore, RetentionStore, StateStore, StateWriteOptions, TimerRequest, TimerScheduler } from './stores.js';
 
 /** Records timers instead of keeping them. */
 class RecordedTimers implements TimerScheduler {
@@ -60,6 +60,59 @@ const greetThree = defineWorkflow<{ names: string[] }, string[]>('greet_three', 
 });
 
 describe('executor', () => {
+  it('lets an ended invocation go by itself only when it left nothing but its state, else schedules its purge', async () => {
+    const expiring = new Map<string, number | undefined>();
+    class SpiedStates extends MemoryStateStore {
+      override async create(state: ExecutionState, options?: StateWriteOptions): Promise<number> {
+        expiring.set(state.invocationId, options?.expiresInMs);
+        return super.create(state);
+      }
+      override async update(state: ExecutionState, revision: number, previous?: ExecutionState, options?: StateWriteOptions): Promise<number> {
+        expiring.set(state.invocationId, options?.expiresInMs);
+        return super.update(state, revision);
+      }
+    }
+    const purged: string[] = [];
+    const retention: RetentionStore = {
+      expiresStates: true,
+      schedulePurge: async (target) => void purged.push(target.invocationId),
+      purge: async () => undefined,
+    };
+    // A journal whose entries may take 18,000 bytes: a state carrying two of 1,500 is over that (room is kept for its other fields).
+    const inner = new MemoryJournalStore();
+    const journals: JournalStore = {
+      open: async (id, options) => Object.assign(Object.create(await inner.open(id, options)) as object, { maxEntryBytes: 18_000 }) as Awaited<ReturnType<JournalStore['open']>>,
+      location: (id) => inner.location(id),
+    };
+    const big = 'x'.repeat(1_500);
+    const one = defineWorkflow<unknown, number>('one', async (ctx) => ctx.run('a', () => 1));
+    const two = defineWorkflow<unknown, number>('two', async (ctx) => (await ctx.run('a', () => 1)) + (await ctx.run('b', () => 2)));
+    const large = defineWorkflow<unknown, string>('large', async (ctx) => ctx.run('a', () => big));
+    const executor = new Executor({
+      workflows: new WorkflowRegistry([one, two, large]),
+      states: new SpiedStates(),
+      journals,
+      services: new FakeServices(),
+      logger: silentLogger(),
+      retention,
+      retentionMs: 60_000,
+    });
+    const run = async (handler: string, delivery: number) => {
+      const cmd = command(handler);
+      const outcome = await executor.execute(cmd, { delivery });
+      expect(outcome.kind).toBe('ended');
+      if (outcome.kind === 'ended') await outcome.removal;
+      return cmd.invocationId;
+    };
+    const alone = await run('one', 1);
+    // A step in the journal stream; its last outcome too large to ride in the state; a second delivery.
+    const others = [await run('two', 1), await run('large', 1), await run('one', 2)];
+    expect(expiring.get(alone)).toBe(60_000);
+    expect(purged).not.toContain(alone);
+    for (const id of others) expect(expiring.get(id), id).toBeUndefined();
+    expect(purged).toEqual(others);
+  });
+
   it('runs a workflow, journals one entry per step and writes the final state with the journal, the last step\'s outcome in it alone', async () => {
     const services = new FakeServices();
     const { states, journals, executor } = setup([greetThree], services);

@@ -462,7 +462,8 @@ export class Executor {
     const appends = (whole ? ctx.inFlight() : ctx.drained()).then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
-    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone });
+    // Not alone if its held outcomes go to the journal stream beside the final state.
+    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone: alone && whole });
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
     if (ended.kind === 'ended' && lateFailure) {
