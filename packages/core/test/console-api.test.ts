@@ -22,9 +22,22 @@ let http: RunningHttpApi;
 let base: string;
 let client: DurableClient;
 
+/** The fields of the API's answers that this test reads; each answer has the ones of its route. */
+interface Answer {
+  invocation_id: string;
+  status: string;
+  matched: number;
+  last_sequence: number;
+  next_after?: number;
+  journal: { type: string }[];
+  entries: { step: number }[];
+  invocations: { invocation_id: string }[];
+  failures: { error: string }[];
+}
+
 async function call(method: string, path: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Answer };
 }
 
 /** An event's JSON: an object for every event the API sends. */
@@ -97,15 +110,15 @@ describe('the console API', () => {
     const got = await call('GET', `/api/workflows/${id}`);
     expect(got.body.status).toBe('suspended');
     // Ten side effects and the awakeable: all read from the journal stream.
-    expect(got.body.journal.filter((e: any) => e.type.startsWith('RUN:'))).toHaveLength(10);
-    expect(got.body.journal.map((e: any) => e.type)).toContain(`AWAKEABLE:awk_10_${id}`);
+    expect(got.body.journal.filter((e) => e.type.startsWith('RUN:'))).toHaveLength(10);
+    expect(got.body.journal.map((e) => e.type)).toContain(`AWAKEABLE:awk_10_${id}`);
 
     const first = await call('GET', `/api/workflows/${id}/journal?limit=4`);
-    expect(first.body.entries.map((e: any) => e.step)).toEqual([0, 1, 2, 3]);
+    expect(first.body.entries.map((e) => e.step)).toEqual([0, 1, 2, 3]);
     expect(first.body.next_after).toBe(3);
     expect(first.body.last_sequence).toBeGreaterThan(0);
     const second = await call('GET', `/api/workflows/${id}/journal?after=3&limit=100`);
-    expect(second.body.entries[0].step).toBe(4);
+    expect(second.body.entries[0]?.step).toBe(4);
     expect(second.body.next_after).toBeUndefined();
     expect((await call('GET', `/api/workflows/${id}/journal?limit=0`)).body).toMatchObject({ field: 'limit' });
     expect((await call('GET', `/api/workflows/${id}/journal?after=x`)).status).toBe(400);
@@ -147,7 +160,7 @@ describe('the console API', () => {
     for (const deadline = Date.now() + 20_000; listed.body.invocations.length < 2 && Date.now() < deadline; ) {
       listed = await call('GET', `/api/workflows?status=suspended&partition_key=${key}&limit=1000`);
     }
-    expect(listed.body.invocations.map((s: any) => s.invocation_id).sort()).toEqual([...ids].sort());
+    expect(listed.body.invocations.map((s) => s.invocation_id).sort()).toEqual([...ids].sort());
     const later = await call('GET', `/api/workflows?partition_key=${key}&created_after_ms=${Date.now() + 60_000}&limit=1000`);
     expect(later.body.invocations).toEqual([]);
     const since = await call('GET', `/api/workflows?partition_key=${key}&created_after_ms=${before}&limit=1000`);
@@ -171,7 +184,7 @@ describe('the console API', () => {
     await countOnceIndexed('resume', { partition_key: key, status: 'cancelled' }, 3);
     const resumed = await call('POST', '/api/workflows/bulk/resume', { partition_key: key, status: 'cancelled' });
     expect(resumed.body).toMatchObject({ matched: 3, done: 0, failed: 3 });
-    expect(resumed.body.failures[0].error).toMatch(/cancelled/);
+    expect(resumed.body.failures[0]?.error).toMatch(/cancelled/);
     expect((await call('POST', '/api/workflows/bulk/delete', filter)).body).toMatchObject({ field: 'action' });
     expect((await call('POST', '/api/workflows/bulk/cancel', { dry_run: 'yes' })).body).toMatchObject({ field: 'dry_run' });
   });

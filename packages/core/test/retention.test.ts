@@ -27,7 +27,7 @@ import {
 } from '../src/index.js';
 import { DEFAULT_PARTITIONS, partitionConsumer } from '../src/nats/setup.js';
 import { keyedStateKey } from '../src/engine/keyed-state.js';
-import { noServices } from './helpers.js';
+import { noServices, untilChanged } from './helpers.js';
 
 const namespace = 'retentiontest';
 const names = engineNames(namespace);
@@ -114,49 +114,10 @@ function changeSubjects(): string[] {
   return [`${names.indexSubject}.>`, `${names.timersSubject}.>`, `$KV.${names.stateBucket}.>`, '$JS.EVENT.ADVISORY.API', `$JS.ACK.${names.commandsStream}.>`];
 }
 
-/**
- * Waits until `check` holds, looking again at each change the cluster tells of (see
- * {@link changeSubjects}); fails after a generous deadline. An acknowledgement is seen as
- * it is sent, a moment before the server has applied it: when it is the last change, the
- * look after it may come too early, so a look is also made after `LOOK_AGAIN_MS` of quiet.
- */
-async function until(what: string, check: () => Promise<boolean>, deadlineMs = 60_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  let changed = false;
-  let wake: () => void = () => undefined;
-  const subs = changeSubjects().map((subject) =>
-    nc.subscribe(subject, {
-      callback: () => {
-        changed = true;
-        wake();
-      },
-    }),
-  );
-  try {
-    await nc.flush();
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      if (changed) {
-        changed = false;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(LOOK_AGAIN_MS, Math.max(0, deadline - Date.now())));
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = () => undefined;
-      changed = false;
-    }
-  } finally {
-    for (const sub of subs) sub.unsubscribe();
-  }
+/** Waits until `check` holds, looking again at each change the cluster tells of (see {@link changeSubjects}). */
+function until(what: string, check: () => Promise<boolean>, deadlineMs = 60_000): Promise<void> {
+  return untilChanged(nc, changeSubjects(), what, check, deadlineMs);
 }
-
-/** How long `until` waits with no change before it looks again, ms. */
-const LOOK_AGAIN_MS = 2_000;
 
 /** The awakeable an invocation waits on, from its journal. */
 async function awakeableOf(id: string): Promise<string> {

@@ -22,7 +22,7 @@ import {
   Processor,
   silentLogger,
 } from '../src/index.js';
-import { noServices, settles } from './helpers.js';
+import { noServices, settles, untilChanged } from './helpers.js';
 import { sleeper, sleeperRuns } from './fixtures/sleeper.js';
 
 const namespace = 'timertest';
@@ -104,33 +104,23 @@ describe('durable sleep', () => {
         child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
         child.once('exit', (code) => reject(new Error(`the processor exited with ${code} before it was ready`)));
       });
-      // Acknowledgements of the start command, sent with the others finished within 50 ms of it.
-      const acks = nc.subscribe(`$JS.ACK.${names.commandsStream}.>`);
       const { invocationId } = await client.submit(sleeper, { ms: 4_000 });
       await client.waitForStatus(invocationId, 'suspended', { timeoutMs: 15_000 });
 
-      // The timer waits in the stream: once the start command is acknowledged, no consumer of
-      // the deployment has anything delivered or pending. An acknowledgement is seen as it is
-      // sent, a moment before the server has applied it: looked at again after a quiet 250 ms.
+      // The timer waits in the stream: once the start command is acknowledged (with the others
+      // finished within 50 ms of it), no consumer of the deployment has anything delivered or pending.
       const jsm = await jetstreamManager(nc);
-      const heldNow = async (): Promise<string[]> => {
-        const held: string[] = [];
+      const held: string[] = [];
+      await untilChanged(nc, [`$JS.ACK.${names.commandsStream}.>`], 'no consumer holds a command', async () => {
+        held.length = 0;
         for await (const stream of jsm.streams.list()) {
           if (!stream.config.name.startsWith(`${namespace.toUpperCase()}_`)) continue;
           for await (const consumer of jsm.consumers.list(stream.config.name)) {
             if (consumer.num_ack_pending + consumer.num_pending > 0) held.push(`${stream.config.name}/${consumer.name}`);
           }
         }
-        return held;
-      };
-      const acked = acks[Symbol.asyncIterator]();
-      const deadline = Date.now() + 15_000;
-      let held = await heldNow();
-      while (held.length > 0 && Date.now() < deadline) {
-        await Promise.race([acked.next(), new Promise((resolve) => setTimeout(resolve, 250))]);
-        held = await heldNow();
-      }
-      acks.unsubscribe();
+        return held.length === 0;
+      }, 15_000).catch(() => undefined);
       expect(held).toEqual([]);
 
       child.kill('SIGKILL');
