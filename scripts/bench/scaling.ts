@@ -11,7 +11,7 @@ import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DurableClient } from '../../packages/core/src/index.js';
-import { EXPIRY_MS, owner } from '../../packages/core/src/processor/membership.js';
+import { EXPIRY_MS, assignment } from '../../packages/core/src/processor/membership.js';
 import { type CpuSnapshot, type IdleCpu, idleCpu } from './cpu.js';
 import { type Probe, type ThroughputFigures, helloThroughput, runOne } from './engine.js';
 import { sentByProcessor } from './connz.js';
@@ -145,10 +145,7 @@ async function shared(
     await sleep(200);
   }
   const owned = new Map<string, number>();
-  for (let p = 0; p < partitions; p++) {
-    const o = owner(members, p);
-    if (o !== undefined) owned.set(o, (owned.get(o) ?? 0) + 1);
-  }
+  for (const o of assignment(members, partitions).values()) owned.set(o, (owned.get(o) ?? 0) + 1);
   const owning = [...owned.keys()];
   let sharedBy = 0;
   do {
