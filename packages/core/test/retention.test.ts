@@ -275,6 +275,12 @@ describe('retention', () => {
     expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${day}`)).toBe('86400s');
     expect(await ttl(names.indexStream, `${names.indexSubject}.completed.long-kept.${day}`)).toBe('86400s');
     expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${forever}`)).toBe('');
+    // A rebuilt index entry goes with its state: it gets the time the state has left.
+    await client.reindex();
+    const left = Number((await ttl(names.indexStream, `${names.indexSubject}.completed.long-kept.${day}`))?.replace(/s$/, ''));
+    expect(left).toBeGreaterThan(86_400 - 120);
+    expect(left).toBeLessThanOrEqual(86_400);
+    expect(await ttl(names.indexStream, `${names.indexSubject}.completed.kept.${forever}`)).toBe('');
     // Its first step is in the journal stream: its purge waits a day in the stream, its state has no TTL.
     expect(await records(steps)).toEqual({ state: 1, journal: 1, index: 1, timers: 1, queue: 0 });
     expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${steps}`)).toBe('');

@@ -20,7 +20,7 @@ import type { VersionedState } from '../engine/stores.js';
 import { encodeHandlerToken, ExecutionIndex, knownHandlers } from '../nats/execution-index.js';
 import { withRetry } from '../nats/retry.js';
 import { ensureIndexResources } from '../nats/setup.js';
-import { decodeState } from '../nats/state-store.js';
+import { decodeState, ttlLeftMs } from '../nats/state-store.js';
 import { IndexCounters, isCounter, type IndexCount } from './index-counters.js';
 import { IndexPages, type IndexEntry } from './index-pages.js';
 
@@ -98,6 +98,11 @@ const REINDEX_CONCURRENCY = 32;
 const CURSOR_PREFIX = 'idx1:';
 /** The header a KV bucket marks deletes and purges with. */
 const KV_OPERATION = 'KV-Operation';
+/** The header of a record the server removes by itself once its time to live has passed. */
+const TTL_HEADER = 'Nats-TTL';
+
+/** A state as the leader has it, and how long it has left when the server removes it by itself, ms. */
+type LatestState = VersionedState & { expiresInMs?: number };
 
 /** The connection, names and state bucket the queries work with. */
 export interface QueryHandles {
@@ -287,11 +292,11 @@ export class WorkflowQueries {
    * Writes the entry of a state, then reads the state again: when another writer changed it
    * meanwhile, its own entry may have landed before ours, so ours is written again.
    */
-  async #repair(found: VersionedState): Promise<ExecutionState | null> {
-    let current: VersionedState | null = found;
+  async #repair(found: LatestState): Promise<ExecutionState | null> {
+    let current: LatestState | null = found;
     for (let round = 0; current && round < REPAIR_ROUNDS; round++) {
-      await this.#index.syncIndex(current.state);
-      const again: VersionedState | null = await this.#latest(current.state.invocationId);
+      await this.#index.syncIndex(current.state, { expiresInMs: current.expiresInMs });
+      const again: LatestState | null = await this.#latest(current.state.invocationId);
       if (again?.revision === current.revision) return current.state;
       current = again;
     }
@@ -304,7 +309,7 @@ export class WorkflowQueries {
    * acts on what it reads, so not a direct get: a replica may answer that before it has
    * applied the latest write (a state just paused would read as still suspended).
    */
-  async #latest(invocationId: string): Promise<VersionedState | null> {
+  async #latest(invocationId: string): Promise<LatestState | null> {
     const { stateBucket } = this.#handles.names;
     const jsm = await this.#manager();
     const msg = await withRetry(`read the state of ${invocationId}`, () =>
@@ -312,7 +317,8 @@ export class WorkflowQueries {
     );
     const operation = msg?.header.get(KV_OPERATION) ?? '';
     if (!msg || operation === 'DEL' || operation === 'PURGE' || msg.data.length === 0) return null;
-    return { state: decodeState(msg.data, invocationId), revision: msg.seq };
+    const expiresInMs = ttlLeftMs(msg.header.get(TTL_HEADER), msg.time);
+    return { state: decodeState(msg.data, invocationId), revision: msg.seq, ...(expiresInMs !== undefined ? { expiresInMs } : {}) };
   }
 
   #manager(): Promise<JetStreamManager> {

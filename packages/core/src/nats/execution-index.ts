@@ -35,6 +35,7 @@ import type { EngineNames } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { ExecutionState } from '../gen/durable/durable_pb.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { messageTtl } from './state-store.js';
 
 /** Characters a handler token keeps as they are. */
 const PLAIN = /[A-Za-z0-9_-]/;
@@ -247,10 +248,11 @@ export class ExecutionIndex {
   /**
    * Makes the index agree with a state: publishes its entry, then purges the invocation's
    * other entries, under any status or handler. Idempotent; for repairs (an invocation found
-   * already ended, a stale entry seen while listing, a reindex).
+   * already ended, a stale entry seen while listing, a reindex). A state the server removes
+   * by itself in `expiresInMs` gets an entry that goes with it.
    */
-  async syncIndex(state: ExecutionState): Promise<void> {
-    await this.#write(state, 'any');
+  async syncIndex(state: ExecutionState, options: { expiresInMs?: number } = {}): Promise<void> {
+    await this.#write(state, 'any', undefined, messageTtl(options.expiresInMs));
   }
 
   /** Removes every index entry of an invocation (one whose state is gone); returns how many. */
