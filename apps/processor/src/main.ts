@@ -1,7 +1,7 @@
 /**
  * The processor app: runs the registered workflows from the COMMANDS stream.
  *
- *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 16]
+ *   processor [--consumer processor-1] [--max-concurrent 100] [--ack-wait 8] [--max-attempts 3] [--partitions 4]
  *             [--retention 24h] [--dead-letter-retention 7d] [--http-port 8080] [--http-host 127.0.0.1] [--http-body-limit 1048576]
  *
  * Env: NATS_URL (comma-separated servers) and the credentials and TLS files of a secured
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const ackWaitSeconds = parseNumberFlag('--ack-wait', values['ack-wait'], 8);
   // Only when this processor creates the command stream; afterwards the stream's own count
   // holds, and a count given that differs from it is warned about.
-  const partitions = values.partitions === undefined ? undefined : parseNumberFlag('--partitions', values.partitions, 16);
+  const partitions = values.partitions === undefined ? undefined : parseNumberFlag('--partitions', values.partitions, 4);
   const deadLetter = values['dead-letter-retention'];
   const deadLetterRetentionMs = deadLetter === undefined ? undefined : parseDuration(deadLetter, '--dead-letter-retention');
   const maxAttempts = parseNumberFlag('--max-attempts', values['max-attempts'], 3);

@@ -12,6 +12,8 @@ import { connectNats, DurableClient, Processor, defineWorkflow, silentLogger, ty
 import { noServices } from './helpers.js';
 
 const namespace = 'manytest';
+/** More partitions than processors, so each owns several. */
+const PARTITIONS = 8;
 const KEYS = 12;
 const PER_KEY = 8;
 
@@ -51,7 +53,7 @@ const newer = defineWorkflow<{ n: number }, number>('newer_step', async (ctx, { 
 
 async function join(workflows: AnyWorkflow[] = [ordered]): Promise<Member> {
   const nc = await connectNats({ servers: servers(), maxAttempts: 3 });
-  const processor = await Processor.start({ nc, namespace, workflows, services: noServices, logger: silentLogger(), ackWaitSeconds: 4 });
+  const processor = await Processor.start({ nc, namespace, workflows, services: noServices, logger: silentLogger(), ackWaitSeconds: 4, partitions: PARTITIONS });
   const member = { processor, nc };
   members.push(member);
   return member;
@@ -63,13 +65,18 @@ async function leave(member: Member): Promise<void> {
   await member.nc.close();
 }
 
-/** Waits until the live processors own every partition once between them. */
+/**
+ * Waits until the live processors own every partition once between them, evenly: shares
+ * that differ by one at most (`count` processors).
+ */
 async function partitionsSettle(count: number): Promise<number[][]> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const owned = members.map((m) => m.processor.partitions);
     const all = owned.flat().sort((a, b) => a - b);
-    if (all.length === 16 && new Set(all).size === 16 && owned.every((p) => p.length > 0) && owned.length === count) return owned;
+    const shares = owned.map((p) => p.length);
+    const even = Math.max(...shares) - Math.min(...shares) <= 1;
+    if (all.length === PARTITIONS && new Set(all).size === PARTITIONS && even && owned.every((p) => p.length > 0) && owned.length === count) return owned;
     if (Date.now() > deadline) throw new Error(`partitions did not settle: ${JSON.stringify(owned)}`);
     await pause(100);
   }
@@ -91,9 +98,10 @@ describe('several processors', () => {
     const second = await join();
     await join();
     const owned = await partitionsSettle(3);
-    expect(owned.flat().sort((a, b) => a - b)).toEqual([...Array(16).keys()]);
+    expect(owned.flat().sort((a, b) => a - b)).toEqual([...Array(PARTITIONS).keys()]);
+    expect(owned.map((p) => p.length).sort()).toEqual([2, 3, 3]);
     await leave(second);
-    await partitionsSettle(2);
+    expect((await partitionsSettle(2)).map((p) => p.length)).toEqual([4, 4]);
   });
 
   it('start the invocations of a key in submission order, one after the other, while processors join and leave', async () => {

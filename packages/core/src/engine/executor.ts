@@ -665,15 +665,14 @@ export class Executor {
     // invocation of its key under way and its parent woken.
     await this.#followUp(final);
     notifier?.announce(final);
-    const removal = expires ? Promise.resolve() : this.#scheduleRemoval(final);
+    const removal = expires ? Promise.resolve() : this.#scheduleRemoval(final, retentionMs);
     removal.catch(() => undefined); // its failure is the caller's to see, not an unhandled rejection
     return { kind: 'ended', state: final, removal };
   }
 
   /** Schedules the removal of an ended invocation once its retention has passed. */
-  async #scheduleRemoval(ended: ExecutionState): Promise<void> {
+  async #scheduleRemoval(ended: ExecutionState, retentionMs = this.#retentionMs(ended.handler)): Promise<void> {
     const { retention } = this.#options;
-    const retentionMs = this.#retentionMs(ended.handler);
     if (!retention || retentionMs === 0) return;
     await retention.schedulePurge(ended, Number(ended.endedAtMs) + retentionMs, retentionMs);
   }
