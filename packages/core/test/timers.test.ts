@@ -2,9 +2,10 @@
  * Durable timers on the real cluster: a sleeping invocation is suspended (no processor
  * holds it), and wakes within a second of its due time, also across a processor restart
  * or kill; no consumer holds a waiting timer; a wake-up before the due time does not keep
- * the timer from waking the invocation when due.
+ * the timer from waking the invocation when due; a wake-up its timer fires early waits for
+ * its time without a run slot.
  */
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
@@ -12,7 +13,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { CommandKind, CommandSchema } from '../src/gen/durable/durable_pb.js';
+import { type Command, CommandKind, CommandSchema } from '../src/gen/durable/durable_pb.js';
 import {
   connectNats,
   decodeJson,
@@ -20,6 +21,7 @@ import {
   engineNames,
   EntryPhase,
   Processor,
+  type ProcessorOptions,
   silentLogger,
 } from '../src/index.js';
 import { noServices, settles, untilChanged } from './helpers.js';
@@ -32,9 +34,9 @@ let nc: NatsConnection;
 let client: DurableClient;
 
 /** A processor on a connection of its own, as in its own process; stopping it closes the connection. */
-async function startProcessor(): Promise<{ processor: Processor; stop: () => Promise<void> }> {
+async function startProcessor(options: Pick<ProcessorOptions, 'maxConcurrent' | 'timerLeadMs'> = {}): Promise<{ processor: Processor; stop: () => Promise<void> }> {
   const own = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 3 });
-  const processor = await Processor.start({ nc: own, namespace, workflows: [sleeper], services: noServices, logger: silentLogger(), ackWaitSeconds: 5 });
+  const processor = await Processor.start({ nc: own, namespace, workflows: [sleeper], services: noServices, logger: silentLogger(), ackWaitSeconds: 5, ...options });
   return {
     processor,
     stop: async () => {
@@ -164,4 +166,51 @@ describe('durable sleep', () => {
       await stop();
     }
   });
+
+  it('holds a wake-up its timer fired early until it is due, in its key\'s line and without a run slot', async () => {
+    // One run slot, and the wake-up fired 8 s early (250 ms as shipped): long enough that the
+    // order below does not hang on the machine's speed.
+    const { stop } = await startProcessor({ maxConcurrent: 1, timerLeadMs: 8_000 });
+    const timers: { command: Command; schedule: string }[] = [];
+    const sub = nc.subscribe(`${names.timersSubject}.>`, {
+      callback: (_err, msg) => {
+        timers.push({ command: fromBinary(CommandSchema, msg.data), schedule: msg.headers?.get('Nats-Schedule') ?? '' });
+      },
+    });
+    const jsm = await jetstreamManager(nc);
+    try {
+      const { invocationId } = await client.submit(sleeper, { ms: 10_000 }, { partitionKey: 'early' });
+      const suspended = await client.waitForStatus(invocationId, 'suspended');
+      const sleep = suspended.journal.find((e) => e.stepType === 'SLEEP');
+      const { wakeAtMs } = decodeJson<{ wakeAtMs: number }>(sleep?.request ?? new Uint8Array());
+      const mine = () => timers.filter((t) => t.command.invocationId === invocationId);
+      // Scheduled 8 s before it is due, and carrying when it is due.
+      expect(mine().map((t) => [t.schedule, t.command.dueAtMs])).toEqual([[`@at ${new Date(wakeAtMs - 8_000).toISOString()}`, BigInt(wakeAtMs)]]);
+
+      // Fired: the processor holds it (heartbeating it) while the invocation still sleeps.
+      const held = async () => {
+        let pending = 0;
+        for await (const consumer of jsm.consumers.list(names.commandsStream)) pending += consumer.num_ack_pending;
+        return pending;
+      };
+      await untilChanged(nc, [`$JS.ACK.${names.commandsStream}.>`], 'the fired wake-up held by the processor', async () => (await held()) > 0, 30_000);
+      expect((await client.getState(invocationId))?.status).toBe('suspended');
+
+      // Another key's invocation takes the one run slot meanwhile.
+      const other = await client.submitAndWait(sleeper, { ms: 0 }, { partitionKey: 'other', timeoutMs: 30_000 });
+      expect(other.state.status).toBe('completed');
+      expect((await client.getState(invocationId))?.status).toBe('suspended');
+
+      const final = await client.waitForResult(invocationId, { timeoutMs: 30_000 });
+      expect(final.status).toBe('completed');
+      const { wokeAtMs } = decodeJson<{ wakeAtMs: number; wokeAtMs: number }>(final.currentState);
+      expect(wokeAtMs).toBeGreaterThanOrEqual(wakeAtMs);
+      // Run once when started and once when due: the early firing started no run and set no timer again.
+      expect(sleeperRuns.get(invocationId)).toBe(2);
+      expect(mine()).toHaveLength(1);
+    } finally {
+      sub.unsubscribe();
+      await stop();
+    }
+  }, 60_000);
 });

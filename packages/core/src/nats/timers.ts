@@ -1,8 +1,13 @@
 /**
  * Durable timers as scheduled messages (nats-server 2.12+, ADR-51). A timer is a message
  * in the COMMANDS stream on `timers.<invocation id>.<timer>`, holding the command to queue
- * when it is due and a `Nats-Schedule: @at <due time>` header. At the due time the server
- * itself publishes the command to `commands.<partition key>` and removes the timer.
+ * when it is due and a `Nats-Schedule: @at <time>` header. At that time the server itself
+ * publishes the command to `commands.<partition key>` and removes the timer.
+ *
+ * The server fires the timers due at most every 250 ms, so a timer set for its due time
+ * would fire up to 250 ms late when others keep the server busy firing. A sleep's wake-up
+ * is scheduled {@link DEFAULT_TIMER_LEAD_MS} early instead and carries its due time
+ * (`due_at_ms`): the processor holds it until then, in its key's line, without a run slot.
  *
  * No processor holds, polls or fires a timer: a waiting timer costs the processors nothing
  * and counts against no consumer's limit, and neither a processor's crash nor its clock can
@@ -37,16 +42,21 @@ export async function scheduleCommand(js: JetStreamClient, names: EngineNames, d
   });
 }
 
+/** How long before its due time a sleep's wake-up is fired, ms: the interval at which the server fires due timers. */
+export const DEFAULT_TIMER_LEAD_MS = 250;
+
 /** Schedules the resume command of each sleep that suspends its invocation. */
 export class NatsTimerScheduler implements TimerScheduler {
   constructor(
     private readonly js: JetStreamClient,
     private readonly names: EngineNames,
+    private readonly leadMs = DEFAULT_TIMER_LEAD_MS,
   ) {}
 
   async schedule(timer: TimerRequest): Promise<void> {
     // No message ID: a resume that finds its sleep not due yet (the server's clock ahead of
     // the processor's) schedules the timer again, and that one must fire too.
-    await scheduleCommand(this.js, this.names, { command: resumeCommand(timer), dueAtMs: timer.wakeAtMs, timer: String(timer.step) });
+    const command = { ...resumeCommand(timer), dueAtMs: BigInt(timer.wakeAtMs) };
+    await scheduleCommand(this.js, this.names, { command, dueAtMs: timer.wakeAtMs - this.leadMs, timer: String(timer.step) });
   }
 }

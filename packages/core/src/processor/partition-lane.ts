@@ -37,8 +37,11 @@ export type Disposition =
 
 /** How a lane runs what it starts. */
 export interface LaneHandler {
-  /** Decodes a message; undefined when it is not a command (the handler dealt with it). */
-  decode(msg: JsMsg): { key: string } | undefined;
+  /**
+   * Decodes a message; undefined when it is not a command (the handler dealt with it).
+   * `dueAtMs`: when the command may start, unix ms (a wake-up fired early); 0 for at once.
+   */
+  decode(msg: JsMsg): { key: string; dueAtMs?: number } | undefined;
   /** Runs one command, its key's previous one finished; `signal` aborts when the lane is given up. */
   run(msg: JsMsg, signal: AbortSignal): Promise<Disposition>;
   /** Waits for a free run slot; resolves false when the processor stops. */
@@ -81,7 +84,9 @@ export class PartitionLane {
   readonly #waiting = new Map<string, JsMsg[]>();
   /** The command running (or being started) per key. */
   readonly #running = new Map<string, JsMsg>();
-  readonly #runs = new Set<Promise<void>>();
+  readonly #runs = new Set<Promise<unknown>>();
+  /** When each held command that may not start at once is due, unix ms. */
+  readonly #due = new WeakMap<JsMsg, number>();
   #messages: ConsumerMessages | undefined;
   #stopped = false;
   /** Stream sequences up to this were delivered before this owner's session: possibly elsewhere. */
@@ -179,6 +184,7 @@ export class PartitionLane {
     if (this.#sessionFloor === undefined) this.#beginSession();
     // Running here already: the copy it runs from is heartbeated and answers.
     if (this.#running.get(decoded.key)?.seq === msg.seq) return;
+    if (decoded.dueAtMs) this.#due.set(msg, decoded.dueAtMs);
     this.#line(decoded.key, msg);
     void this.#pump(decoded.key);
   }
@@ -277,6 +283,10 @@ export class PartitionLane {
     }
     this.#running.set(key, head); // reserved: a second pump of the key returns above
     this.#waiting.get(key)!.shift();
+    if (!(await this.#untilDue(head))) {
+      this.#putBack(key, head);
+      return;
+    }
     let mayStart: boolean;
     try {
       mayStart = this.#settled || (await this.#isOldest(head));
@@ -360,6 +370,22 @@ export class PartitionLane {
     );
     this.#runs.add(acked);
     void acked.finally(() => this.#runs.delete(acked));
+  }
+
+  /**
+   * Waits until a command fired before its time is due, holding its key (and heartbeated
+   * as running) but no run slot; false when the lane stops meanwhile.
+   */
+  async #untilDue(msg: JsMsg): Promise<boolean> {
+    const early = (this.#due.get(msg) ?? 0) - Date.now();
+    if (early <= 0) return true;
+    const due = wait(early, undefined, { signal: this.#giveUp.signal }).then(
+      () => !this.#stopped,
+      () => false,
+    );
+    this.#runs.add(due);
+    void due.finally(() => this.#runs.delete(due));
+    return due;
   }
 
   #putBack(key: string, msg: JsMsg): void {

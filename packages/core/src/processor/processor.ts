@@ -69,6 +69,11 @@ export interface ProcessorOptions {
   maxConcurrent?: number;
   /** Seconds a delivered command may go without word from its processor before it is redelivered. @default 8 */
   ackWaitSeconds?: number;
+  /**
+   * How long before its due time a sleep's wake-up is fired, ms; the processor holds it
+   * until due, without a run slot. @default 250 (the server fires due timers at most every 250 ms)
+   */
+  timerLeadMs?: number;
   /** Runs an invocation may take without finishing before it fails with the reason. @default 3 */
   maxAttempts?: number;
   /** Replicas of streams and buckets. @default 3 on a cluster, 1 on a single server */
@@ -193,7 +198,7 @@ export class Processor {
       services: options.services,
       logger,
       notifier: new NatsResultNotifier(options.nc, resources.names),
-      timers: new NatsTimerScheduler(js, resources.names),
+      timers: new NatsTimerScheduler(js, resources.names, options.timerLeadMs),
       awakeables: new NatsAwakeableStore(resources.awakeablesKv),
       invocations: new NatsInvocationGateway({ nc: options.nc, js, names: resources.names, states }),
       keyed: new NatsKeyedStateStore({ kv: resources.keyedStateKv, js, jsm: resources.jsm, names: resources.names }),
@@ -323,9 +328,9 @@ export class Processor {
   readonly #laneHandler: LaneHandler = {
     decode: (msg) => {
       try {
-        decodeCommand(msg.data);
+        const { dueAtMs } = decodeCommand(msg.data);
         // The key that chose the partition: the stored subject's last token.
-        return { key: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) };
+        return { key: msg.subject.slice(msg.subject.lastIndexOf('.') + 1), dueAtMs: Number(dueAtMs) };
       } catch (err) {
         void this.#deadLetter(msg, errorMessage(err));
         return undefined;
