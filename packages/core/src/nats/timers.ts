@@ -56,7 +56,8 @@ export class NatsTimerScheduler implements TimerScheduler {
   async schedule(timer: TimerRequest): Promise<void> {
     // No message ID: a resume that finds its sleep not due yet (the server's clock ahead of
     // the processor's) schedules the timer again, and that one must fire too.
-    const command = { ...resumeCommand(timer), dueAtMs: BigInt(timer.wakeAtMs) };
+    // A sleep of a fractional number of ms is due at a fractional time: the whole ms after it.
+    const command = { ...resumeCommand(timer), dueAtMs: BigInt(Math.ceil(timer.wakeAtMs)) };
     await scheduleCommand(this.js, this.names, { command, dueAtMs: timer.wakeAtMs - this.leadMs, timer: String(timer.step) });
   }
 }
