@@ -9,6 +9,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream';
 import { Bucket, type KV } from '@nats-io/kv';
 import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durable_pb.js';
+import { parseDuration } from '../config.js';
 import { DecodeError, FencedError } from '../errors.js';
 import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
 import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
@@ -131,21 +132,18 @@ export function messageTtl(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : `${Math.max(1, Math.ceil(ms / 1000))}s`;
 }
 
-/** Go duration units a `Nats-TTL` may use, in ms. */
-const TTL_UNITS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000_001 };
-
 /**
  * How long a stored record has left before the server removes it (its `Nats-TTL`, counted
  * from when it was stored), ms, at least 1; undefined for a record kept until removed.
  */
 export function ttlLeftMs(ttl: string | undefined, storedAt: Date, nowMs = Date.now()): number | undefined {
   if (!ttl || ttl === 'never') return undefined;
-  let ms = 0;
-  const parts = ttl.match(/(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)/g);
-  if (!parts || parts.join('') !== ttl) return undefined;
-  for (const part of parts) {
-    const [, amount, unit] = /^(\d+(?:\.\d+)?)(.+)$/.exec(part)!;
-    ms += Number(amount) * TTL_UNITS[unit!]!;
+  let ms: number;
+  try {
+    // As `messageTtl` writes it (`86400s`), or any duration the processor's flags take.
+    ms = parseDuration(ttl, 'Nats-TTL');
+  } catch {
+    return undefined;
   }
   return Math.max(1, ms - (nowMs - storedAt.getTime()));
 }

@@ -4,9 +4,9 @@
  * others'; a record not renewed for {@link EXPIRY_MS} is a processor gone. Each partition
  * is shared out by rendezvous hashing with a cap: every live processor ranks the
  * partitions, each partition goes to the processor ranking highest for it that has not
- * yet its even share, so the shares differ by one at most, a join or a leave moves few more
- * partitions than must move, and every processor computes the same assignment without
- * talking to the others.
+ * yet its even share, so the shares differ by one at most, a join or a leave moves a share
+ * of the partitions (more than the fewest possible, never all), and every processor
+ * computes the same assignment without talking to the others.
  *
  * A record found when a processor starts, or appearing later, is pinged first: a processor
  * killed a moment ago leaves a fresh record behind, and its partitions are taken at once
@@ -219,14 +219,14 @@ function pingSubject(prefix: string, id: string): string {
 export function assignment(members: readonly string[], count: number): Map<number, string> {
   const owners = new Map<number, string>();
   if (members.length === 0) return owners;
+  const unique = new Set(members);
   const pairs: { partition: number; member: string; score: string }[] = [];
-  for (const member of new Set(members)) {
+  for (const member of unique) {
     for (let partition = 0; partition < count; partition++) pairs.push({ partition, member, score: score(member, partition) });
   }
   pairs.sort((a, b) => (a.score < b.score ? 1 : a.score > b.score ? -1 : a.member < b.member ? -1 : 1));
-  const unique = new Set(members).size;
-  const share = Math.floor(count / unique);
-  let larger = count % unique;
+  const share = Math.floor(count / unique.size);
+  let larger = count % unique.size;
   const taken = new Map<string, number>();
   for (const { partition, member } of pairs) {
     if (owners.has(partition)) continue;
