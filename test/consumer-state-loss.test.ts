@@ -6,7 +6,10 @@
  * end once, with each step journaled once and run at most once more; invocations that ended
  * and were acknowledged before are not run again. On a cluster of its own, since it kills it.
  */
+import { once } from 'node:events';
+import { type AddressInfo, createConnection, createServer, type Server, type Socket } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, decodeJson, defineWorkflow, DurableClient, engineNames, Processor, silentLogger, type ServiceInvoker } from '../packages/core/src/index.js';
 import { partitionConsumer } from '../packages/core/src/nats/setup.js';
@@ -48,18 +51,76 @@ const held = defineWorkflow<{ n: number }, number>('sl_held', async (ctx, { n })
   return n * 2;
 });
 
+/**
+ * A TCP relay to one server that can turn connections away: the processor reaches the
+ * cluster through it alone, so that while it is shut, nothing of the processor reaches the
+ * consumers.
+ */
+class Relay {
+  #open = true;
+  readonly #sockets = new Set<Socket>();
+  readonly #server: Server;
+
+  private constructor(target: URL) {
+    this.#server = createServer((down) => {
+      if (!this.#open) return void down.destroy();
+      const up = createConnection(Number(target.port), target.hostname);
+      const close = (): void => {
+        down.destroy();
+        up.destroy();
+      };
+      for (const socket of [down, up]) {
+        this.#sockets.add(socket);
+        socket.on('error', close).on('close', () => {
+          this.#sockets.delete(socket);
+          close();
+        });
+      }
+      down.pipe(up).pipe(down);
+    });
+  }
+
+  static async start(target: string): Promise<Relay> {
+    const relay = new Relay(new URL(target));
+    relay.#server.listen(0, '127.0.0.1');
+    await once(relay.#server, 'listening');
+    return relay;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  /** Turns new connections away from now on (those open now end with their server). */
+  shut(): void {
+    this.#open = false;
+  }
+
+  open(): void {
+    this.#open = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#server.close();
+    await once(this.#server, 'close');
+  }
+}
+
 type Connection = Awaited<ReturnType<typeof connectNats>>;
 let cluster: NatsCluster;
 let processorNc: Connection;
 let clientNc: Connection;
 let processor: Processor;
+let relay: Relay;
 let client: DurableClient;
 
 beforeAll(async () => {
   cluster = await startCluster({
     ...ownClusterPorts(OFFSET),
   });
-  processorNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });
+  relay = await Relay.start(cluster.urls[0]!);
+  processorNc = await connect({ servers: [relay.url], ignoreClusterUpdates: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   clientNc = await connectNats({ servers: cluster.urls, maxAttempts: 3 });
   processor = await Processor.start({
     nc: processorNc,
@@ -78,25 +139,32 @@ afterAll(async () => {
   await processor?.stop();
   await processorNc?.close();
   await clientNc?.close();
+  await relay?.stop();
   await cluster?.stop();
 });
 
-/** The partitions' consumers, summed: deliveries acknowledged (their ack floors), and deliveries waiting for an ack. */
-async function consumerStates(): Promise<{ acked: number; ackPending: number }> {
-  const jsm = await jetstreamManager(clientNc);
-  let acked = 0;
-  let ackPending = 0;
-  for (let p = 0; p < PARTITIONS; p++) {
-    const info = await jsm.consumers.info(names.commandsStream, partitionConsumer('processor-1', p));
-    acked += info.ack_floor.consumer_seq;
-    ackPending += info.num_ack_pending;
-  }
-  return { acked, ackPending };
+/** The partitions' consumers, summed: deliveries made, deliveries acknowledged (their ack floors), and deliveries waiting for an ack. */
+interface ConsumerStates {
+  delivered: number;
+  acked: number;
+  ackPending: number;
 }
 
-/** {@link consumerStates} once the restarted cluster answers. */
-async function consumerStatesWhenBack(): Promise<{ acked: number; ackPending: number }> {
-  let states: { acked: number; ackPending: number } | undefined;
+async function consumerStates(): Promise<ConsumerStates> {
+  const jsm = await jetstreamManager(clientNc);
+  const states: ConsumerStates = { delivered: 0, acked: 0, ackPending: 0 };
+  for (let p = 0; p < PARTITIONS; p++) {
+    const info = await jsm.consumers.info(names.commandsStream, partitionConsumer('processor-1', p));
+    states.delivered += info.delivered.consumer_seq;
+    states.acked += info.ack_floor.consumer_seq;
+    states.ackPending += info.num_ack_pending;
+  }
+  return states;
+}
+
+/** {@link consumerStates} once the restarted servers answer. */
+async function consumerStatesWhenBack(): Promise<ConsumerStates> {
+  let states: ConsumerStates | undefined;
   await expect
     .poll(async () => (states = await consumerStates().catch(() => undefined)) !== undefined, { timeout: 60_000, interval: 250 })
     .toBe(true);
@@ -115,11 +183,15 @@ describe('the partitions’ consumers losing their state (every server killed at
     await expect.poll(async () => (await consumerStates()).ackPending, { timeout: 30_000 }).toBe(IN_FLIGHT);
     const before = await consumerStates();
 
+    // Until the consumers have been looked at, the processor cannot reconnect.
+    relay.shut();
     for (let i = 0; i < 3; i++) await cluster.stopNode(i, { kill: true });
     await Promise.all([0, 1, 2].map((i) => cluster.startNode(i)));
-    // The consumers started again from nothing: the acknowledgements they had are gone.
-    expect(before.acked).toBeGreaterThan(0);
-    expect((await consumerStatesWhenBack()).acked).toBe(0);
+    // The consumers started again from nothing: no delivery and no acknowledgement left.
+    expect(before).toMatchObject({ acked: ended.length, ackPending: IN_FLIGHT });
+    expect(before.delivered).toBeGreaterThanOrEqual(ended.length + IN_FLIGHT);
+    expect(await consumerStatesWhenBack()).toEqual({ delivered: 0, acked: 0, ackPending: 0 });
+    relay.open();
     openGate();
 
     const outcomes = await Promise.all(running.map((r) => client.waitForResult(r.invocationId, { timeoutMs: 180_000 })));

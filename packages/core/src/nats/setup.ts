@@ -38,7 +38,7 @@ export interface SetupOptions {
   maxConcurrent?: number;
   /**
    * Partitions of the command stream, fixed when the stream is created (a processor joining
-   * later reads the stream's own count, and warns when it was given another). @default 16
+   * later reads the stream's own count, and warns when it was given another). @default 4
    */
   partitions?: number;
   /**
@@ -255,7 +255,7 @@ function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: num
 }
 
 /**
- * Creates the command stream with `requested` partitions (default 16), or reads the count
+ * Creates the command stream with `requested` partitions (default 4), or reads the count
  * of the one that exists: every processor must agree on it, so the stream's own count wins,
  * and a different request is only warned about.
  * @returns the stream's partition count.
