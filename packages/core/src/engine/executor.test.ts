@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
+import { CommandKind, CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
 import { FencedError, PausedError, RetryableError, ServiceCallError, TerminalError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
@@ -521,6 +521,75 @@ describe('durable sleep', () => {
     expect(stored?.state.status).toBe('completed');
     expect(decodeJson(stored!.state.currentState)).toBe('ba');
     expect(stored!.state.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+  });
+
+  /** Makes a suspended napper's timer due, in its journal and in the copy its state holds. */
+  async function makeDue(states: MemoryStateStore, journals: MemoryJournalStore, invocationId: string): Promise<void> {
+    const due = encodeJson({ wakeAtMs: Date.now() - 1 });
+    journals.entries(invocationId)[1]!.request = due;
+    const suspended = (await states.get(invocationId))!;
+    suspended.state.journal[1]!.request = due;
+    await states.update(suspended.state, suspended.revision);
+  }
+
+  it('resumes a suspended invocation woken by a command never run before with one state write: its final one, on the state it found', async () => {
+    const { states, journals, executor } = sleepSetup();
+    const cmd = command('napper', { ms: 60_000 });
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
+    await makeDue(states, journals, cmd.invocationId);
+    const wake = create(CommandSchema, { ...cmd, kind: CommandKind.RESUME });
+    const writes: string[] = [];
+    const update = states.update.bind(states);
+    states.update = async (state, revision) => (writes.push(`update ${state.status}`), update(state, revision));
+
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
+    expect(writes).toEqual(['update completed']);
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(decodeJson(final.currentState)).toBe('ba');
+    expect(final.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended', 'completed']);
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+  });
+
+  it('claims the journal of a suspended invocation when its wake-up comes again: a run that resumed it unclaimed and stalled takes nothing', async () => {
+    let opened: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (opened = resolve));
+    let entered: () => void = () => undefined;
+    const inAfter = new Promise<void>((resolve) => (entered = resolve));
+    let runsOfAfter = 0;
+    const stallable = defineWorkflow<Record<string, never>, string>('stallable_napper', async (ctx) => {
+      await ctx.run('before', () => 'b');
+      await ctx.sleep(60_000);
+      return ctx.run('after', async () => {
+        const n = runsOfAfter++;
+        if (n === 0) {
+          entered();
+          await gate;
+        }
+        return `a${n}`;
+      });
+    });
+    const states = new MemoryStateStore();
+    const journals = new MemoryJournalStore();
+    const executor = new Executor({ workflows: new WorkflowRegistry([stallable]), states, journals, services: new FakeServices(), logger: silentLogger(), timers: new RecordedTimers() });
+    const cmd = command('stallable_napper');
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
+    await makeDue(states, journals, cmd.invocationId);
+    const wake = create(CommandSchema, { ...cmd, kind: CommandKind.RESUME });
+
+    // Resumed unclaimed: it appends the sleep's end, then stalls in the step after it.
+    const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
+    await inAfter;
+    expect((await states.get(cmd.invocationId))!.state.status).toBe('suspended');
+    // Its wake-up comes back (the ack wait passed) to another run, which claims the journal
+    // behind the stalled run's append instead of being refused by it.
+    const again = await executor.execute(wake, { startSequence: 2n, delivery: 2 });
+    expect(again.kind).toBe('ended');
+    opened();
+    expect((await stalled).kind).toBe('fenced');
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(decodeJson(final.currentState)).toBe('a1');
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP']);
   });
 
   it('waits in memory for a short sleep', async () => {

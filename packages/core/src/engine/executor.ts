@@ -152,6 +152,15 @@ export interface ExecuteOptions {
    */
   firstDelivery?: boolean;
   /**
+   * A resume (a wake-up) delivered for the first time and never run
+   * before: a suspended invocation whose state holds its whole journal is resumed before
+   * its claim is written. The claim is written when the run exposes the invocation to
+   * others or runs on for {@link UNWRITTEN_STATE_MS}; a run that suspends or ends before
+   * writes only that, by compare-and-set on the state it found (one durable write less).
+   * @default false
+   */
+  resumeUnclaimed?: boolean;
+  /**
    * With `firstDelivery`: the invocation ID was made just now by the client that sent the
    * command (not given by its caller), so no invocation can have it yet and the run starts
    * without reading its state. A write that finds one anyway is fenced, as without this.
@@ -325,9 +334,14 @@ export class Executor {
       );
       return { kind: 'outcome', outcome: await this.#end(found.state, found.revision, 'failed', reason) };
     }
-    const written = await this.#fenced(async () => {
-      if (unwritten) return undefined;
-      if (!found) return states.create(state);
+    // A suspended invocation woken by a command never run before, its whole journal in its
+    // state: its claim waits (see ExecuteOptions.resumeUnclaimed). Its journal is fenced on
+    // the sequence the state holds, and its state on the revision found.
+    const unclaimed =
+      options.resumeUnclaimed === true && found?.state.status === 'suspended' && !workflow.options.exclusive && knownJournal(found.state).known !== undefined
+        ? found
+        : undefined;
+    if (found) {
       // The inline journal of a suspension is read below, not written again.
       state = {
         ...found.state,
@@ -340,21 +354,43 @@ export class Executor {
         runSequence: options.startSequence ?? 0n,
         runDelivery: options.delivery ?? 0,
       };
-      return states.update(state, found.revision, found.state);
+    }
+    const claimedState = state;
+    const written = await this.#fenced(async () => {
+      if (unwritten || unclaimed) return undefined;
+      if (!found) return states.create(claimedState);
+      return states.update(claimedState, found.revision, found.state);
     });
     if (written !== undefined && typeof written !== 'number') return { kind: 'outcome', outcome: written };
+    const owned =
+      written !== undefined
+        ? OwnedState.written(written)
+        : unclaimed
+          ? OwnedState.unclaimed(() => states.update(claimedState, unclaimed.revision, unclaimed.state), unclaimed)
+          : OwnedState.unwritten(() => states.create(claimedState));
     let input: unknown;
     try {
       input = workflow.input.decode(state.input, 'workflow input');
     } catch (err) {
-      return { kind: 'outcome', outcome: await this.#end(state, written, 'failed', new TerminalError(errorMessage(err), { cause: err })) };
+      owned.abandon();
+      const base = owned.base(state);
+      return { kind: 'outcome', outcome: await this.#end(state, base.revision, 'failed', new TerminalError(errorMessage(err), { cause: err }), { previous: base.previous }) };
     }
-    const claimedState = state;
-    const owned = written === undefined ? OwnedState.unwritten(() => states.create(claimedState)) : OwnedState.written(written);
     // A first delivery's journal is empty. A start delivered again with no state may follow a
     // run that journaled before it stopped without writing the state, and that may be only
-    // stalled: its journal is claimed, as a takeover's is.
-    const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId } : knownJournal(found.state);
+    // stalled: its journal is claimed, as a takeover's is. So is a suspended invocation's
+    // when its wake-up is not run unclaimed: a run that resumed it unclaimed may have
+    // appended, or be stalled.
+    const opening =
+      unwritten || (fresh && found)
+        ? { fresh: true }
+        : !found || takeover
+          ? { claim: this.#processorId }
+          : unclaimed
+            ? knownJournal(unclaimed.state)
+            : found.state.status === 'suspended'
+              ? { ...knownJournal(found.state), claim: this.#processorId }
+              : knownJournal(found.state);
     const journal = await this.#fenced(() => journals.open(command.invocationId, opening)).catch(async (err: unknown) => {
       await this.#release(state, owned);
       throw err;
@@ -422,10 +458,12 @@ export class Executor {
       await this.#release(state, owned);
       return { kind: 'interrupted', reason: fatal.message };
     }
-    // A state written while the run went on (it ran long, or exposed the invocation) is built on.
-    const revision = await this.#fenced(() => owned.settle());
-    if (typeof revision === 'object') return revision;
-    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence);
+    // A state written while the run went on (it ran long, or exposed the invocation) is built
+    // on; else, when resumed unclaimed, the state it found.
+    const settled = await this.#fenced(() => owned.settle());
+    if (typeof settled === 'object') return settled;
+    const { revision, previous } = owned.base(state);
+    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
     // Nothing of this run outside its state and index entry: nothing in its journal stream
@@ -438,17 +476,17 @@ export class Executor {
       ctx.unappended.length === ctx.entries.length &&
       !state.parent &&
       !workflow.options.exclusive;
-    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown), { alone });
+    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown), { alone, previous });
     let currentState: Uint8Array;
     try {
       currentState = workflow.output.encode(output);
     } catch (err) {
-      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }));
+      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }), { previous });
     }
     // The final state could not be written, and every run would end the same way.
     const limit = journal.maxEntryBytes;
     if (limit !== undefined && currentState.length > limit) {
-      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`));
+      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`), { previous });
     }
     // Outcomes not appended yet are left to the final state when it holds the whole journal
     // and is sure to stay under the server's limit with it (one write less: its compare-and-set
@@ -463,7 +501,7 @@ export class Executor {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
     // Not alone if its held outcomes go to the journal stream beside the final state.
-    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone: alone && whole });
+    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone: alone && whole, previous });
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
     if (ended.kind === 'ended' && lateFailure) {
@@ -620,6 +658,8 @@ export class Executor {
       appends?: Promise<void>;
       /** The invocation left no record but its state and index entry (see #runAndSettle). */
       alone?: boolean;
+      /** The state `revision` holds, when not `state` itself (a run resumed unclaimed). */
+      previous?: ExecutionState;
     } = {},
   ): Promise<ExecutionOutcome> {
     const { states, logger, notifier, retention } = this.#options;
@@ -649,7 +689,7 @@ export class Executor {
     const retentionMs = retention ? this.#retentionMs(final.handler) : 0;
     const expires = how.alone === true && retentionMs > 0 && retention?.expiresStates === true ? { expiresInMs: retentionMs } : undefined;
     const written = await this.#fenced(() =>
-      Promise.all([revision === undefined ? states.create(final, expires) : this.#updateOwned(final, revision, state, expires), appends]),
+      Promise.all([revision === undefined ? states.create(final, expires) : this.#updateOwned(final, revision, how.previous ?? state, expires), appends]),
     );
     if ('kind' in written) return written;
     this.#observer.invocationEnded(final.handler, status, Number(at - final.createdAtMs) / 1000);
@@ -723,6 +763,8 @@ export class Executor {
     steps: number,
     entries: readonly JournalEntry[],
     lastSequence: number,
+    /** The state `revision` holds, when not `state` itself (a run resumed unclaimed). */
+    previous: ExecutionState = state,
   ): Promise<ExecutionOutcome> {
     const journal = this.#journalFields(state.invocationId, entries);
     const waiting: ExecutionState = {
@@ -738,7 +780,7 @@ export class Executor {
       updatedAtMs: now(),
     };
     const written = await this.#fenced(async (): Promise<{ revision: number; requested?: ExecutionState }> =>
-      revision === undefined ? { revision: await this.#options.states.create(waiting) } : this.#updateOwned(waiting, revision, state),
+      revision === undefined ? { revision: await this.#options.states.create(waiting) } : this.#updateOwned(waiting, revision, previous),
     );
     if ('kind' in written) return written;
     // A request whose notice did not reach the run is acted on now, as at any suspension.
@@ -860,7 +902,12 @@ class OwnedState {
   /** The run has ended, suspended or lost the invocation: what it writes from now on is its executor's. */
   #closed = false;
 
-  private constructor(private readonly create: (() => Promise<number>) | undefined, revision: number | undefined) {
+  private constructor(
+    private readonly create: (() => Promise<number>) | undefined,
+    revision: number | undefined,
+    /** The state a run resumed unclaimed found: what `create` (its claim) replaces. */
+    private readonly found?: VersionedState,
+  ) {
     this.#revision = revision;
     if (create) this.#timer = setTimeout(() => void this.write().catch(() => undefined), UNWRITTEN_STATE_MS);
   }
@@ -873,6 +920,21 @@ class OwnedState {
   /** A state to write later with `create`. */
   static unwritten(create: () => Promise<number>): OwnedState {
     return new OwnedState(create, undefined);
+  }
+
+  /** A suspended state taken up without a claim: `claim` writes it later, over `found`. */
+  static unclaimed(claim: () => Promise<number>, found: VersionedState): OwnedState {
+    return new OwnedState(claim, undefined, found);
+  }
+
+  /**
+   * What the run's next write replaces, once settled: the revision it wrote last and the
+   * state it wrote (`claimed`), or, resumed unclaimed with nothing written, the state it
+   * found; no revision when there is no state yet.
+   */
+  base(claimed: ExecutionState): { revision: number | undefined; previous: ExecutionState } {
+    if (this.#revision === undefined && this.found) return { revision: this.found.revision, previous: this.found.state };
+    return { revision: this.#revision, previous: claimed };
   }
 
   /** True when the run started with its state written. */

@@ -80,7 +80,7 @@ export interface ProcessorOptions {
   replicas?: number;
   /** Recorded as the owner of running invocations. @default `<hostname>-<pid>-<random>` */
   processorId?: string;
-  /** Partitions of the command stream when this processor creates it. @default 16 */
+  /** Partitions of the command stream when this processor creates it. @default 4 (`DEFAULT_PARTITIONS`) */
   partitions?: number;
   /**
    * How long ended invocations are kept before every record of them is removed, ms, for
@@ -385,13 +385,15 @@ export class Processor {
     // A consumer that lost its state (its servers' memory, see setup) counts again from 1:
     // such a "first" delivery of a command run before finds its state (read, or by the
     // run's first write, which is fenced) and goes on from there, a step at most done again.
-    const firstDelivery = msg.info.deliveryCount === 1 && command.kind === CommandKind.START && !this.#ranBefore.has(msg);
+    const neverRun = msg.info.deliveryCount === 1 && !this.#ranBefore.has(msg);
+    const firstDelivery = neverRun && command.kind === CommandKind.START;
     this.#ranBefore.add(msg);
     let outcome: ExecutionOutcome;
     try {
       outcome = await this.#executor.execute(command, {
         signal: cancel.signal,
         firstDelivery,
+        resumeUnclaimed: neverRun && command.kind === CommandKind.RESUME,
         freshId: firstDelivery && msg.headers?.get(FRESH_ID_HEADER) === '1',
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
