@@ -74,6 +74,12 @@ export interface DurableContextOptions {
    * can be seen by others: an awakeable made, a send, a child started. @default nothing to write
    */
   writeState?: () => Promise<void>;
+  /**
+   * With `writeState`: the state is also written before the run's first side effect and
+   * its first journal append (a run that resumed a suspended invocation without claiming
+   * it: nothing it does beyond its state goes unfenced by that claim). @default false
+   */
+  claimBeforeEffects?: boolean;
 }
 
 /** The outcome of a live step, before it is journaled. */
@@ -106,6 +112,8 @@ export class DurableContext implements Context {
   #appendFailure: Error | undefined;
   /** The state write asked for by {@link DurableContextOptions.writeState}, once asked. */
   #stateWritten: Promise<void> | undefined;
+  /** Why that write failed: nothing is appended after it. */
+  #stateFailure: Error | undefined;
   #fatal: Error | undefined;
   /** Invocation-scoped state, as JSON bytes; rebuilt by replaying the set and clear steps. */
   readonly #state: Map<string, Uint8Array>;
@@ -668,6 +676,7 @@ export class DurableContext implements Context {
 
   /** Appends what is held, waits for the appends; throws the run's fatal error if one failed. */
   async #durable(): Promise<void> {
+    if (this.#options.claimBeforeEffects) this.#writeState();
     await this.drained();
     await this.#stateWritten;
     if (this.#fatal) throw this.#fatal;
@@ -678,7 +687,8 @@ export class DurableContext implements Context {
     const write = this.#options.writeState;
     if (!write || this.#stateWritten) return;
     this.#stateWritten = write().catch((err: unknown) => {
-      this.#fatal ??= err instanceof FencedError ? err : new InterruptedError(`could not write the state: ${errorMessage(err)}`);
+      this.#stateFailure = err instanceof FencedError ? err : new InterruptedError(`could not write the state: ${errorMessage(err)}`);
+      this.#fatal ??= this.#stateFailure;
     });
   }
 
@@ -715,6 +725,11 @@ export class DurableContext implements Context {
       // failed (the journal's next sequence is not known), the journal is another's, or the
       // replay went astray.
       if (this.#appendFailure || this.#fatal instanceof FencedError || this.#fatal instanceof NonDeterminismError) throw this.#fatal;
+      if (this.#options.claimBeforeEffects) {
+        this.#writeState();
+        await this.#stateWritten;
+        if (this.#stateFailure) throw this.#stateFailure;
+      }
       try {
         const started = performance.now();
         await this.#options.journal.append(entry);

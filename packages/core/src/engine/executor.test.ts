@@ -532,33 +532,65 @@ describe('durable sleep', () => {
     await states.update(suspended.state, suspended.revision);
   }
 
-  it('resumes a suspended invocation woken by a command never run before with one state write: its final one, on the state it found', async () => {
-    const { states, journals, executor } = sleepSetup();
-    const cmd = command('napper', { ms: 60_000 });
-    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
-    await makeDue(states, journals, cmd.invocationId);
-    const wake = create(CommandSchema, { ...cmd, kind: CommandKind.RESUME });
-    const writes: string[] = [];
-    const update = states.update.bind(states);
-    states.update = async (state, revision) => (writes.push(`update ${state.status}`), update(state, revision));
-
-    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
-    expect(writes).toEqual(['update completed']);
-    const final = (await states.get(cmd.invocationId))!.state;
-    expect(decodeJson(final.currentState)).toBe('ba');
-    expect(final.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended', 'completed']);
-    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+  /** Sleeps, then only reads the clock before it returns: nothing outside its state after the sleep. */
+  const waker = defineWorkflow<{ ms: number }, string>('waker', async (ctx, { ms }) => {
+    const before = await ctx.run('before', () => 'b');
+    await ctx.sleep(ms);
+    await ctx.now();
+    return before;
   });
 
-  it('claims the journal of a suspended invocation when its wake-up comes again: a run that resumed it unclaimed and stalled takes nothing', async () => {
+  /** An executor of `workflow`, and a suspended invocation of it due now. */
+  async function dueSleeper(workflow: AnyWorkflow) {
+    const states = new MemoryStateStore();
+    const journals = new MemoryJournalStore();
+    const executor = new Executor({ workflows: new WorkflowRegistry([workflow]), states, journals, services: new FakeServices(), logger: silentLogger(), timers: new RecordedTimers() });
+    const cmd = command(workflow.name, { ms: 60_000 });
+    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
+    await makeDue(states, journals, cmd.invocationId);
+    const writes: string[] = [];
+    const update = states.update.bind(states);
+    states.update = async (state, revision) => (writes.push(`update ${state.status} after ${journals.appends} appends`), update(state, revision));
+    return { states, journals, executor, writes, cmd, wake: create(CommandSchema, { ...cmd, kind: CommandKind.RESUME }) };
+  }
+
+  it('resumes a suspended invocation woken by a command never run before with one state write when the run then only ends: its final one, on the state it found', async () => {
+    const { states, journals, executor, writes, cmd, wake } = await dueSleeper(waker);
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
+    expect(writes).toEqual(['update completed after 2 appends']);
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(final.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended', 'completed']);
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'NOW']);
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+  });
+
+  it('has a run resumed unclaimed claim the invocation before its first append or side effect', async () => {
+    const { states, executor, writes, cmd, wake } = await dueSleeper(napper);
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
+    // The claim, then the sleep's end appended before the step after it, then the end.
+    expect(writes).toEqual(['update running after 2 appends', 'update completed after 3 appends']);
+    expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('ba');
+  });
+
+  it('lets only one of two unclaimed runs of the same wake-up (a consumer that lost its state delivers it again as new) end the invocation', async () => {
+    const { states, journals, executor, cmd, wake } = await dueSleeper(waker);
+    const outcomes = await Promise.all([1, 2].map(() => executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })));
+    expect(outcomes.map((o) => o.kind).sort()).toEqual(['ended', 'fenced']);
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(final.status).toBe('completed');
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'NOW']);
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+  });
+
+  it('takes over a run resumed unclaimed that stalled after its claim when its wake-up comes again, and the stalled run takes nothing', async () => {
     let opened: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (opened = resolve));
     let entered: () => void = () => undefined;
     const inAfter = new Promise<void>((resolve) => (entered = resolve));
     let runsOfAfter = 0;
-    const stallable = defineWorkflow<Record<string, never>, string>('stallable_napper', async (ctx) => {
+    const stallable = defineWorkflow<{ ms: number }, string>('stallable_napper', async (ctx, { ms }) => {
       await ctx.run('before', () => 'b');
-      await ctx.sleep(60_000);
+      await ctx.sleep(ms);
       return ctx.run('after', async () => {
         const n = runsOfAfter++;
         if (n === 0) {
@@ -568,22 +600,14 @@ describe('durable sleep', () => {
         return `a${n}`;
       });
     });
-    const states = new MemoryStateStore();
-    const journals = new MemoryJournalStore();
-    const executor = new Executor({ workflows: new WorkflowRegistry([stallable]), states, journals, services: new FakeServices(), logger: silentLogger(), timers: new RecordedTimers() });
-    const cmd = command('stallable_napper');
-    expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
-    await makeDue(states, journals, cmd.invocationId);
-    const wake = create(CommandSchema, { ...cmd, kind: CommandKind.RESUME });
+    const { states, journals, executor, cmd, wake } = await dueSleeper(stallable);
 
-    // Resumed unclaimed: it appends the sleep's end, then stalls in the step after it.
+    // Resumed unclaimed: it claims, appends the sleep's end, then stalls in the step after it.
     const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
     await inAfter;
-    expect((await states.get(cmd.invocationId))!.state.status).toBe('suspended');
-    // Its wake-up comes back (the ack wait passed) to another run, which claims the journal
-    // behind the stalled run's append instead of being refused by it.
-    const again = await executor.execute(wake, { startSequence: 2n, delivery: 2 });
-    expect(again.kind).toBe('ended');
+    expect((await states.get(cmd.invocationId))!.state.status).toBe('running');
+    // Its wake-up comes back (the ack wait passed) to another run, which takes it over.
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 2 })).kind).toBe('ended');
     opened();
     expect((await stalled).kind).toBe('fenced');
     const final = (await states.get(cmd.invocationId))!.state;

@@ -152,11 +152,12 @@ export interface ExecuteOptions {
    */
   firstDelivery?: boolean;
   /**
-   * A resume (a wake-up) delivered for the first time and never run
-   * before: a suspended invocation whose state holds its whole journal is resumed before
-   * its claim is written. The claim is written when the run exposes the invocation to
-   * others or runs on for {@link UNWRITTEN_STATE_MS}; a run that suspends or ends before
-   * writes only that, by compare-and-set on the state it found (one durable write less).
+   * A resume (a wake-up) delivered for the first time and never run before: a suspended
+   * invocation whose state holds its whole journal is resumed before its claim is written.
+   * The claim is written before the run's first side effect or journal append, when it
+   * exposes the invocation to others, or once it has run for {@link UNWRITTEN_STATE_MS}; a
+   * run that ends before any of these (it only replays, then returns) writes only its end,
+   * by compare-and-set on the state it found (one durable write less).
    * @default false
    */
   resumeUnclaimed?: boolean;
@@ -335,8 +336,8 @@ export class Executor {
       return { kind: 'outcome', outcome: await this.#end(found.state, found.revision, 'failed', reason) };
     }
     // A suspended invocation woken by a command never run before, its whole journal in its
-    // state: its claim waits (see ExecuteOptions.resumeUnclaimed). Its journal is fenced on
-    // the sequence the state holds, and its state on the revision found.
+    // state: its claim waits (see ExecuteOptions.resumeUnclaimed) until its first side
+    // effect or append; a run that has none writes only its end, on the revision found.
     const unclaimed =
       options.resumeUnclaimed === true && found?.state.status === 'suspended' && !workflow.options.exclusive && knownJournal(found.state).known !== undefined
         ? found
@@ -378,19 +379,10 @@ export class Executor {
     }
     // A first delivery's journal is empty. A start delivered again with no state may follow a
     // run that journaled before it stopped without writing the state, and that may be only
-    // stalled: its journal is claimed, as a takeover's is. So is a suspended invocation's
-    // when its wake-up is not run unclaimed: a run that resumed it unclaimed may have
-    // appended, or be stalled.
-    const opening =
-      unwritten || (fresh && found)
-        ? { fresh: true }
-        : !found || takeover
-          ? { claim: this.#processorId }
-          : unclaimed
-            ? knownJournal(unclaimed.state)
-            : found.state.status === 'suspended'
-              ? { ...knownJournal(found.state), claim: this.#processorId }
-              : knownJournal(found.state);
+    // stalled: its journal is claimed, as a takeover's is. A suspended state's inline journal
+    // is whole: a run resumed unclaimed claims the state before it appends (see
+    // DurableContextOptions.claimBeforeEffects).
+    const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId } : knownJournal(found.state);
     const journal = await this.#fenced(() => journals.open(command.invocationId, opening)).catch(async (err: unknown) => {
       await this.#release(state, owned);
       throw err;
@@ -422,7 +414,7 @@ export class Executor {
       states,
       ...(keyedState ? { keyedState } : {}),
       observer,
-      ...(owned.isWritten ? {} : { writeState: () => owned.write() }),
+      ...(owned.isWritten ? {} : { writeState: () => owned.write(), claimBeforeEffects: owned.isUnclaimed }),
     });
     if (journal.entries.length > 0) {
       logger.info(
@@ -935,6 +927,11 @@ class OwnedState {
   base(claimed: ExecutionState): { revision: number | undefined; previous: ExecutionState } {
     if (this.#revision === undefined && this.found) return { revision: this.found.revision, previous: this.found.state };
     return { revision: this.#revision, previous: claimed };
+  }
+
+  /** True when the run resumed a suspended state without claiming it yet. */
+  get isUnclaimed(): boolean {
+    return this.found !== undefined && this.#revision === undefined && this.#creating === undefined;
   }
 
   /** True when the run started with its state written. */
