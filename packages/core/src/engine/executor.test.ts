@@ -456,17 +456,18 @@ describe('durable sleep', () => {
     return before + after;
   });
 
-  function sleepSetup() {
+  function sleepSetup(workflow: AnyWorkflow = napper, journalInlineBytes?: number) {
     const states = new MemoryStateStore();
     const journals = new MemoryJournalStore();
     const timers = new RecordedTimers();
     const executor = new Executor({
-      workflows: new WorkflowRegistry([napper]),
+      workflows: new WorkflowRegistry([workflow]),
       states,
       journals,
       services: new FakeServices(),
       logger: silentLogger(),
       timers,
+      ...(journalInlineBytes ? { journalInlineBytes } : {}),
     });
     return { states, journals, timers, executor };
   }
@@ -541,10 +542,8 @@ describe('durable sleep', () => {
   });
 
   /** An executor of `workflow`, and a suspended invocation of it due now. */
-  async function dueSleeper(workflow: AnyWorkflow) {
-    const states = new MemoryStateStore();
-    const journals = new MemoryJournalStore();
-    const executor = new Executor({ workflows: new WorkflowRegistry([workflow]), states, journals, services: new FakeServices(), logger: silentLogger(), timers: new RecordedTimers() });
+  async function dueSleeper(workflow: AnyWorkflow, journalInlineBytes?: number) {
+    const { states, journals, executor } = sleepSetup(workflow, journalInlineBytes);
     const cmd = command(workflow.name, { ms: 60_000 });
     expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
     await makeDue(states, journals, cmd.invocationId);
@@ -570,6 +569,37 @@ describe('durable sleep', () => {
     // The claim, then the sleep's end appended before the step after it, then the end.
     expect(writes).toEqual(['update running after 2 appends', 'update completed after 3 appends']);
     expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('ba');
+  });
+
+  it('has a run resumed unclaimed claim and append before its end when its final state cannot carry what it holds', async () => {
+    const bulky = defineWorkflow<{ ms: number }, string>('bulky_waker', async (ctx, { ms }) => {
+      const before = await ctx.run('before', () => 'b');
+      await ctx.sleep(ms);
+      await ctx.set('big', 'x'.repeat(2_000));
+      return before;
+    });
+    const { states, journals, executor, writes, cmd, wake } = await dueSleeper(bulky, 1_000);
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
+    expect(writes).toEqual(['update running after 2 appends', 'update completed after 4 appends']);
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'SET:big']);
+    expect((await states.get(cmd.invocationId))!.state.journalLength).toBe(4);
+  });
+
+  it('has a run resumed unclaimed lose its end to any change of the state it found, even one that leaves it suspended as it was', async () => {
+    const { states, executor, cmd, wake } = await dueSleeper(waker);
+    const update = states.update.bind(states);
+    let changed = false;
+    states.update = async (state, revision) => {
+      if (!changed && state.status === 'completed') {
+        // Another run suspended it again meanwhile: the same status, owner, attempt and command.
+        changed = true;
+        const current = (await states.get(cmd.invocationId))!;
+        await update(current.state, current.revision);
+      }
+      return update(state, revision);
+    };
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('fenced');
+    expect((await states.get(cmd.invocationId))!.state.status).toBe('suspended');
   });
 
   it('lets only one of two unclaimed runs of the same wake-up (a consumer that lost its state delivers it again as new) end the invocation', async () => {

@@ -374,7 +374,7 @@ export class Executor {
       input = workflow.input.decode(state.input, 'workflow input');
     } catch (err) {
       owned.abandon();
-      const base = owned.base(state);
+      const base = owned.base();
       return { kind: 'outcome', outcome: await this.#end(state, base.revision, 'failed', new TerminalError(errorMessage(err), { cause: err }), { previous: base.previous }) };
     }
     // A first delivery's journal is empty. A start delivered again with no state may follow a
@@ -440,6 +440,11 @@ export class Executor {
     // compare-and-set too); any other ending waits for them first.
     const completed = !suspended && thrown === undefined && ctx.fatal === undefined;
     if (!completed) await ctx.drained();
+    // A run resumed unclaimed ends without its claim only when its final state carries every
+    // outcome it holds; else it appends them first, which claims (see claimBeforeEffects).
+    else if (owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...this.#journalFields(id, ctx.entries) }, ctx.entries.length, output, journal.maxEntryBytes)) {
+      await ctx.drained();
+    }
     const fatal = ctx.fatal;
     if (fatal instanceof FencedError) {
       owned.abandon();
@@ -454,7 +459,7 @@ export class Executor {
     // on; else, when resumed unclaimed, the state it found.
     const settled = await this.#fenced(() => owned.settle());
     if (typeof settled === 'object') return settled;
-    const { revision, previous } = owned.base(state);
+    const { revision, previous } = owned.base();
     if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous);
     const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
@@ -485,10 +490,7 @@ export class Executor {
     // fences it as an append would); else appended beside it. Not for an exclusive workflow:
     // its keyed changes take effect before its final write, only once its journal is whole.
     // Then the appends in flight, failing if one was refused: the run lost the invocation.
-    const whole =
-      !workflow.options.exclusive &&
-      withJournal.journal?.length === ctx.entries.length &&
-      (limit === undefined || stateBytes(withJournal, currentState) <= limit);
+    const whole = this.#endsWhole(workflow, withJournal, ctx.entries.length, currentState, limit);
     const appends = (whole ? ctx.inFlight() : ctx.drained()).then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
@@ -501,6 +503,22 @@ export class Executor {
       logger.warn({ invocation_id: id, err: lateFailure }, `Completed ${id}, but its last journal append failed: ${lateFailure.message}`);
     }
     return ended;
+  }
+
+  /**
+   * True when a completed run's final state can carry its whole journal, every outcome it
+   * holds included: `output` as the workflow returned it, or encoded (`currentState`).
+   */
+  #endsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, entries: number, output: unknown, limit: number | undefined): boolean {
+    if (workflow.options.exclusive || withJournal.journal.length !== entries) return false;
+    if (limit === undefined) return true;
+    let currentState: Uint8Array;
+    try {
+      currentState = output instanceof Uint8Array ? output : workflow.output.encode(output);
+    } catch {
+      return false;
+    }
+    return stateBytes(withJournal, currentState) <= limit;
   }
 
   /**
@@ -519,6 +537,22 @@ export class Executor {
       return this.#end({ ...current.state, ...journal, workflowState: run.workflowState, cancelRequested: true }, current.revision, 'cancelled', new CancelledError());
     }
     return this.#pause({ ...current.state, pauseRequested: true }, current.revision);
+  }
+
+  /**
+   * Replaces the state at `revision`: one this run wrote (`own`), kept by
+   * {@link #updateOwned}; or, for a run resumed unclaimed, the state it found (`found`), by
+   * a plain compare-and-set: a suspended state names no run, so any change is another's.
+   */
+  async #replace(
+    next: ExecutionState,
+    revision: number,
+    own: ExecutionState,
+    found: ExecutionState | undefined,
+    options?: StateWriteOptions,
+  ): Promise<{ revision: number; requested?: ExecutionState }> {
+    if (!found) return this.#updateOwned(next, revision, own, options);
+    return { revision: await this.#options.states.update(next, revision, found, options) };
   }
 
   /**
@@ -650,7 +684,7 @@ export class Executor {
       appends?: Promise<void>;
       /** The invocation left no record but its state and index entry (see #runAndSettle). */
       alone?: boolean;
-      /** The state `revision` holds, when not `state` itself (a run resumed unclaimed). */
+      /** The state `revision` holds, when not one this run wrote (a run resumed unclaimed). */
       previous?: ExecutionState;
     } = {},
   ): Promise<ExecutionOutcome> {
@@ -681,7 +715,7 @@ export class Executor {
     const retentionMs = retention ? this.#retentionMs(final.handler) : 0;
     const expires = how.alone === true && retentionMs > 0 && retention?.expiresStates === true ? { expiresInMs: retentionMs } : undefined;
     const written = await this.#fenced(() =>
-      Promise.all([revision === undefined ? states.create(final, expires) : this.#updateOwned(final, revision, how.previous ?? state, expires), appends]),
+      Promise.all([revision === undefined ? states.create(final, expires) : this.#replace(final, revision, state, how.previous, expires), appends]),
     );
     if ('kind' in written) return written;
     this.#observer.invocationEnded(final.handler, status, Number(at - final.createdAtMs) / 1000);
@@ -755,8 +789,8 @@ export class Executor {
     steps: number,
     entries: readonly JournalEntry[],
     lastSequence: number,
-    /** The state `revision` holds, when not `state` itself (a run resumed unclaimed). */
-    previous: ExecutionState = state,
+    /** The state `revision` holds, when not one this run wrote (a run resumed unclaimed). */
+    previous?: ExecutionState,
   ): Promise<ExecutionOutcome> {
     const journal = this.#journalFields(state.invocationId, entries);
     const waiting: ExecutionState = {
@@ -772,7 +806,7 @@ export class Executor {
       updatedAtMs: now(),
     };
     const written = await this.#fenced(async (): Promise<{ revision: number; requested?: ExecutionState }> =>
-      revision === undefined ? { revision: await this.#options.states.create(waiting) } : this.#updateOwned(waiting, revision, previous),
+      revision === undefined ? { revision: await this.#options.states.create(waiting) } : this.#replace(waiting, revision, state, previous),
     );
     if ('kind' in written) return written;
     // A request whose notice did not reach the run is acted on now, as at any suspension.
@@ -920,13 +954,13 @@ class OwnedState {
   }
 
   /**
-   * What the run's next write replaces, once settled: the revision it wrote last and the
-   * state it wrote (`claimed`), or, resumed unclaimed with nothing written, the state it
-   * found; no revision when there is no state yet.
+   * What the run's next write replaces, once settled: the revision it wrote last, or,
+   * resumed unclaimed with nothing written, the revision and state it found (`previous`);
+   * no revision when there is no state yet.
    */
-  base(claimed: ExecutionState): { revision: number | undefined; previous: ExecutionState } {
+  base(): { revision: number | undefined; previous?: ExecutionState } {
     if (this.#revision === undefined && this.found) return { revision: this.found.revision, previous: this.found.state };
-    return { revision: this.#revision, previous: claimed };
+    return { revision: this.#revision };
   }
 
   /** True when the run resumed a suspended state without claiming it yet. */
