@@ -439,10 +439,14 @@ export class Executor {
     // (the state carries every entry, and a run that lost the invocation fails its
     // compare-and-set too); any other ending waits for them first.
     const completed = !suspended && thrown === undefined && ctx.fatal === undefined;
+    // Encoded once, for the end's state and for what it can carry; the journal part likewise.
+    const encoded = completed ? encodeOutput(workflow, output) : undefined;
+    const journalFields = lazy(() => this.#journalFields(id, ctx.entries));
+    const limit = journal.maxEntryBytes;
     if (!completed) await ctx.drained();
     // A run resumed unclaimed ends without its claim only when its final state carries every
     // outcome it holds; else it appends them first, which claims (see claimBeforeEffects).
-    else if (owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...this.#journalFields(id, ctx.entries) }, ctx.entries.length, output, journal.maxEntryBytes)) {
+    else if (owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
       await ctx.drained();
     }
     const fatal = ctx.fatal;
@@ -461,7 +465,7 @@ export class Executor {
     if (typeof settled === 'object') return settled;
     const { revision, previous } = owned.base();
     if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous);
-    const withJournal = { ...state, ...this.#journalFields(id, ctx.entries), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
+    const withJournal = { ...state, ...journalFields(), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
     // Nothing of this run outside its state and index entry: nothing in its journal stream
     // (none read, none appended: no sleep, awakeable or child call either), no parent that may
@@ -474,14 +478,12 @@ export class Executor {
       !state.parent &&
       !workflow.options.exclusive;
     if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown), { alone, previous });
-    let currentState: Uint8Array;
-    try {
-      currentState = workflow.output.encode(output);
-    } catch (err) {
+    if (!encoded?.bytes) {
+      const err = encoded?.error;
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }), { previous });
     }
+    const currentState = encoded.bytes;
     // The final state could not be written, and every run would end the same way.
-    const limit = journal.maxEntryBytes;
     if (limit !== undefined && currentState.length > limit) {
       return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`), { previous });
     }
@@ -506,19 +508,12 @@ export class Executor {
   }
 
   /**
-   * True when a completed run's final state can carry its whole journal, every outcome it
-   * holds included: `output` as the workflow returned it, or encoded (`currentState`).
+   * True when a completed run's final state, its output encoded as `currentState` (undefined:
+   * it does not encode), can carry its whole journal, every outcome it holds included.
    */
-  #endsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, entries: number, output: unknown, limit: number | undefined): boolean {
-    if (workflow.options.exclusive || withJournal.journal.length !== entries) return false;
-    if (limit === undefined) return true;
-    let currentState: Uint8Array;
-    try {
-      currentState = output instanceof Uint8Array ? output : workflow.output.encode(output);
-    } catch {
-      return false;
-    }
-    return stateBytes(withJournal, currentState) <= limit;
+  #endsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, entries: number, currentState: Uint8Array | undefined, limit: number | undefined): boolean {
+    if (workflow.options.exclusive || withJournal.journal.length !== entries || !currentState) return false;
+    return limit === undefined || stateBytes(withJournal, currentState) <= limit;
   }
 
   /**
@@ -862,6 +857,21 @@ function stateBytes(state: ExecutionState, output: Uint8Array): number {
   for (const value of Object.values(state.workflowState)) bytes += value.length + 64;
   for (const value of Object.values(state.keyedStateChanges)) bytes += value.length + 64;
   return bytes;
+}
+
+/** A workflow's output encoded for its final state, or why it does not encode. */
+function encodeOutput(workflow: AnyWorkflow, output: unknown): { bytes?: Uint8Array; error?: unknown } {
+  try {
+    return { bytes: workflow.output.encode(output) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** `make()`'s value, made on the first call only. */
+function lazy<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
 }
 
 function now(): bigint {

@@ -79,12 +79,9 @@ export class MemoryJournalStore implements JournalStore {
 
   /** Sequences are entry counts: the last entry's sequence is the journal's length. */
   async open(invocationId: string, options: OpenJournalOptions = {}): Promise<JournalLog> {
-    // A claim is made behind every entry there is, known or not (as the JetStream store's
-    // claim reads again when its mark finds the journal longer than known).
-    const known = options.claim === undefined ? options.known : undefined;
-    const stored = known?.entries ?? this.#journals.get(invocationId) ?? [];
+    const stored = options.known?.entries ?? this.#journals.get(invocationId) ?? [];
     const entries = stored.map((e) => clone(JournalEntrySchema, e));
-    let expectedLength = known?.lastSequence ?? stored.length;
+    let expectedLength = options.known?.lastSequence ?? stored.length;
     if (options.claim !== undefined) this.#claims.set(invocationId, (this.#claims.get(invocationId) ?? 0) + 1);
     const claim = this.#claims.get(invocationId) ?? 0;
     return {
