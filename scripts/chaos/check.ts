@@ -1,6 +1,7 @@
 /**
- * The chaos checker: from the final states, the journals as the stream holds them and the
- * services' request logs, counts what went wrong. Pure: it reads only what it is given.
+ * The chaos checker: from the final states, the journals as the stream holds them (with
+ * what the states hold that the stream lacks) and the services' request logs, counts what
+ * went wrong. Pure: it reads only what it is given.
  *
  * - lost: acknowledged, not ended by the deadline;
  * - journal duplicates: a step number recorded twice with the same phase in one journal;
@@ -68,7 +69,8 @@ const SAMPLES = 5;
 
 /** Counts everything the run must show as zero, and the figures beside them. */
 export function check(evidence: Evidence): Findings {
-  const { items, states, journals } = evidence;
+  const { items, states } = evidence;
+  const journals = withHeldAlone(evidence.journals, states);
   const accepted = items.filter((i) => evidence.accepted.has(i.invocationId));
   const failedSamples: string[] = [];
   const lostSamples: string[] = [];
@@ -131,6 +133,23 @@ export function check(evidence: Evidence): Findings {
     cutSubmits: duringCut.length,
     cutLost: duringCut.filter((i) => !isTerminal(states.get(i.invocationId)?.status ?? 'pending')).length,
   };
+}
+
+/**
+ * Each journal as the stream holds it, then the entries its invocation's state holds that
+ * the stream lacks: a suspension's outcomes that no run has appended since, and a final
+ * state's last ones. A step the state holds twice counts as recorded twice.
+ */
+function withHeldAlone(journals: ReadonlyMap<string, readonly JournalEntry[]>, states: ReadonlyMap<string, ExecutionState | null>): Map<string, readonly JournalEntry[]> {
+  const merged = new Map(journals);
+  for (const [id, state] of states) {
+    if (!state || state.journal.length !== state.journalLength) continue;
+    const streamed = journals.get(id) ?? [];
+    const inStream = new Set(streamed.map((e) => `${e.stepNumber}/${e.phase}`));
+    const alone = state.journal.filter((e) => !inStream.has(`${e.stepNumber}/${e.phase}`));
+    if (alone.length > 0) merged.set(id, [...streamed, ...alone]);
+  }
+  return merged;
 }
 
 function within(at: number, [from, to]: readonly [number, number]): boolean {

@@ -161,9 +161,10 @@ describe('metrics', () => {
     expect(sample('durable_service_calls_total{service="hello.HelloService",method="SayHello",status="OK"}')).toBe(5);
     expect(sample('durable_step_retries_total{workflow="obs_retried",kind="run"}')).toBe(1);
     expect(sample('durable_steps_total{workflow="obs_failing",kind="run",mode="executed"}')).toBe(1);
-    // Journal appends: the failed run's error and the sleep's start. The other outcomes each
-    // end a completed invocation and are in its final state only (one write, not two).
-    expect(sample('durable_journal_append_seconds_count')).toBe(2);
+    // Journal appends: the failed run's error. The other outcomes each end a completed
+    // invocation and are in its final state only (one write, not two), and the sleeper's
+    // start is in its suspended state only (nothing of its journal was in the stream).
+    expect(sample('durable_journal_append_seconds_count')).toBe(1);
     expect(sample('durable_fenced_writes_total')).toBe(0);
   });
 

@@ -135,6 +135,9 @@ export class DurableContext implements Context {
     this.handler = options.handler;
     this.partitionKey = options.partitionKey;
     this.#entries = [...options.journal.entries];
+    // Entries a suspension's state held alone: appended before anything of this run's.
+    const unstreamed = options.journal.unstreamed ?? 0;
+    if (unstreamed > 0) this.#held.push(...this.#entries.slice(-unstreamed));
     this.#state = new Map(options.keyedState ?? []);
     let replayEnd = 0;
     for (const entry of options.journal.entries) {
@@ -278,10 +281,18 @@ export class DurableContext implements Context {
     } else {
       this.#checkRunning();
       wakeAtMs = Date.now() + ms;
-      await this.#live(() => this.#append(sleepEntry(step, wakeAtMs, EntryPhase.STARTED)));
     }
     const timers = this.#options.timers;
-    if (timers && wakeAtMs - Date.now() > (this.#options.inMemorySleepMs ?? 1_000)) {
+    const suspends = timers !== undefined && wakeAtMs - Date.now() > (this.#options.inMemorySleepMs ?? 1_000);
+    if (!journaled) {
+      const started = sleepEntry(step, wakeAtMs, EntryPhase.STARTED);
+      // A sleep that suspends leaves its start to the suspension's state, which carries what
+      // the run holds when it can (see the executor's suspension); one that waits here
+      // appends it first, so that a run taken up again waits only for what is left.
+      if (suspends) this.#hold(started);
+      else await this.#live(() => this.#append(started));
+    }
+    if (timers && suspends) {
       // Live: the run does not end suspended before its timer exists.
       const { invocationId, handler, partitionKey } = this;
       await this.#live(() => this.#infrastructure('schedule a timer', () => timers.schedule({ invocationId, handler, partitionKey, step, wakeAtMs })));

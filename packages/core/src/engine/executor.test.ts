@@ -472,7 +472,7 @@ describe('durable sleep', () => {
     return { states, journals, timers, executor };
   }
 
-  it('has a first delivery that suspends create its state suspended, with every outcome appended before', async () => {
+  it('has a first delivery that suspends create its state suspended, holding its outcomes alone: nothing is appended', async () => {
     const { states, journals, executor } = sleepSetup();
     const cmd = command('napper', { ms: 60_000 });
     const writes: string[] = [];
@@ -485,8 +485,10 @@ describe('durable sleep', () => {
     const suspended = (await states.get(cmd.invocationId))!.state;
     expect(suspended.status).toBe('suspended');
     expect(suspended.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended']);
-    // The step before the sleep and the sleep's start, both appended before the suspension.
-    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    // The step before the sleep and the sleep's start, in the state alone: it names no stream.
+    expect(suspended.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    expect(suspended.journalStream).toBe('');
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
     // The suspension wrote it, once: no state before it.
     expect(writes).toEqual(['create suspended']);
   });
@@ -506,15 +508,13 @@ describe('durable sleep', () => {
     // Resumed too early (a duplicate wake-up): it suspends again and writes no entry.
     const early = await executor.execute(cmd);
     expect(early.kind).toBe('suspended');
-    expect(journals.entries(cmd.invocationId)).toHaveLength(2);
+    expect(journals.entries(cmd.invocationId)).toHaveLength(0);
 
-    // Make the timer due by rewriting the journaled wake time (in the journal, and in the
-    // copy the suspended state holds so that resuming reads no journal), then resume.
-    const due = encodeJson({ wakeAtMs: Date.now() - 1 });
-    journals.entries(cmd.invocationId)[1]!.request = due;
+    // Make the timer due by rewriting the journaled wake time in the suspended state, which
+    // holds the journal alone, then resume.
     const suspended = (await states.get(cmd.invocationId))!;
-    expect(suspended.state.journalLastSequence).toBe(2n);
-    suspended.state.journal[1]!.request = due;
+    expect(suspended.state.journalLastSequence).toBe(0n);
+    suspended.state.journal[1]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
     await states.update(suspended.state, suspended.revision);
     const resumed = await executor.execute(cmd);
     expect(resumed.kind).toBe('ended');
@@ -527,7 +527,8 @@ describe('durable sleep', () => {
   /** Makes a suspended napper's timer due, in its journal and in the copy its state holds. */
   async function makeDue(states: MemoryStateStore, journals: MemoryJournalStore, invocationId: string): Promise<void> {
     const due = encodeJson({ wakeAtMs: Date.now() - 1 });
-    journals.entries(invocationId)[1]!.request = due;
+    const streamed = journals.entries(invocationId)[1];
+    if (streamed) streamed.request = due;
     const suspended = (await states.get(invocationId))!;
     suspended.state.journal[1]!.request = due;
     await states.update(suspended.state, suspended.revision);
@@ -556,18 +557,19 @@ describe('durable sleep', () => {
   it('resumes a suspended invocation woken by a command never run before with one state write when the run then only ends: its final one, on the state it found', async () => {
     const { states, journals, executor, writes, cmd, wake } = await dueSleeper(waker);
     expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
-    expect(writes).toEqual(['update completed after 2 appends']);
+    expect(writes).toEqual(['update completed after 0 appends']);
     const final = (await states.get(cmd.invocationId))!.state;
     expect(final.statusHistory.map((change) => change.status)).toEqual(['running', 'suspended', 'completed']);
     expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'NOW']);
-    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    // Its whole life in its states: nothing in a journal stream.
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
   });
 
   it('has a run resumed unclaimed claim the invocation before its first append or side effect', async () => {
     const { states, executor, writes, cmd, wake } = await dueSleeper(napper);
     expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
-    // The claim, then the sleep's end appended before the step after it, then the end.
-    expect(writes).toEqual(['update running after 2 appends', 'update completed after 3 appends']);
+    // The claim, then what the suspension held and the sleep's end appended before the step after it, then the end.
+    expect(writes).toEqual(['update running after 0 appends', 'update completed after 3 appends']);
     expect(decodeJson((await states.get(cmd.invocationId))!.state.currentState)).toBe('ba');
   });
 
@@ -580,7 +582,7 @@ describe('durable sleep', () => {
     });
     const { states, journals, executor, writes, cmd, wake } = await dueSleeper(bulky, 1_000);
     expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
-    expect(writes).toEqual(['update running after 2 appends', 'update completed after 4 appends']);
+    expect(writes).toEqual(['update running after 0 appends', 'update completed after 4 appends']);
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'SET:big']);
     expect((await states.get(cmd.invocationId))!.state.journalLength).toBe(4);
   });
@@ -609,7 +611,7 @@ describe('durable sleep', () => {
     const final = (await states.get(cmd.invocationId))!.state;
     expect(final.status).toBe('completed');
     expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'NOW']);
-    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
   });
 
   it('takes over a run resumed unclaimed that stalled after its claim when its wake-up comes again, and the stalled run takes nothing', async () => {
@@ -644,6 +646,44 @@ describe('durable sleep', () => {
     expect(decodeJson(final.currentState)).toBe('a1');
     expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP']);
+  });
+
+  it('keeps what a suspension held alone for the run that takes over a resumed run that claimed and stopped before appending it: replayed, not run again', async () => {
+    let runsOfBefore = 0;
+    const counted = defineWorkflow<{ ms: number }, number>('counted_napper', async (ctx, { ms }) => {
+      const before = await ctx.run('before', () => ++runsOfBefore);
+      await ctx.sleep(ms);
+      return before + (await ctx.run('after', () => 10));
+    });
+    const { states, journals, executor, cmd, wake } = await dueSleeper(counted);
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
+    // The resumed run claims before its step after the sleep, then its first append hangs.
+    let appending: () => void = () => undefined;
+    const hung = new Promise<void>((resolve) => (appending = resolve));
+    const append = journals.open.bind(journals);
+    let hang = true;
+    journals.open = async (id, options) => {
+      const log = await append(id, options);
+      if (!hang) return log;
+      hang = false;
+      return Object.assign(Object.create(log) as object, { append: () => (appending(), new Promise<void>(() => undefined)) }) as typeof log;
+    };
+    const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
+    await hung;
+    const claimed = (await states.get(cmd.invocationId))!.state;
+    expect(claimed.status).toBe('running');
+    // The claim keeps the journal the suspension held alone: no stream has it yet.
+    expect(claimed.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
+    // Its wake-up comes back to another run, which takes it over from that state.
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 2 })).kind).toBe('ended');
+    const final = (await states.get(cmd.invocationId))!.state;
+    expect(decodeJson(final.currentState)).toBe(11);
+    expect(runsOfBefore).toBe(1);
+    expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
+    // The takeover appended what the suspension held before its own.
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType).slice(0, 3)).toEqual(['RUN:before', 'SLEEP', 'SLEEP']);
+    void stalled;
   });
 
   it('waits in memory for a short sleep', async () => {

@@ -41,6 +41,7 @@ import type {
   JournalLog,
   JournalStore,
   KeyedStateStore,
+  KnownJournal,
   ResultNotifier,
   RetentionStore,
   StateStore,
@@ -342,6 +343,7 @@ export class Executor {
       options.resumeUnclaimed === true && found?.state.status === 'suspended' && !workflow.options.exclusive && knownJournal(found.state).known !== undefined
         ? found
         : undefined;
+    const location = journals.location(command.invocationId);
     if (found) {
       // The inline journal of a suspension is read below, not written again.
       state = {
@@ -350,8 +352,12 @@ export class Executor {
         attempt,
         owner: this.#processorId,
         updatedAtMs: now(),
-        journal: [],
+        // A journal the suspension's state held alone stays in it until the run appends it:
+        // a run that takes this one over reads it there.
+        journal: heldAlone(found.state) ? found.state.journal : [],
         journalLastSequence: 0n,
+        journalStream: location.stream,
+        journalSubject: location.subject,
         runSequence: options.startSequence ?? 0n,
         runDelivery: options.delivery ?? 0,
       };
@@ -382,7 +388,9 @@ export class Executor {
     // stalled: its journal is claimed, as a takeover's is. A suspended state's inline journal
     // is whole: a run resumed unclaimed claims the state before it appends (see
     // DurableContextOptions.claimBeforeEffects).
-    const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId } : knownJournal(found.state);
+    // A journal the state holds whole may have entries the stream lacks (see #suspend).
+    const inline = found && found.state.journalLength > 0 && found.state.journal.length === found.state.journalLength ? { inline: found.state.journal } : {};
+    const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId, ...inline } : { ...inline, ...knownJournal(found.state) };
     const journal = await this.#fenced(() => journals.open(command.invocationId, opening)).catch(async (err: unknown) => {
       await this.#release(state, owned);
       throw err;
@@ -443,7 +451,11 @@ export class Executor {
     const encoded = completed ? encodeOutput(workflow, output) : undefined;
     const journalFields = lazy(() => this.#journalFields(id, ctx.entries));
     const limit = journal.maxEntryBytes;
-    if (!completed) await ctx.drained();
+    // A suspension of a run with nothing in its journal stream (a first run, or one resumed
+    // from such a suspension) leaves its outcomes to its state when the state can carry them
+    // all: a sleep then costs no append.
+    const carried = suspended && ctx.fatal === undefined && this.#suspendsWhole(workflow, { ...state, ...journalFields() }, ctx, journal, limit);
+    if (!completed && !carried) await ctx.drained();
     // A run resumed unclaimed ends without its claim only when its final state carries every
     // outcome it holds; else it appends them first, which claims (see claimBeforeEffects).
     else if (owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
@@ -464,7 +476,7 @@ export class Executor {
     const settled = await this.#fenced(() => owned.settle());
     if (typeof settled === 'object') return settled;
     const { revision, previous } = owned.base();
-    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous);
+    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous, carried);
     const withJournal = { ...state, ...journalFields(), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
     if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
     // Nothing of this run outside its state and index entry: nothing in its journal stream
@@ -514,6 +526,17 @@ export class Executor {
   #endsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, entries: number, currentState: Uint8Array | undefined, limit: number | undefined): boolean {
     if (workflow.options.exclusive || withJournal.journal.length !== entries || !currentState) return false;
     return limit === undefined || stateBytes(withJournal, currentState) <= limit;
+  }
+
+  /**
+   * True when a suspending run's state can carry its whole journal and nothing of it is in
+   * a journal stream (no entry read from one, none appended, no claim mark): its outcomes then
+   * stay in the state alone until a run resumed from it appends them.
+   */
+  #suspendsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, ctx: DurableContext, journal: JournalLog, limit: number | undefined): boolean {
+    if (workflow.options.exclusive || journal.lastSequence !== 0 || ctx.unappended.length !== ctx.entries.length) return false;
+    if (withJournal.journal.length !== ctx.entries.length) return false;
+    return limit === undefined || stateBytes(withJournal, new Uint8Array()) <= limit;
   }
 
   /**
@@ -786,11 +809,14 @@ export class Executor {
     lastSequence: number,
     /** The state `revision` holds, when not one this run wrote (a run resumed unclaimed). */
     previous?: ExecutionState,
+    /** The state carries outcomes no journal stream has (see #suspendsWhole): it names no stream. */
+    carried = false,
   ): Promise<ExecutionOutcome> {
     const journal = this.#journalFields(state.invocationId, entries);
     const waiting: ExecutionState = {
       ...state,
       ...journal,
+      ...(carried ? { journalStream: '', journalSubject: '' } : {}),
       // With the whole journal inline, the run that resumes it reads no journal.
       journalLastSequence: journal.journal?.length === entries.length ? BigInt(lastSequence) : 0n,
       status: transition(state.status, 'suspended'),
@@ -918,9 +944,19 @@ function keyedChangeFields(changes: ReadonlyMap<string, Uint8Array | null>): Par
 }
 
 /** The journal a state holds inline when it was written at a suspension, for `JournalStore.open`. */
-function knownJournal(state: ExecutionState): { known?: { entries: readonly JournalEntry[]; lastSequence: number } } {
-  const complete = state.status === 'suspended' && state.journalLastSequence > 0n && state.journal.length === state.journalLength;
-  return complete ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
+function knownJournal(state: ExecutionState): { known?: KnownJournal } {
+  if (state.status !== 'suspended' || state.journal.length !== state.journalLength) return {};
+  if (heldAlone(state)) return { known: { entries: state.journal, lastSequence: 0, unstreamed: state.journal.length } };
+  return state.journalLastSequence > 0n ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
+}
+
+/**
+ * True when a state holds its whole journal and no stream has any of it: written so by a
+ * suspension (see `#suspend`), which names no journal stream, and kept by the run that
+ * resumes it until that run appends.
+ */
+function heldAlone(state: ExecutionState): boolean {
+  return state.journalStream === '' && state.journalLength > 0 && state.journal.length === state.journalLength;
 }
 
 /**

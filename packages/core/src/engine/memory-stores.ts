@@ -19,6 +19,7 @@ import { emptyKeyedState } from './keyed-state.js';
 import { QueuedKeyedStateStore, type QueuedKeyedStateStoreOptions } from './queued-keyed-state-store.js';
 import {
   sameOutcome,
+  withInline,
   type AwakeableOutcome,
   type AwakeableStore,
   type JournalLog,
@@ -80,12 +81,14 @@ export class MemoryJournalStore implements JournalStore {
   /** Sequences are entry counts: the last entry's sequence is the journal's length. */
   async open(invocationId: string, options: OpenJournalOptions = {}): Promise<JournalLog> {
     const stored = options.known?.entries ?? this.#journals.get(invocationId) ?? [];
-    const entries = stored.map((e) => clone(JournalEntrySchema, e));
     let expectedLength = options.known?.lastSequence ?? stored.length;
+    const read = options.inline && !options.known ? withInline(options.inline, stored) : { entries: stored, unstreamed: options.known?.unstreamed ?? 0 };
+    const entries = read.entries.map((e) => clone(JournalEntrySchema, e));
     if (options.claim !== undefined) this.#claims.set(invocationId, (this.#claims.get(invocationId) ?? 0) + 1);
     const claim = this.#claims.get(invocationId) ?? 0;
     return {
       entries,
+      unstreamed: read.unstreamed,
       get lastSequence() {
         return expectedLength;
       },

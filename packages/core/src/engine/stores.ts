@@ -48,6 +48,11 @@ export interface JournalLog {
   /** Bytes one entry may take at most (the server's max payload); undefined when there is no limit. */
   readonly maxEntryBytes?: number | undefined;
   /**
+   * How many of the last {@link entries} are in no journal stream yet: a suspension's state
+   * held them alone. The run appends them before anything of its own. @default 0
+   */
+  readonly unstreamed?: number;
+  /**
    * Appends one entry if nobody else appended since this log's last read or write.
    * @throws FencedError otherwise.
    * @throws JournalEntryTooLargeError when the entry is over {@link maxEntryBytes}.
@@ -59,6 +64,24 @@ export interface JournalLog {
 export interface KnownJournal {
   entries: readonly JournalEntry[];
   lastSequence: number;
+  /** How many of the last entries are in no journal stream yet (see {@link JournalLog.unstreamed}). @default 0 */
+  unstreamed?: number;
+}
+
+/**
+ * A journal from the entries a state holds inline, whole when it was written, and those the
+ * stream holds: the inline ones, then the stream's others. A run appends the stream's part
+ * of a journal in order, so the inline entries the stream lacks come after every other.
+ */
+export function withInline(inline: readonly JournalEntry[], streamed: readonly JournalEntry[]): { entries: JournalEntry[]; unstreamed: number } {
+  const key = (entry: JournalEntry): string => `${entry.stepNumber}/${entry.phase}`;
+  const inStream = new Set(streamed.map(key));
+  const inState = new Set(inline.map(key));
+  const missing = inline.filter((entry) => !inStream.has(key(entry)));
+  return {
+    entries: [...inline.filter((entry) => inStream.has(key(entry))), ...streamed.filter((entry) => !inState.has(key(entry))), ...missing],
+    unstreamed: missing.length,
+  };
 }
 
 /** How a journal is opened. */
@@ -73,6 +96,12 @@ export interface OpenJournalOptions {
    * the earlier run's next append fails. Marks are never returned as entries.
    */
   claim?: string;
+  /**
+   * The journal the invocation's state holds inline, whole when written: entries of it the
+   * stream lacks (a suspension's state held them alone) are added to what is read, and
+   * counted in {@link JournalLog.unstreamed}. Not with `known` or `fresh`.
+   */
+  inline?: readonly JournalEntry[];
 }
 
 /** Where journals live. */

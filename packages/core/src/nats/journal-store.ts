@@ -8,7 +8,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nat
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
-import type { JournalLog, JournalStore, OpenJournalOptions } from '../engine/stores.js';
+import { withInline, type JournalLog, type JournalStore, type OpenJournalOptions } from '../engine/stores.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
@@ -76,8 +76,11 @@ export class NatsJournalStore implements JournalStore {
       }
     }
     const limit = (): number | undefined => this.maxEntryBytes;
+    let unstreamed = options.known?.unstreamed ?? 0;
+    if (options.inline && !options.known) ({ entries, unstreamed } = withInline(options.inline, entries));
     return {
       entries,
+      unstreamed,
       get lastSequence() {
         return expected;
       },
