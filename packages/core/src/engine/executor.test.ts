@@ -666,7 +666,7 @@ describe('durable sleep', () => {
       const log = await append(id, options);
       if (!hang) return log;
       hang = false;
-      return Object.assign(Object.create(log) as object, { append: () => (appending(), new Promise<void>(() => undefined)) }) as typeof log;
+      return Object.assign(Object.create(log) as typeof log, { append: () => (appending(), new Promise<void>(() => undefined)) });
     };
     const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
     await hung;
