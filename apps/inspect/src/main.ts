@@ -24,6 +24,7 @@ import {
   createLogger,
   DurableClient,
   errorMessage,
+  holdsWholeJournal,
   InvalidArgumentError,
   InvocationNotFoundError,
   apiTokenFromEnv,
@@ -80,11 +81,8 @@ async function main(argv: string[]): Promise<number> {
 async function show(client: DurableClient, id: string): Promise<number> {
   const state = await client.getState(id);
   if (!state) throw new InvocationNotFoundError(id);
-  // While it runs, or past what the final state holds, the journal stream has every entry.
-  const journal: readonly JournalEntry[] =
-    state.journal.length < state.journalLength || state.status === 'running' || state.status === 'suspended'
-      ? await client.getJournal(id)
-      : state.journal;
+  // A completed run's final state holds the whole journal when it fits; else it is read with the stream.
+  const journal: readonly JournalEntry[] = holdsWholeJournal(state) ? state.journal : await client.getJournal(id);
   const out: string[] = [
     'Execution State:',
     `  Invocation ID: ${state.invocationId}`,

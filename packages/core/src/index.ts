@@ -66,6 +66,7 @@ export { bytesToText, decodeJson, encodeJson } from './engine/codec.js';
 export { Executor } from './engine/executor.js';
 export type { ExecuteOptions, ExecutionOutcome, ExecutorOptions } from './engine/executor.js';
 export { MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './engine/memory-stores.js';
+export { holdsWholeJournal, withInline } from './engine/stores.js';
 export type { InvocationGateway, JournalLog, JournalStore, KeyedStateStore, ResultNotifier, StateStore, VersionedState, WakeTarget } from './engine/stores.js';
 
 export { connectNats } from './nats/connection.js';

@@ -25,7 +25,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { awakeableInvocation, ownerState } from '../engine/durable-context.js';
-import { withInline, type AwakeableOutcome, type VersionedState } from '../engine/stores.js';
+import { holdsWholeJournal, withInline, type AwakeableOutcome, type VersionedState } from '../engine/stores.js';
 import { NatsAwakeableStore } from '../nats/awakeable-store.js';
 import { decodeJson, encodeJson } from '../engine/codec.js';
 import { isTerminal, transition } from '../engine/lifecycle.js';
@@ -570,11 +570,11 @@ export class DurableClient {
     const state = await this.getState(invocationId);
     if (!state) throw new InvocationNotFoundError(invocationId);
     // An ended invocation's state holds the whole journal when it fits: the record of its run.
-    const whole = state.journal.length === state.journalLength;
-    if (isTerminal(state.status) && whole) return { entries: state.journal, lastSeq: 0 };
+    if (holdsWholeJournal(state)) return { entries: state.journal, lastSeq: 0 };
+    // Any other state's copy is taken with the stream: it may hold outcomes no stream has yet
+    // (a suspension's, held alone), or lag it.
     const streamed = await this.#journals.read(invocationId);
-    // A suspension's state may hold outcomes no stream has yet (it names no stream then).
-    return whole ? { entries: withInline(state.journal, streamed.entries).entries, lastSeq: streamed.lastSeq } : streamed;
+    return { entries: withInline(state.journal, streamed.entries).entries, lastSeq: streamed.lastSeq };
   }
 
   /** Calls `onState` with the state of one invocation each time it is written, from its current one, until the signal aborts. */

@@ -8,7 +8,7 @@ import { decodeJson, encodeJson } from './codec.js';
 import { Executor } from './executor.js';
 import { MemoryAwakeableStore, MemoryJournalStore, MemoryKeyedStateStore, MemoryStateStore } from './memory-stores.js';
 import { defineWorkflow, WorkflowRegistry, type AnyWorkflow } from './workflow.js';
-import type { AwakeableStore, JournalStore, KeyedStateStore, RetentionStore, StateStore, StateWriteOptions, TimerRequest, TimerScheduler } from './stores.js';
+import type { AwakeableStore, InvocationGateway, JournalStore, KeyedStateStore, RetentionStore, StateStore, StateWriteOptions, TimerRequest, TimerScheduler } from './stores.js';
 
 /** Records timers instead of keeping them. */
 class RecordedTimers implements TimerScheduler {
@@ -456,7 +456,7 @@ describe('durable sleep', () => {
     return before + after;
   });
 
-  function sleepSetup(workflow: AnyWorkflow = napper, journalInlineBytes?: number) {
+  function sleepSetup(workflow: AnyWorkflow = napper, journalInlineBytes?: number, invocations?: InvocationGateway) {
     const states = new MemoryStateStore();
     const journals = new MemoryJournalStore();
     const timers = new RecordedTimers();
@@ -468,6 +468,7 @@ describe('durable sleep', () => {
       logger: silentLogger(),
       timers,
       ...(journalInlineBytes ? { journalInlineBytes } : {}),
+      ...(invocations ? { invocations } : {}),
     });
     return { states, journals, timers, executor };
   }
@@ -543,8 +544,8 @@ describe('durable sleep', () => {
   });
 
   /** An executor of `workflow`, and a suspended invocation of it due now. */
-  async function dueSleeper(workflow: AnyWorkflow, journalInlineBytes?: number) {
-    const { states, journals, executor } = sleepSetup(workflow, journalInlineBytes);
+  async function dueSleeper(workflow: AnyWorkflow, journalInlineBytes?: number, invocations?: InvocationGateway) {
+    const { states, journals, executor } = sleepSetup(workflow, journalInlineBytes, invocations);
     const cmd = command(workflow.name, { ms: 60_000 });
     expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
     await makeDue(states, journals, cmd.invocationId);
@@ -648,7 +649,22 @@ describe('durable sleep', () => {
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP']);
   });
 
-  it('keeps what a suspension held alone for the run that takes over a resumed run that claimed and stopped before appending it: replayed, not run again', async () => {
+  /** Makes the first `n` journals opened from now on hang at their first append (a processor that stopped there); resolves `stopped[i]` when the i-th does. */
+  function hangAppends(journals: MemoryJournalStore, n: number): Promise<void>[] {
+    const signals: Array<() => void> = [];
+    const stopped = Array.from({ length: n }, () => new Promise<void>((resolve) => signals.push(resolve)));
+    const open = journals.open.bind(journals);
+    let opened = 0;
+    journals.open = async (id, options) => {
+      const log = await open(id, options);
+      if (opened >= n) return log;
+      const signal = signals[opened++]!;
+      return Object.assign(Object.create(log) as typeof log, { append: () => (signal(), new Promise<void>(() => undefined)) });
+    };
+    return stopped;
+  }
+
+  it('keeps what a suspension held alone through runs that claim it and stop before appending it, and takeovers of those: replayed, not run again', async () => {
     let runsOfBefore = 0;
     const counted = defineWorkflow<{ ms: number }, number>('counted_napper', async (ctx, { ms }) => {
       const before = await ctx.run('before', () => ++runsOfBefore);
@@ -657,33 +673,105 @@ describe('durable sleep', () => {
     });
     const { states, journals, executor, cmd, wake } = await dueSleeper(counted);
     expect(journals.entries(cmd.invocationId)).toEqual([]);
-    // The resumed run claims before its step after the sleep, then its first append hangs.
-    let appending: () => void = () => undefined;
-    const hung = new Promise<void>((resolve) => (appending = resolve));
-    const append = journals.open.bind(journals);
-    let hang = true;
-    journals.open = async (id, options) => {
-      const log = await append(id, options);
-      if (!hang) return log;
-      hang = false;
-      return Object.assign(Object.create(log) as typeof log, { append: () => (appending(), new Promise<void>(() => undefined)) });
-    };
-    const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
-    await hung;
+    const stopped = hangAppends(journals, 2);
+    // The wake-up resumes it unclaimed, claims before its step after the sleep, and stops at its first append.
+    void executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
+    await stopped[0];
     const claimed = (await states.get(cmd.invocationId))!.state;
     expect(claimed.status).toBe('running');
     // The claim keeps the journal the suspension held alone: no stream has it yet.
     expect(claimed.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
     expect(journals.entries(cmd.invocationId)).toEqual([]);
-    // Its wake-up comes back to another run, which takes it over from that state.
-    expect((await executor.execute(wake, { startSequence: 2n, delivery: 2 })).kind).toBe('ended');
+    // Its wake-up comes back to a run that takes it over, and stops at its first append too.
+    void executor.execute(wake, { startSequence: 2n, delivery: 2 });
+    await stopped[1];
+    expect((await states.get(cmd.invocationId))!.state.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    // The third run takes it over from that state, and ends it.
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 3 })).kind).toBe('ended');
     const final = (await states.get(cmd.invocationId))!.state;
     expect(decodeJson(final.currentState)).toBe(11);
     expect(runsOfBefore).toBe(1);
     expect(final.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:after']);
-    // The takeover appended what the suspension held before its own.
+    // It appended what the suspension held before its own.
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType).slice(0, 3)).toEqual(['RUN:before', 'SLEEP', 'SLEEP']);
-    void stalled;
+  });
+
+  it('has a wake-up that only replays and sleeps again write one state, its suspension, holding every outcome alone', async () => {
+    const twice = defineWorkflow<{ ms: number }, number>('twice_napper', async (ctx, { ms }) => {
+      const first = await ctx.now();
+      await ctx.sleep(ms);
+      await ctx.now();
+      await ctx.sleep(ms);
+      return first;
+    });
+    const { states, journals, executor, writes, cmd, wake } = await dueSleeper(twice);
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true })).kind).toBe('suspended');
+    expect(writes).toEqual(['update suspended after 0 appends']);
+    const again = (await states.get(cmd.invocationId))!;
+    expect(again.state.journalStream).toBe('');
+    expect(again.state.journal.map((e) => e.stepType)).toEqual(['NOW', 'SLEEP', 'SLEEP', 'NOW', 'SLEEP']);
+    // The second sleep falls due: the next wake-up ends it, with one write again.
+    again.state.journal[4]!.request = encodeJson({ wakeAtMs: Date.now() - 1 });
+    await states.update(again.state, again.revision);
+    writes.length = 0;
+    expect((await executor.execute(wake, { startSequence: 3n, delivery: 1, resumeUnclaimed: true })).kind).toBe('ended');
+    expect(writes).toEqual(['update completed after 0 appends']);
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
+  });
+
+  it('pauses a run resumed from what a suspension held alone with the journal it ran, not the copy its claim kept', async () => {
+    let entered: () => void = () => undefined;
+    const inSlow = new Promise<void>((resolve) => (entered = resolve));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const pausable = defineWorkflow<{ ms: number }, number>('pausable_napper', async (ctx, { ms }) => {
+      await ctx.run('before', () => 1);
+      await ctx.sleep(ms);
+      await ctx.run('slow', async () => (entered(), await gate, 2));
+      return ctx.run('next', () => 3);
+    });
+    const { states, journals, executor, cmd, wake } = await dueSleeper(pausable);
+    const controller = new AbortController();
+    const run = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true, signal: controller.signal });
+    await inSlow;
+    const running = (await states.get(cmd.invocationId))!;
+    await states.update({ ...running.state, pauseRequested: true }, running.revision);
+    controller.abort(new PausedError());
+    release();
+    expect((await run).kind).toBe('paused');
+    const paused = (await states.get(cmd.invocationId))!.state;
+    expect(paused.status).toBe('paused');
+    const streamed = journals.entries(cmd.invocationId).map((e) => e.stepType);
+    expect(streamed).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:slow']);
+    expect(paused.journal.map((e) => e.stepType)).toEqual(streamed);
+  });
+
+  it('cancels the children of an invocation cancelled from a state whose journal copy lags the stream', async () => {
+    const child = defineWorkflow<unknown, number>('lagging_child', async () => 1);
+    const parent = defineWorkflow<{ ms: number }, number>('lagging_parent', async (ctx, { ms }) => {
+      await ctx.run('before', () => 1);
+      await ctx.sleep(ms);
+      return ctx.invoke(child, {});
+    });
+    const cancelled: string[] = [];
+    const invocations: InvocationGateway = { start: async () => undefined, wake: async () => undefined, cancel: async (id) => void cancelled.push(id) };
+    const { states, journals, executor, cmd, wake } = await dueSleeper(parent, undefined, invocations);
+    // The resumed run starts its child, then stops at its suspension's write.
+    let stop: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    const update = states.update.bind(states);
+    states.update = async (state, revision) => (state.status === 'suspended' ? (stop(), new Promise<number>(() => undefined)) : update(state, revision));
+    void executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
+    await stopped;
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toContain('INVOKE:lagging_child');
+    // A cancel is asked for; the wake-up comes back and ends the invocation cancelled.
+    const running = (await states.get(cmd.invocationId))!;
+    expect(running.state.journal.map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP']);
+    await update({ ...running.state, cancelRequested: true }, running.revision);
+    const ended = await executor.execute(wake, { startSequence: 2n, delivery: 2 });
+    expect(ended.kind).toBe('ended');
+    expect((await states.get(cmd.invocationId))!.state.status).toBe('cancelled');
+    expect(cancelled).toHaveLength(1);
   });
 
   it('waits in memory for a short sleep', async () => {

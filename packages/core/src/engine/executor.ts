@@ -35,19 +35,20 @@ import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
 import { NO_OBSERVER, type EngineObserver, type RunObserver } from './observer.js';
 import { DEFAULT_RETENTION_MS, retentionOf, whyKept } from './retention.js';
-import type {
-  AwakeableStore,
-  InvocationGateway,
-  JournalLog,
-  JournalStore,
-  KeyedStateStore,
-  KnownJournal,
-  ResultNotifier,
-  RetentionStore,
-  StateStore,
-  StateWriteOptions,
-  TimerScheduler,
-  VersionedState,
+import {
+  withInline,
+  type AwakeableStore,
+  type InvocationGateway,
+  type JournalLog,
+  type JournalStore,
+  type KeyedStateStore,
+  type KnownJournal,
+  type ResultNotifier,
+  type RetentionStore,
+  type StateStore,
+  type StateWriteOptions,
+  type TimerScheduler,
+  type VersionedState,
 } from './stores.js';
 import type { AnyWorkflow, WorkflowRegistry } from './workflow.js';
 
@@ -354,7 +355,7 @@ export class Executor {
         updatedAtMs: now(),
         // A journal the suspension's state held alone stays in it until the run appends it:
         // a run that takes this one over reads it there.
-        journal: heldAlone(found.state) ? found.state.journal : [],
+        journal: mayHoldUnstreamed(found.state) ? found.state.journal : [],
         journalLastSequence: 0n,
         journalStream: location.stream,
         journalSubject: location.subject,
@@ -458,7 +459,7 @@ export class Executor {
     if (!completed && !carried) await ctx.drained();
     // A run resumed unclaimed ends without its claim only when its final state carries every
     // outcome it holds; else it appends them first, which claims (see claimBeforeEffects).
-    else if (owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
+    else if (completed && owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
       await ctx.drained();
     }
     const fatal = ctx.fatal;
@@ -554,7 +555,7 @@ export class Executor {
     if (current.state.cancelRequested || fatal instanceof CancelledError) {
       return this.#end({ ...current.state, ...journal, workflowState: run.workflowState, cancelRequested: true }, current.revision, 'cancelled', new CancelledError());
     }
-    return this.#pause({ ...current.state, pauseRequested: true }, current.revision);
+    return this.#pause({ ...current.state, ...journal, pauseRequested: true }, current.revision);
   }
 
   /**
@@ -646,8 +647,9 @@ export class Executor {
     const entries = ended.journal;
     const { invocations, keyed, workflows } = this.#options;
     if (ended.status === 'cancelled' && invocations) {
-      // The final state may hold only part of the journal, or none when cancelled before it ran.
-      const journal = entries.length === ended.journalLength && entries.length > 0 ? entries : (await this.#options.journals.open(ended.invocationId)).entries;
+      // The final state may hold part of the journal, none when cancelled before it ran, or
+      // a copy that lags the stream (see holdsWholeJournal): taken with the stream.
+      const journal = withInline(entries, (await this.#options.journals.open(ended.invocationId)).entries).entries;
       for (const child of openChildren(journal)) await invocations.cancel(child);
     }
     if (keyed && workflows.find(ended.handler)?.options.exclusive) {
@@ -879,7 +881,8 @@ const STATE_FIELDS_ROOM = 16 * 1024;
 /** A generous bound on the bytes of a final state with its inline journal. */
 function stateBytes(state: ExecutionState, output: Uint8Array): number {
   let bytes = STATE_FIELDS_ROOM + state.input.length + output.length;
-  for (const entry of state.journal) bytes += entry.request.length + entry.response.length + entry.error.length + entry.stepType.length + 64;
+  // Up to three UTF-8 bytes per UTF-16 unit of a string.
+  for (const entry of state.journal) bytes += entry.request.length + entry.response.length + 3 * (entry.error.length + entry.stepType.length) + 64;
   for (const value of Object.values(state.workflowState)) bytes += value.length + 64;
   for (const value of Object.values(state.keyedStateChanges)) bytes += value.length + 64;
   return bytes;
@@ -948,6 +951,16 @@ function knownJournal(state: ExecutionState): { known?: KnownJournal } {
   if (state.status !== 'suspended' || state.journal.length !== state.journalLength) return {};
   if (heldAlone(state)) return { known: { entries: state.journal, lastSequence: 0, unstreamed: state.journal.length } };
   return state.journalLastSequence > 0n ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
+}
+
+/**
+ * True when a state's inline journal may hold entries no stream has: a suspension that held
+ * them alone (see {@link heldAlone}), and a claim or other copy of it, which names the
+ * stream again (`journal_last_sequence` stays 0: a suspension whose entries were all
+ * appended records where the last one is).
+ */
+function mayHoldUnstreamed(state: ExecutionState): boolean {
+  return state.journalLastSequence === 0n && state.journalLength > 0 && state.journal.length === state.journalLength;
 }
 
 /**

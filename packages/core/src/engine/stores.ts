@@ -69,6 +69,17 @@ export interface KnownJournal {
 }
 
 /**
+ * True when a state's inline journal is the invocation's whole journal: a completed run's
+ * final state that carries all of it. Any other state's copy may lag the stream (a claim
+ * keeps what its suspension held alone, and states copied from it keep that copy while the
+ * run appends more) or hold entries the stream lacks: readers take it with the stream
+ * ({@link withInline}).
+ */
+export function holdsWholeJournal(state: ExecutionState): boolean {
+  return state.status === 'completed' && state.journal.length === state.journalLength;
+}
+
+/**
  * A journal from the entries a state holds inline, whole when it was written, and those the
  * stream holds: the inline ones, then the stream's others. A run appends the stream's part
  * of a journal in order, so the inline entries the stream lacks come after every other.

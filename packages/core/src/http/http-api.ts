@@ -26,6 +26,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isTerminal } from '../engine/lifecycle.js';
+import { holdsWholeJournal } from '../engine/stores.js';
 import { isTransient } from '../nats/retry.js';
 import { checkAnyInvocationId, checkAwakeableId, checkWorkflowName } from '../config.js';
 import { requireApiToken } from './api-token.js';
@@ -138,9 +139,9 @@ export function createHttpApi(options: HttpApiOptions): Hono {
     if (!state) throw new InvocationNotFoundError(id);
     // `?journal=false`: the state alone (the console reads the journal a page at a time).
     if (c.req.query('journal') === 'false') return c.json(stateToJson(state, []));
-    // While it runs, or past what the final state holds, the journal stream has every entry.
-    const whole = isTerminal(state.status) && state.journal.length === state.journalLength;
-    return c.json(stateToJson(state, whole ? state.journal : await client.getJournal(id)));
+    // A completed run's final state holds the whole journal when it fits; else it is read
+    // with the stream.
+    return c.json(stateToJson(state, holdsWholeJournal(state) ? state.journal : await client.getJournal(id)));
   });
 
   app.post('/api/workflows/:id/cancel', async (c) => {

@@ -15,7 +15,7 @@ import { BatchWindow } from '../batch-window.js';
 import type { EngineNames } from '../config.js';
 import { CommandKind, CommandSchema, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { keyedStateKey } from '../engine/keyed-state.js';
-import type { RetentionStore, WakeTarget } from '../engine/stores.js';
+import { holdsWholeJournal, withInline, type RetentionStore, type WakeTarget } from '../engine/stores.js';
 import { dropIndexEntries, type ExecutionIndex } from './execution-index.js';
 import type { NatsJournalStore } from './journal-store.js';
 import { scheduleCommand } from './timers.js';
@@ -69,7 +69,7 @@ export class NatsRetention implements RetentionStore {
     const id = state.invocationId;
     const { names } = this;
     // The awakeables it made are named in its journal, which goes next.
-    const entries = state.journal.length === state.journalLength ? state.journal : (await this.journals.read(id)).entries;
+    const entries = holdsWholeJournal(state) ? state.journal : withInline(state.journal, (await this.journals.read(id)).entries).entries;
     for (const awakeable of awakeablesOf(entries)) await this.#purgeKey(names.awakeablesBucket, awakeable);
     await this.jsm.streams.purge(names.journalStream, { filter: `${names.journalSubject}.${id}` });
     await this.jsm.streams.purge(names.commandsStream, { filter: `${names.timersSubject}.${id}.>` });
