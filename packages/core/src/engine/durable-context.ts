@@ -71,13 +71,16 @@ export interface DurableContextOptions {
   /**
    * Writes the invocation's state now, for a run that started without writing it (see the
    * executor's first deliveries); resolves once it is written. Called before the invocation
-   * can be seen by others: an awakeable made, a send, a child started. @default nothing to write
+   * can be seen by others (an awakeable made, a send, a child started) and before the run's
+   * first journal append: a run of the same invocation whose state exists (another start
+   * of its ID, or a suspension that holds its journal alone) must not append beside it.
+   * @default nothing to write
    */
   writeState?: () => Promise<void>;
   /**
-   * With `writeState`: the state is also written before the run's first side effect and
-   * its first journal append (a run that resumed a suspended invocation without claiming
-   * it: nothing it does beyond its state goes unfenced by that claim). @default false
+   * With `writeState`: the state is also written before the run's first side effect (a run
+   * that resumed a suspended invocation without claiming it: nothing it does beyond its
+   * state goes unfenced by that claim). @default false
    */
   claimBeforeEffects?: boolean;
 }
@@ -736,7 +739,7 @@ export class DurableContext implements Context {
       // failed (the journal's next sequence is not known), the journal is another's, or the
       // replay went astray.
       if (this.#appendFailure || this.#fatal instanceof FencedError || this.#fatal instanceof NonDeterminismError) throw this.#fatal;
-      if (this.#options.claimBeforeEffects) {
+      if (this.#options.writeState) {
         this.#writeState();
         await this.#stateWritten;
         if (this.#stateFailure) throw this.#stateFailure;

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { CommandKind, CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command, type ExecutionState } from '../gen/durable/durable_pb.js';
+import { CommandKind, CommandSchema, ExecutionStateSchema, JournalEntrySchema, type Command, type ExecutionState, type JournalEntry } from '../gen/durable/durable_pb.js';
 import { FencedError, PausedError, RetryableError, ServiceCallError, TerminalError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { CallOptions, ServiceInvoker } from '../services/service-invoker.js';
@@ -195,13 +195,17 @@ describe('executor', () => {
       return { states, executor };
     }
 
-    it('writes one state when it ends in one go: the final one', async () => {
+    it('writes one state when it ends in one go without appending: the final one; one that appends writes it before its first append', async () => {
       const { states, executor } = counted([greetThree]);
-      const cmd = command('greet_three', { names: ['a', 'b'] });
+      const cmd = command('greet_three', { names: ['a'] });
       expect((await executor.execute(cmd, { startSequence: 3n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
       expect(states.writes).toEqual(['create completed']);
       const stored = (await states.get(cmd.invocationId))!.state;
       expect([stored.startSequence, stored.runDelivery, stored.attempt]).toEqual([3n, 1, 1]);
+      // The first call's outcome is appended before the second call: the state fences that append.
+      states.writes.length = 0;
+      expect((await executor.execute(command('greet_three', { names: ['a', 'b'] }), { startSequence: 4n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
+      expect(states.writes).toEqual(['create running', 'update completed']);
     });
 
     it('reads no state first when its client made the ID just now, and is still dropped when the ID was taken', async () => {
@@ -744,6 +748,92 @@ describe('durable sleep', () => {
     const streamed = journals.entries(cmd.invocationId).map((e) => e.stepType);
     expect(streamed).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'RUN:slow']);
     expect(paused.journal.map((e) => e.stepType)).toEqual(streamed);
+  });
+
+  it('keeps what a suspension held alone when a paused run could neither append it nor carry its journal whole', async () => {
+    let runsOfBefore = 0;
+    let entered: () => void = () => undefined;
+    let inGate = new Promise<void>((resolve) => (entered = resolve));
+    let release: () => void = () => undefined;
+    let gate = new Promise<void>((resolve) => (release = resolve));
+    const bulky = defineWorkflow<{ ms: number }, number>('bulky_pausable', async (ctx, { ms }) => {
+      await ctx.run('before', () => ++runsOfBefore);
+      await ctx.sleep(ms);
+      for (let i = 0; i < 4; i++) await ctx.set(`k${i}`, 'x'.repeat(100));
+      entered();
+      await gate;
+      await ctx.now();
+      return ctx.run('after', () => 1);
+    });
+    const { states, journals, executor, cmd, wake } = await dueSleeper(bulky, 200);
+    let failing = false;
+    const open = journals.open.bind(journals);
+    journals.open = async (id, options) => {
+      const log = await open(id, options);
+      return Object.assign(Object.create(log) as typeof log, { append: (entry: JournalEntry) => (failing ? Promise.reject(new Error('timeout')) : log.append(entry)) });
+    };
+    // Resumed unclaimed; the run goes on past 500 ms, so its claim is written, with nothing appended.
+    let claimed: () => void = () => undefined;
+    const claimWritten = new Promise<void>((resolve) => (claimed = resolve));
+    const update = states.update.bind(states);
+    states.update = async (state, revision) => {
+      const written = await update(state, revision);
+      if (state.status === 'running') claimed();
+      return written;
+    };
+    const controller = new AbortController();
+    const run = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true, signal: controller.signal });
+    await inGate;
+    await claimWritten;
+    // A pause is asked for, and the appends of the run's stop fail (the cluster does not answer).
+    const running = (await states.get(cmd.invocationId))!;
+    await states.update({ ...running.state, pauseRequested: true }, running.revision);
+    failing = true;
+    controller.abort(new PausedError());
+    release();
+    expect((await run).kind).toBe('paused');
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
+    // Resumed (as the client does), the appends work again: the step before the sleep is replayed.
+    const paused = (await states.get(cmd.invocationId))!;
+    await states.update({ ...paused.state, status: 'suspended' }, paused.revision);
+    failing = false;
+    inGate = new Promise<void>((resolve) => (entered = resolve));
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const again = executor.execute(wake, { startSequence: 3n, delivery: 1, resumeUnclaimed: true });
+    await inGate;
+    release();
+    expect((await again).kind).toBe('ended');
+    expect(runsOfBefore).toBe(1);
+  });
+
+  it('lets no other start of the same ID append beside a suspension that holds its journal alone', async () => {
+    let entered: () => void = () => undefined;
+    const inGate = new Promise<void>((resolve) => (entered = resolve));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const forked = defineWorkflow<{ ms: number; side: boolean }, number>('forked_napper', async (ctx, { ms, side }) => {
+      const t = await ctx.now();
+      if (side) {
+        entered();
+        await gate;
+        await ctx.run('side', () => 1);
+      }
+      await ctx.sleep(ms);
+      return t;
+    });
+    const { states, journals, executor } = sleepSetup(forked);
+    const id = 'inv-forked';
+    // Two starts of one ID (the second submitted again past the duplicate window), run at once, unwritten.
+    const first = executor.execute(command('forked_napper', { ms: 60_000, side: true }, id), { startSequence: 1n, delivery: 1, firstDelivery: true });
+    await inGate;
+    expect((await executor.execute(command('forked_napper', { ms: 60_000, side: false }, id), { startSequence: 5n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
+    release();
+    // The first would append its clock before its side step: its state's create comes first, and fails.
+    expect(['duplicate', 'fenced']).toContain((await first).kind);
+    expect(journals.entries(id)).toEqual([]);
+    const suspended = (await states.get(id))!.state;
+    expect(suspended.journalStream).toBe('');
+    expect(suspended.journal.map((e) => e.stepType)).toEqual(['NOW', 'SLEEP']);
   });
 
   it('cancels the children of an invocation cancelled from a state whose journal copy lags the stream', async () => {

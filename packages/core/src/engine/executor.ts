@@ -555,7 +555,10 @@ export class Executor {
     if (current.state.cancelRequested || fatal instanceof CancelledError) {
       return this.#end({ ...current.state, ...journal, workflowState: run.workflowState, cancelRequested: true }, current.revision, 'cancelled', new CancelledError());
     }
-    return this.#pause({ ...current.state, ...journal, pauseRequested: true }, current.revision);
+    // The run's journal when the state can carry it whole; else the copy the state holds,
+    // which a claim keeps whole while some of it may be in no stream (see mayHoldUnstreamed).
+    const whole = run.journal.length === run.journalLength;
+    return this.#pause({ ...current.state, ...(whole ? journal : {}), pauseRequested: true }, current.revision);
   }
 
   /**
