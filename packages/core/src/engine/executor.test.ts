@@ -208,6 +208,22 @@ describe('executor', () => {
       expect(states.writes).toEqual(['create running', 'update completed']);
     });
 
+    it('writes its state, then appends, when its final state cannot carry its last outcome', async () => {
+      const states = new MemoryStateStore();
+      const journals = new MemoryJournalStore();
+      const writes: string[] = [];
+      const create = states.create.bind(states);
+      const update = states.update.bind(states);
+      states.create = async (state) => (writes.push(`create ${state.status} after ${journals.appends} appends`), create(state));
+      states.update = async (state, revision) => (writes.push(`update ${state.status} after ${journals.appends} appends`), update(state, revision));
+      const long = defineWorkflow<unknown, number>('long_outcome', async (ctx) => (await ctx.run('a', () => 'x'.repeat(100))).length);
+      const executor = new Executor({ workflows: new WorkflowRegistry([long]), states, journals, services: new FakeServices(), logger: silentLogger(), journalInlineBytes: 10 });
+      const cmd = command('long_outcome');
+      expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
+      expect(writes).toEqual(['create running after 0 appends', 'update completed after 1 appends']);
+      expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a']);
+    });
+
     it('reads no state first when its client made the ID just now, and is still dropped when the ID was taken', async () => {
       const services = new FakeServices();
       const { states, executor } = counted([greetThree], services);

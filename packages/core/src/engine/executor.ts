@@ -457,9 +457,10 @@ export class Executor {
     // all: a sleep then costs no append.
     const carried = suspended && ctx.fatal === undefined && this.#suspendsWhole(workflow, { ...state, ...journalFields() }, ctx, journal, limit);
     if (!completed && !carried) await ctx.drained();
-    // A run resumed unclaimed ends without its claim only when its final state carries every
-    // outcome it holds; else it appends them first, which claims (see claimBeforeEffects).
-    else if (completed && owned.isUnclaimed && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
+    // A run without its state written (a first run, or one resumed unclaimed) ends without
+    // writing it first only when its final state carries every outcome it holds; else it
+    // appends them first, which writes its state (see DurableContextOptions.writeState).
+    else if (completed && !owned.isWritten && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
       await ctx.drained();
     }
     const fatal = ctx.fatal;
