@@ -532,8 +532,9 @@ export class DurableClient {
   }
 
   /**
-   * The whole journal of an invocation, read from the journal stream: also while it runs,
-   * and past the part copied into the final state.
+   * The whole journal of an invocation: a completed run's final state when it holds all of
+   * it, else the state's copy taken with the journal stream (also while it runs, and past
+   * the part copied into the final state).
    * @throws InvocationNotFoundError when it has no state.
    */
   async getJournal(invocationId: string): Promise<JournalEntry[]> {
@@ -565,11 +566,11 @@ export class DurableClient {
     await this.#journals.follow(checkAnyInvocationId(invocationId), afterSequence, onEntry, signal);
   }
 
-  /** The whole journal, from the final state when it holds it all, else from the journal stream. */
+  /** The whole journal, from a completed run's final state when it holds it all, else from the state's copy and the journal stream. */
   async #wholeJournal(invocationId: string): Promise<{ entries: readonly JournalEntry[]; lastSeq: number }> {
     const state = await this.getState(invocationId);
     if (!state) throw new InvocationNotFoundError(invocationId);
-    // An ended invocation's state holds the whole journal when it fits: the record of its run.
+    // A completed run's final state holds the whole journal when it fits: the record of its run.
     if (holdsWholeJournal(state)) return { entries: state.journal, lastSeq: 0 };
     // Any other state's copy is taken with the stream: it may hold outcomes no stream has yet
     // (a suspension's, held alone), or lag it.

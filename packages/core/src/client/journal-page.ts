@@ -25,7 +25,7 @@ export interface JournalPage {
   entries: JournalEntry[];
   /** Present when later steps exist: pass it as `afterStep` for the next page. */
   nextAfterStep?: number;
-  /** Stream sequence of the journal's last entry when it was read (0 when it came from the final state or is empty). */
+  /** Stream sequence of the journal's last entry when it was read (0 when it came from the final state, or the stream has none of it yet). */
   lastSequence: number;
 }
 

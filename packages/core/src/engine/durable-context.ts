@@ -109,7 +109,7 @@ export class DurableContext implements Context {
   #nextStep = 0;
   #replayed = 0;
   #appending: Promise<void> = Promise.resolve();
-  /** Outcomes journaled by this run and not appended yet, in step order (see {@link DurableContext.unappended}). */
+  /** Outcomes journaled and not appended yet, in step order: this run's, after those a suspension's state held alone (see {@link DurableContext.unappended}). */
   readonly #held: JournalEntry[] = [];
   /** Why the last append failed: no entry is appended after it. */
   #appendFailure: Error | undefined;
@@ -680,9 +680,10 @@ export class DurableContext implements Context {
   }
 
   /**
-   * Step outcomes not appended yet. A step's outcome is appended before the next side
-   * effect starts, or at a suspension; a run that completes right after it may leave it to
-   * its final state, which carries the whole journal when it fits.
+   * Step outcomes not appended yet, with those a suspension's state held alone. A step's
+   * outcome is appended before the next side effect starts, or at a suspension unless the
+   * suspension's state holds them alone; a run that completes right after it may leave it
+   * to its final state, which carries the whole journal when it fits.
    */
   get unappended(): readonly JournalEntry[] {
     return this.#held;

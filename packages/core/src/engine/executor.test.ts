@@ -766,6 +766,18 @@ describe('durable sleep', () => {
     expect(paused.journal.map((e) => e.stepType)).toEqual(streamed);
   });
 
+  /** Resolves once a run's claim (a `running` state) is written. */
+  function claimOf(states: MemoryStateStore): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const update = states.update.bind(states);
+      states.update = async (state, revision) => {
+        const written = await update(state, revision);
+        if (state.status === 'running') resolve();
+        return written;
+      };
+    });
+  }
+
   it('keeps what a suspension held alone when a paused run could neither append it nor carry its journal whole', async () => {
     let runsOfBefore = 0;
     let entered: () => void = () => undefined;
@@ -789,14 +801,7 @@ describe('durable sleep', () => {
       return Object.assign(Object.create(log) as typeof log, { append: (entry: JournalEntry) => (failing ? Promise.reject(new Error('timeout')) : log.append(entry)) });
     };
     // Resumed unclaimed; the run goes on past 500 ms, so its claim is written, with nothing appended.
-    let claimed: () => void = () => undefined;
-    const claimWritten = new Promise<void>((resolve) => (claimed = resolve));
-    const update = states.update.bind(states);
-    states.update = async (state, revision) => {
-      const written = await update(state, revision);
-      if (state.status === 'running') claimed();
-      return written;
-    };
+    const claimWritten = claimOf(states);
     const controller = new AbortController();
     const run = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true, signal: controller.signal });
     await inGate;
@@ -816,10 +821,42 @@ describe('durable sleep', () => {
     inGate = new Promise<void>((resolve) => (entered = resolve));
     gate = new Promise<void>((resolve) => (release = resolve));
     const again = executor.execute(wake, { startSequence: 3n, delivery: 1, resumeUnclaimed: true });
-    await inGate;
+    // A run that lost what was held would run its first step again and sleep anew, never reaching the gate.
+    await Promise.race([inGate, again.then((outcome) => Promise.reject(new Error(`${outcome.kind} before the gate`)))]);
     release();
     expect((await again).kind).toBe('ended');
     expect(runsOfBefore).toBe(1);
+  });
+
+  it('appends at its suspension what a takeover holds when its claim mark is in the stream, rather than holding it alone', async () => {
+    let waiting = true;
+    const gated = defineWorkflow<{ ms: number }, number>('gated_napper', async (ctx, { ms }) => {
+      await ctx.run('before', () => 1);
+      await ctx.sleep(ms);
+      if (waiting) {
+        waiting = false;
+        await new Promise<never>(() => undefined); // the first resumed run stalls here, its claim written after 500 ms
+      }
+      await ctx.now();
+      await ctx.sleep(ms);
+      return 0;
+    });
+    const { states, journals, executor, cmd, wake } = await dueSleeper(gated);
+    const claimWritten = claimOf(states);
+    void executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
+    await claimWritten;
+    expect(journals.entries(cmd.invocationId)).toEqual([]);
+    // A takeover's claim mark is a message in the journal stream (the in-memory store keeps none).
+    const open = journals.open.bind(journals);
+    journals.open = async (id, options) => {
+      const log = await open(id, options);
+      if (options?.claim === undefined) return log;
+      return Object.defineProperty(Object.create(log) as typeof log, 'lastSequence', { get: () => log.lastSequence + 1 });
+    };
+    expect((await executor.execute(wake, { startSequence: 2n, delivery: 2 })).kind).toBe('suspended');
+    const suspended = (await states.get(cmd.invocationId))!.state;
+    expect(suspended.journalStream).not.toBe('');
+    expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:before', 'SLEEP', 'SLEEP', 'NOW', 'SLEEP']);
   });
 
   it('lets no other start of the same ID append beside a suspension that holds its journal alone', async () => {

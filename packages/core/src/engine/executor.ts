@@ -148,8 +148,8 @@ export interface ExecuteOptions {
   /**
    * The command is delivered for the first time and never run before: when its invocation
    * has no state, the run starts without writing one first (one durable write less); the
-   * state is written when the run suspends, ends, or exposes the invocation to others, see
-   * {@link OwnedState}.
+   * state is written when the run suspends, ends, exposes the invocation to others, or
+   * before its first journal append, see {@link OwnedState}.
    * @default false
    */
   firstDelivery?: boolean;
@@ -346,7 +346,8 @@ export class Executor {
         : undefined;
     const location = journals.location(command.invocationId);
     if (found) {
-      // The inline journal of a suspension is read below, not written again.
+      // The inline journal of a suspension is read below; the claim keeps a copy only when
+      // some of it may be in no stream (see mayHoldUnstreamed).
       state = {
         ...found.state,
         status: transition(found.state.status, 'running'),
@@ -388,9 +389,9 @@ export class Executor {
     // run that journaled before it stopped without writing the state, and that may be only
     // stalled: its journal is claimed, as a takeover's is. A suspended state's inline journal
     // is whole: a run resumed unclaimed claims the state before it appends (see
-    // DurableContextOptions.claimBeforeEffects).
-    // A journal the state holds whole may have entries the stream lacks (see #suspend).
-    const inline = found && found.state.journalLength > 0 && found.state.journal.length === found.state.journalLength ? { inline: found.state.journal } : {};
+    // DurableContextOptions.writeState). A journal a state holds whole may have entries the
+    // stream lacks (see #suspendsWhole): read with the stream.
+    const inline = found && mayHoldUnstreamed(found.state) ? { inline: found.state.journal } : {};
     const opening = unwritten || (fresh && found) ? { fresh: true } : !found || takeover ? { claim: this.#processorId, ...inline } : { ...inline, ...knownJournal(found.state) };
     const journal = await this.#fenced(() => journals.open(command.invocationId, opening)).catch(async (err: unknown) => {
       await this.#release(state, owned);
@@ -451,16 +452,19 @@ export class Executor {
     // Encoded once, for the end's state and for what it can carry; the journal part likewise.
     const encoded = completed ? encodeOutput(workflow, output) : undefined;
     const journalFields = lazy(() => this.#journalFields(id, ctx.entries));
+    const withJournal = lazy(() => ({ ...state, ...journalFields(), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) }));
     const limit = journal.maxEntryBytes;
+    // Decided once, before the run settles: appends issued after it could not write the state.
+    const whole = completed && this.#endsWhole(workflow, withJournal(), ctx.entries.length, encoded?.bytes, limit);
     // A suspension of a run with nothing in its journal stream (a first run, or one resumed
     // from such a suspension) leaves its outcomes to its state when the state can carry them
     // all: a sleep then costs no append.
-    const carried = suspended && ctx.fatal === undefined && this.#suspendsWhole(workflow, { ...state, ...journalFields() }, ctx, journal, limit);
-    if (!completed && !carried) await ctx.drained();
+    const heldAlone = suspended && ctx.fatal === undefined && this.#suspendsWhole(workflow, { ...state, ...journalFields() }, ctx, journal, limit);
+    if (!completed && !heldAlone) await ctx.drained();
     // A run without its state written (a first run, or one resumed unclaimed) ends without
     // writing it first only when its final state carries every outcome it holds; else it
     // appends them first, which writes its state (see DurableContextOptions.writeState).
-    else if (completed && !owned.isWritten && !this.#endsWhole(workflow, { ...state, ...journalFields() }, ctx.entries.length, encoded?.bytes, limit)) {
+    else if (completed && !owned.isWritten && !whole) {
       await ctx.drained();
     }
     const fatal = ctx.fatal;
@@ -478,40 +482,34 @@ export class Executor {
     const settled = await this.#fenced(() => owned.settle());
     if (typeof settled === 'object') return settled;
     const { revision, previous } = owned.base();
-    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous, carried);
-    const withJournal = { ...state, ...journalFields(), workflowState: ctx.workflowState, ...keyedChangeFields(ctx.keyedChanges) };
-    if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal, fatal);
+    if (suspended) return this.#suspend(state, revision, ctx.stepCount, ctx.entries, journal.lastSequence, previous, heldAlone);
+    if (fatal instanceof CancelledError || fatal instanceof PausedError) return this.#stopOnRequest(withJournal(), fatal);
     // Nothing of this run outside its state and index entry: nothing in its journal stream
-    // (none read, none appended: no sleep, awakeable or child call either), no parent that may
-    // still read it, no place in a key's queue, and no earlier delivery's run that may still
-    // append. Its end may then go by itself once its retention has passed.
-    const alone =
-      options.delivery === 1 &&
-      journal.lastSequence === 0 &&
-      ctx.unappended.length === ctx.entries.length &&
-      !state.parent &&
-      !workflow.options.exclusive;
-    if (fatal || thrown !== undefined) return this.#end(withJournal, revision, 'failed', toError(fatal ?? thrown), { alone, previous });
+    // (none read, none appended: no awakeable or child call either; a sleep only when its
+    // suspension held the journal alone), no parent that may still read it, no place in a
+    // key's queue, and no earlier delivery's run that may still append. Its end may then go
+    // by itself once its retention has passed.
+    const alone = options.delivery === 1 && nothingStreamed(journal, ctx) && !state.parent && !workflow.options.exclusive;
+    if (fatal || thrown !== undefined) return this.#end(withJournal(), revision, 'failed', toError(fatal ?? thrown), { alone, previous });
     if (!encoded?.bytes) {
       const err = encoded?.error;
-      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }), { previous });
+      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }), { previous });
     }
     const currentState = encoded.bytes;
     // The final state could not be written, and every run would end the same way.
     if (limit !== undefined && currentState.length > limit) {
-      return this.#end(withJournal, revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`), { previous });
+      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`), { previous });
     }
     // Outcomes not appended yet are left to the final state when it holds the whole journal
     // and is sure to stay under the server's limit with it (one write less: its compare-and-set
     // fences it as an append would); else appended beside it. Not for an exclusive workflow:
     // its keyed changes take effect before its final write, only once its journal is whole.
     // Then the appends in flight, failing if one was refused: the run lost the invocation.
-    const whole = this.#endsWhole(workflow, withJournal, ctx.entries.length, currentState, limit);
     const appends = (whole ? ctx.inFlight() : ctx.drained()).then(() => {
       if (ctx.fatal instanceof FencedError) throw ctx.fatal;
     });
     // Not alone if its held outcomes go to the journal stream beside the final state.
-    const ended = await this.#end({ ...withJournal, currentState }, revision, 'completed', undefined, { appends, alone: alone && whole, previous });
+    const ended = await this.#end({ ...withJournal(), currentState }, revision, 'completed', undefined, { appends, alone: alone && whole, previous });
     // Set by an append still in flight above, which the compiler cannot see.
     const lateFailure = ctx.fatal as Error | undefined;
     if (ended.kind === 'ended' && lateFailure) {
@@ -536,7 +534,7 @@ export class Executor {
    * stay in the state alone until a run resumed from it appends them.
    */
   #suspendsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, ctx: DurableContext, journal: JournalLog, limit: number | undefined): boolean {
-    if (workflow.options.exclusive || journal.lastSequence !== 0 || ctx.unappended.length !== ctx.entries.length) return false;
+    if (workflow.options.exclusive || !nothingStreamed(journal, ctx)) return false;
     if (withJournal.journal.length !== ctx.entries.length) return false;
     return limit === undefined || stateBytes(withJournal, new Uint8Array()) <= limit;
   }
@@ -816,13 +814,13 @@ export class Executor {
     /** The state `revision` holds, when not one this run wrote (a run resumed unclaimed). */
     previous?: ExecutionState,
     /** The state carries outcomes no journal stream has (see #suspendsWhole): it names no stream. */
-    carried = false,
+    heldAlone = false,
   ): Promise<ExecutionOutcome> {
     const journal = this.#journalFields(state.invocationId, entries);
     const waiting: ExecutionState = {
       ...state,
       ...journal,
-      ...(carried ? { journalStream: '', journalSubject: '' } : {}),
+      ...(heldAlone ? { journalStream: '', journalSubject: '' } : {}),
       // With the whole journal inline, the run that resumes it reads no journal.
       journalLastSequence: journal.journal?.length === entries.length ? BigInt(lastSequence) : 0n,
       status: transition(state.status, 'suspended'),
@@ -953,35 +951,33 @@ function keyedChangeFields(changes: ReadonlyMap<string, Uint8Array | null>): Par
 /** The journal a state holds inline when it was written at a suspension, for `JournalStore.open`. */
 function knownJournal(state: ExecutionState): { known?: KnownJournal } {
   if (state.status !== 'suspended' || state.journal.length !== state.journalLength) return {};
-  if (heldAlone(state)) return { known: { entries: state.journal, lastSequence: 0, unstreamed: state.journal.length } };
+  // Held alone: written so by a suspension (see #suspendsWhole), which names no journal stream.
+  if (state.journalStream === '' && state.journalLength > 0) return { known: { entries: state.journal, lastSequence: 0, unstreamed: state.journal.length } };
   return state.journalLastSequence > 0n ? { known: { entries: state.journal, lastSequence: Number(state.journalLastSequence) } } : {};
 }
 
 /**
  * True when a state's inline journal may hold entries no stream has: a suspension that held
- * them alone (see {@link heldAlone}), and a claim or other copy of it, which names the
+ * them alone (it names no journal stream), and a claim or other copy of it, which names the
  * stream again (`journal_last_sequence` stays 0: a suspension whose entries were all
  * appended records where the last one is).
  */
+/** True when nothing of a run's journal is in a stream: none read, none appended, no claim mark. */
+function nothingStreamed(journal: JournalLog, ctx: DurableContext): boolean {
+  return journal.lastSequence === 0 && ctx.unappended.length === ctx.entries.length;
+}
+
 function mayHoldUnstreamed(state: ExecutionState): boolean {
   return state.journalLastSequence === 0n && state.journalLength > 0 && state.journal.length === state.journalLength;
 }
 
-/**
- * True when a state holds its whole journal and no stream has any of it: written so by a
- * suspension (see `#suspend`), which names no journal stream, and kept by the run that
- * resumes it until that run appends.
- */
-function heldAlone(state: ExecutionState): boolean {
-  return state.journalStream === '' && state.journalLength > 0 && state.journal.length === state.journalLength;
-}
 
 /**
  * The revision of the state a run owns. A first delivery starts its run before its state is
  * written (until then the command in the stream is the invocation's only record): the state
  * is created when the run suspends or ends, when the workflow exposes the invocation to
- * others (an awakeable, a send, a child), or once the run has gone on for
- * {@link UNWRITTEN_STATE_MS}, whichever comes first. That create is the run's fence: it
+ * others (an awakeable, a send, a child), before its first journal append, or once the run
+ * has gone on for {@link UNWRITTEN_STATE_MS}, whichever comes first. That create is the run's fence: it
  * fails if the invocation exists.
  */
 class OwnedState {

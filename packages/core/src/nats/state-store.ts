@@ -96,8 +96,9 @@ export class NatsStateStore implements StateStore {
 
   /**
    * A state's bytes. The inline copy of the journal is left out when it would take the
-   * write past the server's limit: the journal stream holds every entry anyway, and
-   * `journal_length` tells readers to look there.
+   * write past the server's limit: the journal stream then holds every entry, and
+   * `journal_length` tells readers to look there. (A state whose inline journal has entries
+   * the stream lacks is written only when it fits: see the executor's suspension.)
    */
   #encode(state: ExecutionState): Uint8Array {
     const bytes = toBinary(ExecutionStateSchema, state);

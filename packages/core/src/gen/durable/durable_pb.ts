@@ -398,7 +398,9 @@ export type ExecutionState = Message<"durable.ExecutionState"> & {
   journalLength: number;
 
   /**
-   * Stream and subject holding every journal entry of this invocation.
+   * Stream and subject of this invocation's journal entries. Empty in a suspended state
+   * that alone holds the whole journal (nothing of it appended yet): the run that resumes
+   * it appends them first.
    *
    * @generated from field: string journal_stream = 20;
    */
@@ -469,8 +471,8 @@ export type ExecutionState = Message<"durable.ExecutionState"> & {
 
   /**
    * Written when the invocation suspends with its whole journal inline: the stream
-   * sequence of the journal's last entry, so the run that resumes it reads no journal.
-   * Zero in every other state.
+   * sequence of the journal's last entry, so the run that resumes it reads no journal
+   * (zero when the state alone holds the journal). Zero in every other state.
    *
    * @generated from field: uint64 journal_last_sequence = 31;
    */
