@@ -224,6 +224,24 @@ describe('executor', () => {
       expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['RUN:a']);
     });
 
+    it('appends what it holds when its set values take its final state past the limit', async () => {
+      const states = new MemoryStateStore();
+      const inner = new MemoryJournalStore();
+      // A state may take 18,000 bytes (room is kept for its fields): the output and the set's journal entry fit; with the set value itself, they do not.
+      const journals: JournalStore = {
+        open: async (id, options) => Object.assign(Object.create(await inner.open(id, options)) as object, { maxEntryBytes: 18_000 }) as Awaited<ReturnType<JournalStore['open']>>,
+        location: (id) => inner.location(id),
+      };
+      const setter = defineWorkflow<unknown, string>('big_setter', async (ctx) => {
+        await ctx.set('k', 'v'.repeat(700));
+        return 'o'.repeat(700);
+      });
+      const executor = new Executor({ workflows: new WorkflowRegistry([setter]), states, journals, services: new FakeServices(), logger: silentLogger() });
+      const cmd = command('big_setter');
+      expect((await executor.execute(cmd, { startSequence: 1n, delivery: 1, firstDelivery: true })).kind).toBe('ended');
+      expect(inner.entries(cmd.invocationId).map((e) => e.stepType)).toEqual(['SET:k']);
+    });
+
     it('reads no state first when its client made the ID just now, and is still dropped when the ID was taken', async () => {
       const services = new FakeServices();
       const { states, executor } = counted([greetThree], services);
