@@ -61,10 +61,19 @@ const longKeptSteps = defineWorkflow<unknown, string>(
   async (ctx) => `${await ctx.run('first', () => 'kept')} ${await ctx.run('second', () => 'a day')}`,
   { retention: 24 * HOUR_MS },
 );
+const longKeptNapper = defineWorkflow<unknown, number>(
+  'long-kept-napper',
+  async (ctx) => {
+    const before = await ctx.now();
+    await ctx.sleep(1_500);
+    return (await ctx.now()) - before;
+  },
+  { retention: 24 * HOUR_MS },
+);
 const child = defineWorkflow<unknown, string>('child', async (ctx) => ctx.awakeable<string>().promise);
 const parent = defineWorkflow<unknown, string>('parent', async (ctx) => `child said ${await ctx.invoke(child, {})}`);
 
-const workflows = [quick, failing, sleepy, waiting, blocked, keyed, kept, longKept, longKeptSteps, child, parent];
+const workflows = [quick, failing, sleepy, waiting, blocked, keyed, kept, longKept, longKeptSteps, longKeptNapper, child, parent];
 
 let nc: NatsConnection;
 let processorNc: NatsConnection;
@@ -284,6 +293,17 @@ describe('retention', () => {
     // Its first step is in the journal stream: its purge waits a day in the stream, its state has no TTL.
     expect(await records(steps)).toEqual({ state: 1, journal: 1, index: 1, timers: 1, queue: 0 });
     expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${steps}`)).toBe('');
+    // It read the clock and slept: its suspended state alone held that, the sleep cost no
+    // journal append, and once it ended it too goes by itself.
+    const napped = (await client.submit(longKeptNapper, {})).invocationId;
+    const asleep = await client.waitForStatus(napped, 'suspended', { timeoutMs: 30_000 });
+    expect([asleep.journalStream, asleep.journal.map((e) => e.stepType)]).toEqual(['', ['NOW', 'SLEEP']]);
+    expect((await records(napped)).journal).toBe(0);
+    expect((await client.waitForResult(napped, { timeoutMs: 30_000 })).status).toBe('completed');
+    await until('every command has been handled', () => commandsHandled());
+    expect(await records(napped)).toEqual({ state: 1, journal: 0, index: 1, timers: 0, queue: 0 });
+    expect(await ttl(`KV_${names.stateBucket}`, `$KV.${names.stateBucket}.${napped}`)).toBe('86400s');
+    expect((await client.getJournal(napped)).map((e) => e.stepType)).toEqual(['NOW', 'SLEEP', 'SLEEP', 'NOW']);
 
     const api = createHttpApi({ client });
     expect((await api.request(`/api/workflows/${unknownId()}/purge`, { method: 'POST' })).status).toBe(404);
@@ -291,7 +311,7 @@ describe('retention', () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ invocation_id: forever, purged: true });
     expect(await records(forever)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
-    for (const id of [day, steps]) {
+    for (const id of [day, steps, napped]) {
       await client.purge(id);
       expect(await records(id)).toEqual({ state: 0, journal: 0, index: 0, timers: 0, queue: 0 });
     }
