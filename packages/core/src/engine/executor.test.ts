@@ -18,6 +18,13 @@ class RecordedTimers implements TimerScheduler {
   }
 }
 
+/** A point a test waits for: `reached` resolves once `open` is called. */
+function latch(): { reached: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const reached = new Promise<void>((resolve) => (open = resolve));
+  return { reached, open };
+}
+
 /** An invoker that answers from a function and records every call. */
 class FakeServices implements ServiceInvoker {
   readonly calls: Array<{ target: string; request: unknown; key: string | undefined }> = [];
@@ -654,10 +661,8 @@ describe('durable sleep', () => {
   });
 
   it('takes over a run resumed unclaimed that stalled after its claim when its wake-up comes again, and the stalled run takes nothing', async () => {
-    let opened: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (opened = resolve));
-    let entered: () => void = () => undefined;
-    const inAfter = new Promise<void>((resolve) => (entered = resolve));
+    const gate = latch();
+    const inAfter = latch();
     let runsOfAfter = 0;
     const stallable = defineWorkflow<{ ms: number }, string>('stallable_napper', async (ctx, { ms }) => {
       await ctx.run('before', () => 'b');
@@ -665,8 +670,8 @@ describe('durable sleep', () => {
       return ctx.run('after', async () => {
         const n = runsOfAfter++;
         if (n === 0) {
-          entered();
-          await gate;
+          inAfter.open();
+          await gate.reached;
         }
         return `a${n}`;
       });
@@ -675,11 +680,11 @@ describe('durable sleep', () => {
 
     // Resumed unclaimed: it claims, appends the sleep's end, then stalls in the step after it.
     const stalled = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
-    await inAfter;
+    await inAfter.reached;
     expect((await states.get(cmd.invocationId))!.state.status).toBe('running');
     // Its wake-up comes back (the ack wait passed) to another run, which takes it over.
     expect((await executor.execute(wake, { startSequence: 2n, delivery: 2 })).kind).toBe('ended');
-    opened();
+    gate.open();
     expect((await stalled).kind).toBe('fenced');
     const final = (await states.get(cmd.invocationId))!.state;
     expect(decodeJson(final.currentState)).toBe('a1');
@@ -758,24 +763,22 @@ describe('durable sleep', () => {
   });
 
   it('pauses a run resumed from what a suspension held alone with the journal it ran, not the copy its claim kept', async () => {
-    let entered: () => void = () => undefined;
-    const inSlow = new Promise<void>((resolve) => (entered = resolve));
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const inSlow = latch();
+    const gate = latch();
     const pausable = defineWorkflow<{ ms: number }, number>('pausable_napper', async (ctx, { ms }) => {
       await ctx.run('before', () => 1);
       await ctx.sleep(ms);
-      await ctx.run('slow', async () => (entered(), await gate, 2));
+      await ctx.run('slow', async () => (inSlow.open(), await gate.reached, 2));
       return ctx.run('next', () => 3);
     });
     const { states, journals, executor, cmd, wake } = await dueSleeper(pausable);
     const controller = new AbortController();
     const run = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true, signal: controller.signal });
-    await inSlow;
+    await inSlow.reached;
     const running = (await states.get(cmd.invocationId))!;
     await states.update({ ...running.state, pauseRequested: true }, running.revision);
     controller.abort(new PausedError());
-    release();
+    gate.open();
     expect((await run).kind).toBe('paused');
     const paused = (await states.get(cmd.invocationId))!.state;
     expect(paused.status).toBe('paused');
@@ -798,16 +801,14 @@ describe('durable sleep', () => {
 
   it('keeps what a suspension held alone when a paused run could neither append it nor carry its journal whole', async () => {
     let runsOfBefore = 0;
-    let entered: () => void = () => undefined;
-    let inGate = new Promise<void>((resolve) => (entered = resolve));
-    let release: () => void = () => undefined;
-    let gate = new Promise<void>((resolve) => (release = resolve));
+    let inGate = latch();
+    let gate = latch();
     const bulky = defineWorkflow<{ ms: number }, number>('bulky_pausable', async (ctx, { ms }) => {
       await ctx.run('before', () => ++runsOfBefore);
       await ctx.sleep(ms);
       for (let i = 0; i < 4; i++) await ctx.set(`k${i}`, 'x'.repeat(100));
-      entered();
-      await gate;
+      inGate.open();
+      await gate.reached;
       await ctx.now();
       return ctx.run('after', () => 1);
     });
@@ -822,26 +823,26 @@ describe('durable sleep', () => {
     const claimWritten = claimOf(states);
     const controller = new AbortController();
     const run = executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true, signal: controller.signal });
-    await inGate;
+    await inGate.reached;
     await claimWritten;
     // A pause is asked for, and the appends of the run's stop fail (the cluster does not answer).
     const running = (await states.get(cmd.invocationId))!;
     await states.update({ ...running.state, pauseRequested: true }, running.revision);
     failing = true;
     controller.abort(new PausedError());
-    release();
+    gate.open();
     expect((await run).kind).toBe('paused');
     expect(journals.entries(cmd.invocationId)).toEqual([]);
     // Resumed (as the client does), the appends work again: the step before the sleep is replayed.
     const paused = (await states.get(cmd.invocationId))!;
     await states.update({ ...paused.state, status: 'suspended' }, paused.revision);
     failing = false;
-    inGate = new Promise<void>((resolve) => (entered = resolve));
-    gate = new Promise<void>((resolve) => (release = resolve));
+    inGate = latch();
+    gate = latch();
     const again = executor.execute(wake, { startSequence: 3n, delivery: 1, resumeUnclaimed: true });
     // A run that lost what was held would run its first step again and sleep anew, never reaching the gate.
-    await Promise.race([inGate, again.then((outcome) => Promise.reject(new Error(`${outcome.kind} before the gate`)))]);
-    release();
+    await Promise.race([inGate.reached, again.then((outcome) => Promise.reject(new Error(`${outcome.kind} before the gate`)))]);
+    gate.open();
     expect((await again).kind).toBe('ended');
     expect(runsOfBefore).toBe(1);
   });
@@ -878,15 +879,13 @@ describe('durable sleep', () => {
   });
 
   it('lets no other start of the same ID append beside a suspension that holds its journal alone', async () => {
-    let entered: () => void = () => undefined;
-    const inGate = new Promise<void>((resolve) => (entered = resolve));
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const inGate = latch();
+    const gate = latch();
     const forked = defineWorkflow<{ ms: number; side: boolean }, number>('forked_napper', async (ctx, { ms, side }) => {
       const t = await ctx.now();
       if (side) {
-        entered();
-        await gate;
+        inGate.open();
+        await gate.reached;
         await ctx.run('side', () => 1);
       }
       await ctx.sleep(ms);
@@ -896,9 +895,9 @@ describe('durable sleep', () => {
     const id = 'inv-forked';
     // Two starts of one ID (the second submitted again past the duplicate window), run at once, unwritten.
     const first = executor.execute(command('forked_napper', { ms: 60_000, side: true }, id), { startSequence: 1n, delivery: 1, firstDelivery: true });
-    await inGate;
+    await inGate.reached;
     expect((await executor.execute(command('forked_napper', { ms: 60_000, side: false }, id), { startSequence: 5n, delivery: 1, firstDelivery: true })).kind).toBe('suspended');
-    release();
+    gate.open();
     // The first would append its clock before its side step: its state's create comes first, and fails.
     expect(['duplicate', 'fenced']).toContain((await first).kind);
     expect(journals.entries(id)).toEqual([]);
@@ -918,12 +917,11 @@ describe('durable sleep', () => {
     const invocations: InvocationGateway = { start: async () => undefined, wake: async () => undefined, cancel: async (id) => void cancelled.push(id) };
     const { states, journals, executor, cmd, wake } = await dueSleeper(parent, undefined, invocations);
     // The resumed run starts its child, then stops at its suspension's write.
-    let stop: () => void = () => undefined;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    const stopped = latch();
     const update = states.update.bind(states);
-    states.update = async (state, revision) => (state.status === 'suspended' ? (stop(), new Promise<number>(() => undefined)) : update(state, revision));
+    states.update = async (state, revision) => (state.status === 'suspended' ? (stopped.open(), new Promise<number>(() => undefined)) : update(state, revision));
     void executor.execute(wake, { startSequence: 2n, delivery: 1, resumeUnclaimed: true });
-    await stopped;
+    await stopped.reached;
     expect(journals.entries(cmd.invocationId).map((e) => e.stepType)).toContain('INVOKE:lagging_child');
     // A cancel is asked for; the wake-up comes back and ends the invocation cancelled.
     const running = (await states.get(cmd.invocationId))!;

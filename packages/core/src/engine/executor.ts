@@ -520,8 +520,9 @@ export class Executor {
   }
 
   /**
-   * True when a completed run's final state, its output encoded as `currentState` (undefined:
-   * it does not encode), can carry its whole journal, every outcome it holds included.
+   * True when a run's last state, its output encoded as `currentState` (empty for a
+   * suspension; undefined: it does not encode), can carry its whole journal, every outcome
+   * it holds included.
    */
   #endsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, entries: number, currentState: Uint8Array | undefined, limit: number | undefined): boolean {
     if (workflow.options.exclusive || withJournal.journal.length !== entries || !currentState) return false;
@@ -534,9 +535,7 @@ export class Executor {
    * stay in the state alone until a run resumed from it appends them.
    */
   #suspendsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, ctx: DurableContext, journal: JournalLog, limit: number | undefined): boolean {
-    if (workflow.options.exclusive || !nothingStreamed(journal, ctx)) return false;
-    if (withJournal.journal.length !== ctx.entries.length) return false;
-    return limit === undefined || stateBytes(withJournal, new Uint8Array()) <= limit;
+    return nothingStreamed(journal, ctx) && this.#endsWhole(workflow, withJournal, ctx.entries.length, new Uint8Array(), limit);
   }
 
   /**
