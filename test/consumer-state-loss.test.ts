@@ -4,12 +4,14 @@
  * come back with none and deliver the commands still in the stream again, each as a first
  * delivery. Nothing is lost or recorded twice for that: runs under way when the servers went
  * end once, with each step journaled once and run at most once more; invocations that ended
- * and were acknowledged before are not run again. On a cluster of its own, since it kills it.
+ * and were acknowledged before are not run again, even when their command comes back (the
+ * stream's removal of an acknowledged command can be lost with the servers: the test puts
+ * one back). On a cluster of its own, since it kills it.
  */
 import { once } from 'node:events';
 import { type AddressInfo, createConnection, createServer, type Server, type Socket } from 'node:net';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, headers, type Msg } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, decodeJson, defineWorkflow, DurableClient, engineNames, Processor, silentLogger, type ServiceInvoker } from '../packages/core/src/index.js';
 import { partitionConsumer } from '../packages/core/src/nats/setup.js';
@@ -173,9 +175,14 @@ async function consumerStatesWhenBack(): Promise<ConsumerStates> {
 
 describe('the partitions’ consumers losing their state (every server killed at once)', () => {
   it('lose nothing and record nothing twice: runs under way end once, ended ones are not run again', { timeout: 240_000 }, async () => {
-    // Ended before the servers go, and acknowledged.
+    // Ended before the servers go, and acknowledged; their commands as the client sent them.
+    const sent: Msg[] = [];
+    const copies = clientNc.subscribe(`${names.commandsSubject}.*`, { callback: (_err, msg) => void sent.push(msg) });
     const ended = await Promise.all(Array.from({ length: 5 }, (_, n) => client.submitAndWait(quick, { n })));
     expect(ended.map((e) => e.state.status)).toEqual(Array(5).fill('completed'));
+    copies.unsubscribe();
+    const comeBack = sent.find((msg) => msg.headers?.get('Nats-Msg-Id') === ended[0]!.invocationId)!;
+    expect(comeBack.headers?.get('Durable-Fresh-Id')).toBe('1');
     // Under way when they go: each past its first step, waiting at its second.
     const running = await Promise.all(Array.from({ length: IN_FLIGHT }, (_, n) => client.submit(held, { n }, { partitionKey: `held-${n}` })));
     await allAtGate;
@@ -191,6 +198,14 @@ describe('the partitions’ consumers losing their state (every server killed at
     expect(before).toMatchObject({ acked: ended.length, ackPending: IN_FLIGHT });
     expect(before.delivered).toBeGreaterThanOrEqual(ended.length + IN_FLIGHT);
     expect(await consumerStatesWhenBack()).toEqual({ delivered: 0, acked: 0, ackPending: 0 });
+    // An acknowledged command back in the stream, as the client sent it (its ID made by the
+    // client), under a message ID of its own so that the stream takes it.
+    const again = headers();
+    again.set('Durable-Fresh-Id', '1');
+    const js = jetstream(clientNc);
+    let putBack = 0;
+    const putItBack = (): Promise<number> => js.publish(comeBack.subject, comeBack.data, { headers: again, msgID: `${ended[0]!.invocationId}-again` }).then((ack) => (putBack = ack.seq), () => 0);
+    await expect.poll(putItBack, { timeout: 60_000, interval: 250 }).toBeGreaterThan(0);
     relay.open();
     openGate();
 
@@ -203,8 +218,13 @@ describe('the partitions’ consumers losing their state (every server killed at
       expect(effects.get(invocationId)).toBeGreaterThanOrEqual(1);
       expect(effects.get(invocationId)).toBeLessThanOrEqual(2);
     }
-    for (const { invocationId } of ended) expect(effects.get(invocationId)).toBe(1);
-    // And the redelivered commands are all acknowledged in the end: none is left to come back.
+    // The redelivered commands are all acknowledged in the end, the one put back with them:
+    // none is left to come back.
     await expect.poll(async () => (await consumerStates()).ackPending, { timeout: 60_000, interval: 500 }).toBe(0);
+    // The one put back among them: acknowledged, it has left the stream.
+    const jsm = await jetstreamManager(clientNc);
+    const stored = (): Promise<boolean> => jsm.streams.getMessage(names.commandsStream, { seq: putBack }).then((m) => m !== null, () => false);
+    await expect.poll(stored, { timeout: 60_000, interval: 500 }).toBe(false);
+    for (const { invocationId } of ended) expect(effects.get(invocationId)).toBe(1);
   });
 });

@@ -42,8 +42,13 @@ export interface LaneHandler {
    * `dueAtMs`: when the command may start, unix ms (a wake-up fired early); 0 for at once.
    */
   decode(msg: JsMsg): { key: string; dueAtMs?: number } | undefined;
-  /** Runs one command, its key's previous one finished; `signal` aborts when the lane is given up. */
-  run(msg: JsMsg, signal: AbortSignal): Promise<Disposition>;
+  /**
+   * Runs one command, its key's previous one finished; `signal` aborts when the lane is
+   * given up. `storedSince`: the command was stored after this owner's session began and
+   * after the consumer last counted its deliveries from the start, so no delivery of it
+   * can have come before this one (see {@link PartitionLane.#storedSince}).
+   */
+  run(msg: JsMsg, signal: AbortSignal, storedSince: boolean): Promise<Disposition>;
   /** Waits for a free run slot; resolves false when the processor stops. */
   slot(): Promise<boolean>;
   /** Gives a run slot back. */
@@ -93,6 +98,16 @@ export class PartitionLane {
   #sessionFloor: number | undefined;
   #settled = false;
   #settling = false;
+  /** The consumer's sequence of the latest delivery here: it only grows, unless the consumer lost its state. */
+  #lastDelivery = 0;
+  /**
+   * The stream's last sequence when this owner's session began, or when the consumer last
+   * counted its deliveries from the start (its state lost, see setup): a command stored
+   * after it cannot have been delivered before. Undefined until the stream has said.
+   */
+  #storedAfter: number | undefined;
+  /** Counts the questions for {@link #storedAfter}: an answer to an earlier one is dropped. */
+  #storedAfterAsked = 0;
   /** Commands of this session finished here whose acks may not have reached the stream yet. */
   readonly #finished = new Set<number>();
   #recheck: NodeJS.Timeout | undefined;
@@ -179,6 +194,10 @@ export class PartitionLane {
       msg.nak();
       return;
     }
+    // A consumer that lost its state counts its deliveries from 1 again, and delivers again
+    // commands it had delivered (and some it had seen acknowledged, see setup).
+    if (msg.info.deliverySequence <= this.#lastDelivery) this.#askStoredAfter();
+    this.#lastDelivery = msg.info.deliverySequence;
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) return;
     if (this.#sessionFloor === undefined) this.#beginSession();
@@ -195,6 +214,7 @@ export class PartitionLane {
     this.#pinned = true;
     this.#sessionFloor = Number.MAX_SAFE_INTEGER; // until the consumer says, nothing is settled
     this.#settled = false;
+    this.#askStoredAfter();
     void this.#o.jsm.consumers
       .info(this.#o.stream, this.#o.consumerName)
       .then((info) => {
@@ -205,6 +225,25 @@ export class PartitionLane {
       .catch(() => {
         if (session === this.#session) this.#sessionFloor = undefined; // asked again on the next delivery
       });
+  }
+
+  /** Asks the stream for its last sequence: see {@link #storedAfter}. Until it answers, no command counts as stored since. */
+  #askStoredAfter(): void {
+    const asked = ++this.#storedAfterAsked;
+    this.#storedAfter = undefined;
+    this.#o.jsm.streams.info(this.#o.stream).then(
+      (info) => {
+        if (asked === this.#storedAfterAsked) this.#storedAfter = info.state.last_seq;
+      },
+      () => {
+        if (asked === this.#storedAfterAsked && !this.#stopped) setTimeout(() => asked === this.#storedAfterAsked && this.#askStoredAfter(), RECHECK_MS).unref();
+      },
+    );
+  }
+
+  /** Whether the command was stored after what may have been delivered before this session: see {@link #storedAfter}. */
+  #storedSince(msg: JsMsg): boolean {
+    return this.#storedAfter !== undefined && msg.seq > this.#storedAfter;
   }
 
   /** The server gave the partition to another processor: what waits here is theirs now. */
@@ -310,7 +349,7 @@ export class PartitionLane {
   async #run(key: string, msg: JsMsg): Promise<void> {
     let disposition: Disposition;
     try {
-      disposition = await this.#o.handler.run(msg, this.#giveUp.signal);
+      disposition = await this.#o.handler.run(msg, this.#giveUp.signal, this.#storedSince(msg));
     } catch {
       disposition = 'retry';
     } finally {

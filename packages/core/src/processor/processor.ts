@@ -337,7 +337,7 @@ export class Processor {
       }
     },
     // It decoded when it arrived; decoding again is cheaper than keeping both around.
-    run: (msg, giveUp) => this.#run(msg, decodeCommand(msg.data), giveUp),
+    run: (msg, giveUp, storedSince) => this.#run(msg, decodeCommand(msg.data), giveUp, storedSince),
     slot: () => this.#slots.acquire(),
     release: () => this.#slots.release(),
   };
@@ -358,15 +358,15 @@ export class Processor {
     });
   }
 
-  #run(msg: JsMsg, command: Command, giveUp: AbortSignal): Promise<Disposition> {
+  #run(msg: JsMsg, command: Command, giveUp: AbortSignal, storedSince: boolean): Promise<Disposition> {
     const trace = traceOf(msg);
     const traceId = traceIdOf(trace?.traceparent);
     // Every JSON line about the invocation, the workflow's own included, carries these.
     const fields = { invocation_id: command.invocationId, workflow: command.handler, ...(traceId ? { trace_id: traceId } : {}) };
-    return withLogContext(fields, () => this.#runCommand(msg, command, giveUp, trace));
+    return withLogContext(fields, () => this.#runCommand(msg, command, giveUp, trace, storedSince));
   }
 
-  async #runCommand(msg: JsMsg, command: Command, giveUp: AbortSignal, trace: TraceHeaders | undefined): Promise<Disposition> {
+  async #runCommand(msg: JsMsg, command: Command, giveUp: AbortSignal, trace: TraceHeaders | undefined, storedSince: boolean): Promise<Disposition> {
     if (command.kind === CommandKind.PURGE) return this.#purge(command);
     if (!this.#workflows.find(command.handler) && this.#membership?.someoneRuns(command.handler)) {
       // A rolling deploy: another processor has this workflow. The command waits, its key
@@ -383,8 +383,9 @@ export class Processor {
     const unlink = abortWith(cancel, [this.#stopping.signal, giveUp]);
     this.#cancels.set(command.invocationId, cancel);
     // A consumer that lost its state (its servers' memory, see setup) counts again from 1:
-    // such a "first" delivery of a command run before finds its state (read, or by the
-    // run's first write, which is fenced) and goes on from there, a step at most done again.
+    // such a "first" delivery of a command run before reads its state (its lane knows it
+    // may have been delivered before: not `storedSince`), or, that state not yet written,
+    // is fenced by the run's first write, and goes on from there, a step at most done again.
     const neverRun = msg.info.deliveryCount === 1 && !this.#ranBefore.has(msg);
     const firstDelivery = neverRun && command.kind === CommandKind.START;
     this.#ranBefore.add(msg);
@@ -394,7 +395,9 @@ export class Processor {
         signal: cancel.signal,
         firstDelivery,
         resumeUnclaimed: neverRun && command.kind === CommandKind.RESUME,
-        freshId: firstDelivery && msg.headers?.get(FRESH_ID_HEADER) === '1',
+        // Not a command that may have been delivered before the consumer lost its state: an
+        // acknowledged one can come back with it (the stream's removal lost with the servers).
+        freshId: firstDelivery && storedSince && msg.headers?.get(FRESH_ID_HEADER) === '1',
         startSequence: BigInt(msg.seq),
         delivery: msg.info.deliveryCount,
         ...(trace ? { trace } : {}),
