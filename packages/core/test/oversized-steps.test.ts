@@ -3,7 +3,7 @@
  * the step fails for good with a TerminalError naming the step, the size and the limit; its
  * side effect is not run again, and an invocation that does not catch it fails with it.
  * An input too large for a command is refused at the submit, and an output too large for
- * the final state fails the invocation at once, each saying so.
+ * the final state (with the input it carries) fails the invocation at once, each saying so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJson, defineWorkflow, ErrorCode, InvalidArgumentError, JournalEntryTooLargeError, TerminalError } from '../src/index.js';
@@ -32,7 +32,7 @@ const bigResult = defineWorkflow<{ catchIt: boolean }, { caught: string; code: s
 );
 
 /** Returns `bytes` characters. */
-const bigOutput = defineWorkflow<{ bytes: number }, string>('big_output', async (ctx, { bytes }) => {
+const bigOutput = defineWorkflow<{ bytes: number; padding?: string }, string>('big_output', async (ctx, { bytes }) => {
   sideEffects.set(ctx.invocationId, (sideEffects.get(ctx.invocationId) ?? 0) + 1);
   return 'y'.repeat(bytes);
 });
@@ -87,6 +87,15 @@ describe('a workflow output too large for the final state', () => {
     expect(final.status).toBe('failed');
     expect(final.error).toMatch(/^workflow output of \d+ bytes is over the limit of \d+ bytes/);
     // One run: no retry of a run that cannot end otherwise.
+    expect(sideEffects.get(invocationId)).toBe(1);
+  });
+
+  it('counts the input the final state carries beside it: each fits, the two together do not', async () => {
+    const bytes = 600 * 1024;
+    const { invocationId } = await engine.client.submit(bigOutput, { bytes, padding: 'p'.repeat(bytes) });
+    const final = await engine.client.waitForResult(invocationId, { timeoutMs: 20_000 });
+    expect(final.status).toBe('failed');
+    expect(final.error).toMatch(/^workflow output of \d+ bytes is over the limit of \d+ bytes \(the NATS server's max_payload, less \d+ bytes for the input/);
     expect(sideEffects.get(invocationId)).toBe(1);
   });
 });

@@ -496,9 +496,14 @@ export class Executor {
       return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output does not encode: ${errorMessage(err)}`, { cause: err }), { previous });
     }
     const currentState = encoded.bytes;
-    // The final state could not be written, and every run would end the same way.
-    if (limit !== undefined && currentState.length > limit) {
-      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${limit} bytes (the NATS server's max_payload)`), { previous });
+    // The final state could not be written, and every run would end the same way. It
+    // carries the input and the workflow's state beside the output (its journal it can leave
+    // to the journal stream).
+    const beside = limit === undefined ? 0 : stateBytes({ ...withJournal(), journal: [] }, NO_OUTPUT);
+    if (limit !== undefined && currentState.length + beside > limit) {
+      const left = Math.max(0, limit - beside);
+      const why = `the NATS server's max_payload, less ${beside} bytes for the input and the rest of the final state`;
+      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${left} bytes (${why})`), { previous });
     }
     // Outcomes not appended yet are left to the final state when it holds the whole journal
     // and is sure to stay under the server's limit with it (one write less: its compare-and-set
@@ -535,7 +540,7 @@ export class Executor {
    * stay in the state alone until a run resumed from it appends them.
    */
   #suspendsWhole(workflow: AnyWorkflow, withJournal: ExecutionState, ctx: DurableContext, journal: JournalLog, limit: number | undefined): boolean {
-    return nothingStreamed(journal, ctx) && this.#endsWhole(workflow, withJournal, ctx.entries.length, new Uint8Array(), limit);
+    return nothingStreamed(journal, ctx) && this.#endsWhole(workflow, withJournal, ctx.entries.length, NO_OUTPUT, limit);
   }
 
   /**
@@ -875,6 +880,9 @@ export class Executor {
     };
   }
 }
+
+/** The output of a state that has none yet (a suspension's). */
+const NO_OUTPUT = new Uint8Array();
 
 /** Room in a state for what is not counted by {@link stateBytes}, bytes. */
 const STATE_FIELDS_ROOM = 16 * 1024;
