@@ -21,6 +21,13 @@ export interface MalformedCounts {
   requests: number;
   /** Requests answered otherwise: a 5xx, no answer from a live processor, an accepted bad request. */
   unclear: string[];
+  /**
+   * Invocations the stream took from decodable commands with a valid ID (an unknown handler,
+   * broken args, an oversized input): each must end, failed, not be run again and again.
+   */
+  started: string[];
+  /** Of {@link started}, those not ended when the workload had (filled in by the run). */
+  notEnded: string[];
 }
 
 /** Oversized commands are few: each costs its size on three replicas. */
@@ -29,7 +36,7 @@ const OVERSIZED_BYTES = 900 * 1024;
 
 /** Sends malformed input every `everyMs` until `until` (a time), in rounds that vary. */
 export async function sendMalformed(deps: { nc: NatsConnection; client: DurableClient; fleet: Fleet; everyMs: number; until: number; runId: string }): Promise<MalformedCounts> {
-  const counts: MalformedCounts = { commands: 0, requests: 0, unclear: [] };
+  const counts: MalformedCounts = { commands: 0, requests: 0, unclear: [], started: [], notEnded: [] };
   for (let round = 0; Date.now() < deps.until; round++) {
     await Promise.all([badCommands(deps, round, counts), badClientCalls(deps.client, round, counts), badRequests(deps.fleet, round, counts)]);
     await new Promise((r) => setTimeout(r, deps.everyMs));
@@ -50,19 +57,20 @@ async function badCommands(deps: { nc: NatsConnection; runId: string }, round: n
       submittedAtMs: BigInt(Date.now()),
     }));
   const valid = command({});
-  const payloads: Uint8Array[] = [
-    randomBytes(1 + Math.floor(Math.random() * 200)),
-    valid.subarray(0, Math.max(1, Math.floor(valid.length / 2))),
-    command({ invocationId: `${id} bad.id*>` }),
-    command({ handler: 'chaos task.*>' }),
-    command({ invocationId: '' }),
-    command({ args: new TextEncoder().encode('{"key": truncated') }),
+  const payloads: { data: Uint8Array; starts?: string }[] = [
+    { data: randomBytes(1 + Math.floor(Math.random() * 200)) },
+    { data: valid.subarray(0, Math.max(1, Math.floor(valid.length / 2))) },
+    { data: command({ invocationId: `${id} bad.id*>` }) },
+    { data: command({ handler: 'chaos task.*>' }), starts: id },
+    { data: command({ invocationId: '' }) },
+    { data: command({ args: new TextEncoder().encode('{"key": truncated') }), starts: id },
   ];
-  if (round < MAX_OVERSIZED) payloads.push(command({ invocationId: `${id}-big`, args: encodeJson({ key: 'x'.repeat(OVERSIZED_BYTES) }) }));
-  for (const data of payloads) {
+  if (round < MAX_OVERSIZED) payloads.push({ data: command({ invocationId: `${id}-big`, args: encodeJson({ key: 'x'.repeat(OVERSIZED_BYTES) }) }), starts: `${id}-big` });
+  for (const { data, starts } of payloads) {
     counts.commands++;
     // Whether the stream stores it does not matter; what the processors make of it does.
-    await js.publish(`commands.junk-${round}`, data).catch(() => undefined);
+    const stored = await js.publish(`commands.junk-${round}`, data).then(() => true, () => false);
+    if (stored && starts !== undefined && !counts.started.includes(starts)) counts.started.push(starts);
   }
 }
 

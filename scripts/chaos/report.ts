@@ -35,6 +35,7 @@ export function verdict(report: ChaosReport): string[] {
     [f.orderViolations > 0, `${f.orderViolations} per-key order violations`],
     [f.exclusiveOverlaps > 0, `${f.exclusiveOverlaps} exclusive overlaps`],
     [f.keyedCountOff > 0, `keyed-state count off by ${f.keyedCountOff}`],
+    [report.malformed.notEnded.length > 0, `${report.malformed.notEnded.length} invocations of malformed commands never ended`],
     [(report.faults.partition?.missing ?? 0) > 0, `${report.faults.partition?.missing} writes acknowledged on the cut-off side missing after the heal`],
   ];
   return reasons.filter(([bad]) => bad).map(([, why]) => why);
@@ -56,7 +57,7 @@ export function formatReport(report: ChaosReport): string {
     ['kills', `${report.faults.processorKills}`, `kill -9 of processors; ${report.faults.processorStops} SIGSTOP, ${report.faults.processorsAdded} added / ${report.faults.processorsRemoved} removed, ${report.faults.serviceOutages} HelloService outage`],
     ['node restarts', `${report.faults.nodeRestarts}`, `${report.faults.nodeKills} kill -9 of a stream leader's node`],
     ['longest stall', s(f.longestStallMs), `from ${s(f.longestStallAtMs)} into the run; HelloService's outage not counted`],
-    ['malformed input', `${report.malformed.commands + report.malformed.requests}`, `${report.malformed.commands} commands, ${report.malformed.requests} requests; ${report.malformed.unclear.length} answered unclearly`],
+    ['malformed input', `${report.malformed.commands + report.malformed.requests}`, `${report.malformed.commands} commands, ${report.malformed.requests} requests; ${report.malformed.unclear.length} answered unclearly; ${report.malformed.started.length - report.malformed.notEnded.length} of the ${report.malformed.started.length} invocations they started ended`],
     ['HTTP 5xx to good requests', `${report.submits.http5xx}`, ''],
     ['processes that exited by themselves', `${report.crashes.length}`, 'crashed, or could not start'],
     partitionRow(report),
@@ -68,6 +69,7 @@ export function formatReport(report: ChaosReport): string {
     ['journal duplicates', f.duplicateSamples],
     ['order violations', f.orderSamples],
     ['unclear answers to malformed input', report.malformed.unclear.slice(0, 5)],
+    ['invocations of malformed commands not ended', report.malformed.notEnded.slice(0, 5)],
     ['HTTP 5xx', report.submits.http5xxSamples],
     ['crashes', report.crashes],
     ['faults not done', report.faults.problems],

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectNats, DurableClient } from '../../packages/core/src/index.js';
+import { connectNats, DurableClient, isTerminal } from '../../packages/core/src/index.js';
 import { CHAOS_DONE_KEY } from '../../apps/processor/src/workflows/index.js';
 import { CLUSTER_SIZE, type NatsCluster, nodeDir, nodeName, startCluster } from '../../test/support/nats-cluster.js';
 import { netnsUnavailable } from '../../test/support/netns.js';
@@ -24,6 +24,8 @@ import { buildWorkload } from './workload.js';
 
 /** How many processors run (a fourth joins and leaves as a fault). */
 const PROCESSORS = 3;
+/** How long the invocations of malformed commands have to end once the workload has, ms: they fail at once. */
+const JUNK_DEADLINE_MS = 30_000;
 
 /** Runs the chaos and returns what it measured. */
 export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
@@ -82,6 +84,9 @@ export async function runChaos(settings: ChaosSettings): Promise<ChaosReport> {
     });
     resolving.abort();
     const awakeablesResolved = await awakeables;
+    // The invocations malformed commands started end too (failed), and are not run for good.
+    const junk = await waitForEnds(malformedCounts.started, { client, deadline: Date.now() + JUNK_DEADLINE_MS, onProgress: () => undefined });
+    malformedCounts.notEnded = [...junk].filter(([, state]) => !state || !isTerminal(state.status)).map(([id, state]) => `${id}: ${state?.status ?? 'no state'}`);
 
     const journals = await readJournals(nc, `chaos-${runId}-`);
     const keyedCounts = new Map<string, number>();
