@@ -50,7 +50,7 @@ export const TEST_CLUSTER_PORTS: ClusterPorts = testClusterPorts(process.env.DUR
 /**
  * Ports `offset` past the suite's cluster, for a test file that starts a cluster of its
  * own (to kill its nodes). Taken: +3 leader-election, +6 secured-nats, +9 service-tls,
- * +12 consumer-state-loss.
+ * +12 consumer-state-loss, +15 write-election.
  */
 export function ownClusterPorts(offset: number): ClusterPorts {
   const { clientPort, routePort, monitorPort } = TEST_CLUSTER_PORTS;

@@ -5,7 +5,7 @@
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { context, trace as otelTrace } from '@opentelemetry/api';
-import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
+import { headers as natsHeaders, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -33,7 +33,7 @@ import { whyKept } from '../engine/retention.js';
 import { keyedValues } from '../engine/keyed-state.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from '../engine/workflow.js';
 import { cancelInvocation, FRESH_ID_HEADER, sendResume, type AfterWrite, type ClusterHandles } from '../nats/invocations.js';
-import { withRetry, type RetryOptions } from '../nats/retry.js';
+import { isTransient, withRetry, type RetryOptions } from '../nats/retry.js';
 import { NatsKeyedRecordStore } from '../nats/keyed-state-store.js';
 import { NatsJournalStore } from '../nats/journal-store.js';
 import { NatsRetention } from '../nats/retention.js';
@@ -324,14 +324,16 @@ export class DurableClient {
   }
 
   /**
-   * The state, or null also while the bucket does not answer yet: a client may start
-   * before the first processor has created it, and the announcement still reaches us.
+   * The state, or null also while the bucket does not answer: a client may start before
+   * the first processor has created it, or the bucket may be electing a leader, and the
+   * announcement still reaches us (or a later look finds the end).
    */
   async #lookSoft(invocationId: string): Promise<VersionedState | null> {
     try {
       return await this.#states.get(invocationId);
     } catch (err) {
-      if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) return null;
+      // The bucket between leaders (an election): no look this time; the wait goes on.
+      if (isTransient(err)) return null;
       throw err;
     }
   }

@@ -4,11 +4,12 @@
  * replicated write whatever the journal's length.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
 import { withInline, type JournalLog, type JournalStore, type OpenJournalOptions } from '../engine/stores.js';
+import { isTransient, withRetry, WRITE_RETRY_DEADLINE_MS } from './retry.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
@@ -94,19 +95,34 @@ export class NatsJournalStore implements JournalStore {
           // The client would refuse it before sending; every retry would too.
           throw new JournalEntryTooLargeError({ invocationId, step: entry.stepNumber, stepType: entry.stepType, size: bytes.length, limit: max });
         }
-        try {
-          const ack = await this.js.publish(subject, bytes, {
-            expect: { lastSubjectSequence: expected },
-          });
-          expected = ack.seq;
-        } catch (err) {
-          if (isWrongLastSequence(err)) {
-            throw new FencedError(`journal of ${invocationId} was appended to by another processor`, { cause: err });
-          }
-          throw err;
-        }
+        expected = await this.#appendAfter(invocationId, bytes, expected);
       },
     };
+  }
+
+  /**
+   * Appends an entry fenced on the journal's last sequence being `after`, riding out a
+   * leader election: a try that got no answer may have been stored, so a later try refused
+   * for the sequence looks at the entry after `after`, and if it is this one, it was.
+   * @returns the entry's stream sequence.
+   * @throws FencedError when another processor appended after `after`.
+   */
+  async #appendAfter(invocationId: string, bytes: Uint8Array, after: number): Promise<number> {
+    const { stream, subject } = this.location(invocationId);
+    let unanswered = false;
+    return withRetry(`append to the journal of ${invocationId}`, async () => {
+      try {
+        return (await this.js.publish(subject, bytes, { expect: { lastSubjectSequence: after } })).seq;
+      } catch (err) {
+        if (isWrongLastSequence(err)) {
+          const stored = unanswered ? await this.jsm.streams.getMessage(stream, { next_by_subj: subject, seq: after + 1 } as unknown as MsgRequest) : null;
+          if (stored && equalBytes(stored.data, bytes)) return stored.seq;
+          throw new FencedError(`journal of ${invocationId} was appended to by another processor`, { cause: err });
+        }
+        if (isTransient(err)) unanswered = true;
+        throw err;
+      }
+    }, { deadlineMs: WRITE_RETRY_DEADLINE_MS });
   }
 
   /** Every entry of a journal, and the stream sequence of the last one (0 when empty). */
@@ -180,4 +196,8 @@ export class NatsJournalStore implements JournalStore {
     if (!reached) throw new TimeoutError(`reading ${subject} ended before sequence ${lastSeq}`);
     return entries;
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }

@@ -17,6 +17,13 @@ import { ConfigurationError, ConnectionError, errorMessage, UnavailableError } f
 /** How long a call is retried by default, ms. */
 export const DEFAULT_RETRY_DEADLINE_MS = 10_000;
 
+/**
+ * How long a run's write (a journal append, a state write) rides out an election, ms: each
+ * try waits up to the client's timeout (5 s) for its answer, so a leader elected a few
+ * seconds in still gets a try or two.
+ */
+export const WRITE_RETRY_DEADLINE_MS = 30_000;
+
 /** Options of {@link withRetry}. */
 export interface RetryOptions {
   /** How long to keep trying, ms. @default 10_000 */

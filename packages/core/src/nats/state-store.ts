@@ -14,6 +14,7 @@ import { DecodeError, FencedError } from '../errors.js';
 import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
 import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
+import { isTransient, withRetry, WRITE_RETRY_DEADLINE_MS } from './retry.js';
 
 /** Room left under the server's max_payload for a write's headers and subject, bytes. */
 const HEADER_ROOM = 4 * 1024;
@@ -41,7 +42,7 @@ export class NatsStateStore implements StateStore {
     const state = withStatusHistory(created);
     const bytes = this.#encode(state);
     const ttl = messageTtl(options.expiresInMs);
-    const revision = await this.#write(state, { created: true, ttl }, () => this.kv.create(state.invocationId, bytes, ttl), () =>
+    const revision = await this.#write(state, bytes, { created: true, ttl }, () => this.kv.create(state.invocationId, bytes, ttl), () =>
       `invocation ${state.invocationId} already has a state`,
     );
     written.set(created, bytes);
@@ -54,6 +55,7 @@ export class NatsStateStore implements StateStore {
     const ttl = messageTtl(options.expiresInMs);
     const updated = await this.#write(
       state,
+      bytes,
       { ...(previous ? { previousStatus: previous.status } : {}), ttl },
       () => (ttl ? this.#updateExpiring(state.invocationId, bytes, revision, ttl) : this.kv.update(state.invocationId, bytes, revision)),
       () => `state of ${state.invocationId} changed since revision ${revision}`,
@@ -75,6 +77,7 @@ export class NatsStateStore implements StateStore {
    */
   async #write(
     state: ExecutionState,
+    bytes: Uint8Array,
     move: { created?: boolean; previousStatus?: string; ttl?: string | undefined },
     put: () => Promise<number>,
     conflict: () => string,
@@ -83,7 +86,7 @@ export class NatsStateStore implements StateStore {
     const ended = index && isTerminal(state.status) ? index.recordEnded(state, move) : undefined;
     let revision: number;
     try {
-      revision = await put();
+      revision = await this.#rideOut(state.invocationId, bytes, put);
     } catch (err) {
       // The entry published beside a write that failed is wrong: put back the one that stands.
       if (ended) void ended.then(() => this.#repair(state.invocationId));
@@ -92,6 +95,27 @@ export class NatsStateStore implements StateStore {
     }
     await (ended ?? index?.record(state, move));
     return revision;
+  }
+
+  /**
+   * A compare-and-set write, riding out a leader election: a try that got no answer may
+   * have been stored, so a later try refused for the revision reads the record (from the
+   * leader), and if it holds these bytes, the write was stored.
+   */
+  async #rideOut(invocationId: string, bytes: Uint8Array, put: () => Promise<number>): Promise<number> {
+    let unanswered = false;
+    return withRetry(`write the state of ${invocationId}`, async () => {
+      try {
+        return await put();
+      } catch (err) {
+        if (isWrongLastSequence(err) && unanswered) {
+          const stored = await this.kv.get(invocationId);
+          if (stored?.operation === 'PUT' && stored.value.length === bytes.length && Buffer.compare(stored.value, bytes) === 0) return stored.revision;
+        }
+        if (isTransient(err)) unanswered = true;
+        throw err;
+      }
+    }, { deadlineMs: WRITE_RETRY_DEADLINE_MS });
   }
 
   /**
