@@ -63,7 +63,7 @@ async function badCommands(deps: { nc: NatsConnection; runId: string }, round: n
     { data: command({ invocationId: `${id} bad.id*>` }) },
     { data: command({ handler: 'chaos task.*>' }), starts: id },
     { data: command({ invocationId: '' }) },
-    { data: command({ args: new TextEncoder().encode('{"key": truncated') }), starts: id },
+    { data: command({ invocationId: `${id}-args`, args: new TextEncoder().encode('{"key": truncated') }), starts: `${id}-args` },
   ];
   if (round < MAX_OVERSIZED) payloads.push({ data: command({ invocationId: `${id}-big`, args: encodeJson({ key: 'x'.repeat(OVERSIZED_BYTES) }) }), starts: `${id}-big` });
   for (const { data, starts } of payloads) {

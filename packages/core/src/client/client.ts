@@ -320,7 +320,8 @@ export class DurableClient {
     }
     const last = await this.#lookSoft(invocationId);
     if (last && isTerminal(last.state.status)) return last.state;
-    throw new TimeoutError(`invocation ${invocationId} did not end within ${timeoutMs} ms (status: ${last?.state.status ?? 'not started'})`);
+    const status = last === undefined ? 'unknown: the state bucket did not answer' : (last?.state.status ?? 'not started');
+    throw new TimeoutError(`invocation ${invocationId} did not end within ${timeoutMs} ms (status: ${status})`);
   }
 
   /**
@@ -328,12 +329,12 @@ export class DurableClient {
    * the first processor has created it, or the bucket may be electing a leader, and the
    * announcement still reaches us (or a later look finds the end).
    */
-  async #lookSoft(invocationId: string): Promise<VersionedState | null> {
+  async #lookSoft(invocationId: string): Promise<VersionedState | null | undefined> {
     try {
       return await this.#states.get(invocationId);
     } catch (err) {
-      // The bucket between leaders (an election): no look this time; the wait goes on.
-      if (isTransient(err)) return null;
+      // Not created yet, or between leaders (an election): no look this time (undefined).
+      if (isTransient(err)) return undefined;
       throw err;
     }
   }

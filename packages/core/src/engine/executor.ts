@@ -499,11 +499,13 @@ export class Executor {
     // The final state could not be written, and every run would end the same way. It
     // carries the input and the workflow's state beside the output (its journal it can leave
     // to the journal stream).
-    const beside = limit === undefined ? 0 : stateBytes({ ...withJournal(), journal: [] }, NO_OUTPUT);
-    if (limit !== undefined && currentState.length + beside > limit) {
-      const left = Math.max(0, limit - beside);
+    const over = limit === undefined ? undefined : overWithoutJournal({ ...withJournal(), currentState }, limit);
+    if (over !== undefined) {
+      // What it holds goes to the journal stream first, as for any end without the output.
+      await ctx.drained();
+      const beside = over - currentState.length;
       const why = `the NATS server's max_payload, less ${beside} bytes for the input and the rest of the final state`;
-      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${left} bytes (${why})`), { previous });
+      return this.#end(withJournal(), revision, 'failed', new TerminalError(`workflow output of ${currentState.length} bytes is over the limit of ${Math.max(0, limit! - beside)} bytes (${why})`), { previous });
     }
     // Outcomes not appended yet are left to the final state when it holds the whole journal
     // and is sure to stay under the server's limit with it (one write less: its compare-and-set
@@ -895,6 +897,18 @@ function stateBytes(state: ExecutionState, output: Uint8Array): number {
   for (const value of Object.values(state.workflowState)) bytes += value.length + 64;
   for (const value of Object.values(state.keyedStateChanges)) bytes += value.length + 64;
   return bytes;
+}
+
+/**
+ * The bytes of a final state without its inline journal (which the store leaves out when it
+ * must) when they are over `limit`, else undefined: estimated, and encoded only when the
+ * estimate comes near the limit (the estimate leaves out keys and short fields).
+ */
+function overWithoutJournal(state: ExecutionState, limit: number): number | undefined {
+  const withoutJournal = { ...state, journal: [], journalLastSequence: 0n };
+  if (stateBytes(withoutJournal, state.currentState) <= limit / 2) return undefined;
+  const bytes = toBinary(ExecutionStateSchema, withoutJournal).length;
+  return bytes > limit ? bytes : undefined;
 }
 
 /** A workflow's output encoded for its final state, or why it does not encode. */

@@ -100,6 +100,8 @@ export class PartitionLane {
   #settling = false;
   /** The consumer's sequence of the latest delivery here: it only grows, unless the consumer lost its state. */
   #lastDelivery = 0;
+  /** The stream sequence of the latest first delivery here: a consumer delivers commands the first time in stream order. */
+  #lastFirst = 0;
   /**
    * The stream's last sequence when this owner's session began, or when the consumer last
    * counted its deliveries from the start (its state lost, see setup): a command stored
@@ -196,8 +198,11 @@ export class PartitionLane {
     }
     // A consumer that lost its state counts its deliveries from 1 again, and delivers again
     // commands it had delivered (and some it had seen acknowledged, see setup).
-    if (msg.info.deliverySequence <= this.#lastDelivery) this.#askStoredAfter();
-    this.#lastDelivery = msg.info.deliverySequence;
+    const { deliverySequence, deliveryCount, streamSequence } = msg.info;
+    const first = deliveryCount === 1;
+    if (deliverySequence <= this.#lastDelivery || (first && streamSequence <= this.#lastFirst)) this.#askStoredAfter();
+    this.#lastDelivery = deliverySequence;
+    if (first) this.#lastFirst = streamSequence;
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) return;
     if (this.#sessionFloor === undefined) this.#beginSession();
@@ -236,7 +241,7 @@ export class PartitionLane {
         if (asked === this.#storedAfterAsked) this.#storedAfter = info.state.last_seq;
       },
       () => {
-        if (asked === this.#storedAfterAsked && !this.#stopped) setTimeout(() => asked === this.#storedAfterAsked && this.#askStoredAfter(), RECHECK_MS).unref();
+        if (asked === this.#storedAfterAsked && !this.#stopped) setTimeout(() => asked === this.#storedAfterAsked && !this.#stopped && this.#askStoredAfter(), RECHECK_MS).unref();
       },
     );
   }
