@@ -9,7 +9,7 @@ import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
 import { withInline, type JournalLog, type JournalStore, type OpenJournalOptions } from '../engine/stores.js';
-import { isTransient, withRetry, WRITE_RETRY_DEADLINE_MS } from './retry.js';
+import { writeOnce } from './retry.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
@@ -109,20 +109,18 @@ export class NatsJournalStore implements JournalStore {
    */
   async #appendAfter(invocationId: string, bytes: Uint8Array, after: number): Promise<number> {
     const { stream, subject } = this.location(invocationId);
-    let unanswered = false;
-    return withRetry(`append to the journal of ${invocationId}`, async () => {
-      try {
-        return (await this.js.publish(subject, bytes, { expect: { lastSubjectSequence: after } })).seq;
-      } catch (err) {
-        if (isWrongLastSequence(err)) {
-          const stored = unanswered ? await this.jsm.streams.getMessage(stream, { next_by_subj: subject, seq: after + 1 } as unknown as MsgRequest) : null;
-          if (stored && equalBytes(stored.data, bytes)) return stored.seq;
-          throw new FencedError(`journal of ${invocationId} was appended to by another processor`, { cause: err });
-        }
-        if (isTransient(err)) unanswered = true;
-        throw err;
-      }
-    }, { deadlineMs: WRITE_RETRY_DEADLINE_MS });
+    try {
+      return await writeOnce(
+        `append to the journal of ${invocationId}`,
+        bytes,
+        async () => (await this.js.publish(subject, bytes, { expect: { lastSubjectSequence: after } })).seq,
+        isWrongLastSequence,
+        async () => (await this.jsm.streams.getMessage(stream, { next_by_subj: subject, seq: after + 1 } as unknown as MsgRequest)) ?? undefined,
+      );
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw new FencedError(`journal of ${invocationId} was appended to by another processor`, { cause: err });
+      throw err;
+    }
   }
 
   /** Every entry of a journal, and the stream sequence of the last one (0 when empty). */
@@ -196,8 +194,4 @@ export class NatsJournalStore implements JournalStore {
     if (!reached) throw new TimeoutError(`reading ${subject} ended before sequence ${lastSeq}`);
     return entries;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
 }

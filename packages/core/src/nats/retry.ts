@@ -82,6 +82,39 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, options
   }
 }
 
+/**
+ * A compare-and-set write of `bytes`, riding out a leader election ({@link withRetry}, for
+ * {@link WRITE_RETRY_DEADLINE_MS}): a try that got no answer may have been stored, so when a
+ * later try is `refused` for the sequence, `storedAfter` reads what now follows the
+ * expected sequence (from the leader); if it holds these bytes, the write was stored, at
+ * the sequence it gives. Otherwise the refusal is thrown.
+ */
+export async function writeOnce(
+  what: string,
+  bytes: Uint8Array,
+  write: () => Promise<number>,
+  refused: (err: unknown) => boolean,
+  storedAfter: () => Promise<{ data: Uint8Array; seq: number } | undefined>,
+): Promise<number> {
+  let unanswered = false;
+  return withRetry(
+    what,
+    async () => {
+      try {
+        return await write();
+      } catch (err) {
+        if (refused(err) && unanswered) {
+          const stored = await storedAfter();
+          if (stored && stored.data.length === bytes.length && Buffer.compare(stored.data, bytes) === 0) return stored.seq;
+        }
+        if (isTransient(err)) unanswered = true;
+        throw err;
+      }
+    },
+    { deadlineMs: WRITE_RETRY_DEADLINE_MS },
+  );
+}
+
 /** How long setting up the engine's streams, buckets and consumers is retried, ms. */
 const SETUP_DEADLINE_MS = 30_000;
 

@@ -14,7 +14,7 @@ import { DecodeError, FencedError } from '../errors.js';
 import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
 import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
-import { isTransient, withRetry, WRITE_RETRY_DEADLINE_MS } from './retry.js';
+import { writeOnce } from './retry.js';
 
 /** Room left under the server's max_payload for a write's headers and subject, bytes. */
 const HEADER_ROOM = 4 * 1024;
@@ -102,20 +102,11 @@ export class NatsStateStore implements StateStore {
    * have been stored, so a later try refused for the revision reads the record (from the
    * leader), and if it holds these bytes, the write was stored.
    */
-  async #rideOut(invocationId: string, bytes: Uint8Array, put: () => Promise<number>): Promise<number> {
-    let unanswered = false;
-    return withRetry(`write the state of ${invocationId}`, async () => {
-      try {
-        return await put();
-      } catch (err) {
-        if (isWrongLastSequence(err) && unanswered) {
-          const stored = await this.kv.get(invocationId);
-          if (stored?.operation === 'PUT' && stored.value.length === bytes.length && Buffer.compare(stored.value, bytes) === 0) return stored.revision;
-        }
-        if (isTransient(err)) unanswered = true;
-        throw err;
-      }
-    }, { deadlineMs: WRITE_RETRY_DEADLINE_MS });
+  #rideOut(invocationId: string, bytes: Uint8Array, put: () => Promise<number>): Promise<number> {
+    return writeOnce(`write the state of ${invocationId}`, bytes, put, isWrongLastSequence, async () => {
+      const stored = await this.kv.get(invocationId);
+      return stored?.operation === 'PUT' ? { data: stored.value, seq: stored.revision } : undefined;
+    });
   }
 
   /**

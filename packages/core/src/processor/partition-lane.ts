@@ -78,9 +78,6 @@ export interface LaneOptions {
  */
 const PULL_EXPIRES_MS = 1_000;
 
-/** The header a pinned consumer's deliveries carry their pin in. */
-const PIN_ID_HEADER = 'Nats-Pin-Id';
-
 /** Delay before an unsettled partition's blocked keys are looked at again, ms. */
 const RECHECK_MS = 500;
 
@@ -101,12 +98,6 @@ export class PartitionLane {
   #sessionFloor: number | undefined;
   #settled = false;
   #settling = false;
-  /**
-   * The pin the server delivers under. A delivery under another means the partition was
-   * pinned anew (its pin lapsed, while this lane's pull requests were away in a reconnect):
-   * another processor may have been delivered commands meanwhile, unseen here.
-   */
-  #pinId: string | undefined;
   /** The consumer's sequence of the latest delivery here: it only grows, unless the consumer lost its state. */
   #lastDelivery = 0;
   /** The stream sequence of the latest first delivery here: a consumer delivers commands the first time in stream order. */
@@ -212,12 +203,6 @@ export class PartitionLane {
     if (deliverySequence <= this.#lastDelivery || (first && streamSequence <= this.#lastFirst)) this.#askStoredAfter();
     this.#lastDelivery = deliverySequence;
     if (first) this.#lastFirst = streamSequence;
-    const pinId = msg.headers?.get(PIN_ID_HEADER) || undefined;
-    if (pinId !== undefined && this.#pinId !== undefined && pinId !== this.#pinId) {
-      this.#o.logger.debug({ partition: this.partition }, `Partition ${this.partition} pinned here anew: beginning another session`);
-      this.#endSession();
-    }
-    if (pinId !== undefined) this.#pinId = pinId;
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) return;
     if (this.#sessionFloor === undefined) this.#beginSession();
@@ -269,12 +254,6 @@ export class PartitionLane {
   /** The server gave the partition to another processor: what waits here is theirs now. */
   #lostPin(): void {
     this.#o.logger.info({ partition: this.partition }, `Partition ${this.partition} moved to another processor`);
-    this.#endSession();
-  }
-
-  /** Ends this owner's session: the next delivery begins another, with what was delivered before it as its floor. */
-  #endSession(): void {
-    this.#pinId = undefined;
     this.#session++;
     this.#pinned = false;
     // Handed back at once, so the new owner has them without waiting out their ack wait.
