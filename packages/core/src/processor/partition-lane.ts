@@ -201,8 +201,17 @@ export class PartitionLane {
     const { deliverySequence, deliveryCount, streamSequence } = msg.info;
     const first = deliveryCount === 1;
     if (deliverySequence <= this.#lastDelivery || (first && streamSequence <= this.#lastFirst)) this.#askStoredAfter();
+    // A delivery skipped: the server sent one that never arrived (lost with a connection
+    // to a node that died) or went to another client. It comes back only after its ack
+    // wait, maybe older than what is held here: as after a change of owner, the partition
+    // is settled again before keys go on without asking the stream.
+    const skipped = this.#lastDelivery > 0 && deliverySequence > this.#lastDelivery + 1;
     this.#lastDelivery = deliverySequence;
     if (first) this.#lastFirst = streamSequence;
+    if (skipped && this.#sessionFloor !== undefined) {
+      this.#o.logger.debug({ partition: this.partition, deliverySequence }, `Partition ${this.partition}: a delivery did not arrive; settling again`);
+      this.#beginSession();
+    }
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) return;
     if (this.#sessionFloor === undefined) this.#beginSession();
@@ -293,6 +302,7 @@ export class PartitionLane {
       }
       this.#settled = true;
       this.#finished.clear();
+      this.#o.logger.debug({ partition: this.partition, floor }, `Partition ${this.partition} settled`);
       for (const key of this.#waiting.keys()) void this.#pump(key);
     } catch (err) {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not settle partition ${this.partition}: ${errorMessage(err)}`);

@@ -1,0 +1,156 @@
+/**
+ * A delivery lost on its way to a partition's owner (the connection to a node that died
+ * carried it) comes back only after its ack wait; the commands of its key stored after it
+ * must not start meanwhile, even on a partition its owner had settled. The lane runs on the
+ * suite's cluster, through its real pinned consumer; the test loses one delivery for good
+ * between the consumer and the lane, as a dead connection would.
+ */
+import { type ConsumerMessages, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { connectNats, createLogger } from '../packages/core/src/index.js';
+import { OWNER_GROUP } from '../packages/core/src/nats/setup.js';
+import { PartitionLane } from '../packages/core/src/processor/partition-lane.js';
+
+type Connection = Awaited<ReturnType<typeof connectNats>>;
+
+const STREAM = 'LANEGAP';
+const CONSUMER = 'lanegap-0';
+const NS_PER_S = 1_000_000_000;
+const DEADLINE_MS = 30_000;
+
+/** Log records of the lane, as they are written. */
+const records: Array<{ msg: string }> = [];
+const recorded: Array<() => void> = [];
+const logger = createLogger({
+  level: 'debug',
+  format: 'json',
+  destination: new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      records.push(JSON.parse(chunk.toString()) as { msg: string });
+      for (const wake of recorded.splice(0)) wake();
+      done();
+    },
+  }),
+});
+
+/** Resolves once a log record matches, or rejects after the deadline. */
+async function logged(pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (!records.some((r) => pattern.test(r.msg))) {
+    if (Date.now() > deadline) throw new Error(`no log line matching ${pattern} within ${DEADLINE_MS} ms`);
+    await new Promise<void>((resolve) => {
+      recorded.push(resolve);
+      setTimeout(resolve, deadline - Date.now()).unref();
+    });
+  }
+}
+
+/** Stream sequences of the commands, in the order the lane started them. */
+const started: number[] = [];
+const startedWaiters: Array<() => void> = [];
+
+async function startedCount(n: number): Promise<void> {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (started.length < n) {
+    if (Date.now() > deadline) throw new Error(`${started.length} of ${n} commands started within ${DEADLINE_MS} ms: ${started.join(', ')}`);
+    await new Promise<void>((resolve) => {
+      startedWaiters.push(resolve);
+      setTimeout(resolve, deadline - Date.now()).unref();
+    });
+  }
+}
+
+describe('a partition lane', () => {
+  let nc: Connection;
+  let lane: PartitionLane;
+  /** The stream sequence whose first delivery is lost. */
+  let lose = -1;
+
+  beforeAll(async () => {
+    nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 1 });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(STREAM).catch(() => undefined);
+    await jsm.streams.add({ name: STREAM, subjects: [`${STREAM}.>`], num_replicas: 3 });
+    await jsm.consumers.add(STREAM, {
+      durable_name: CONSUMER,
+      ack_policy: 'explicit',
+      ack_wait: 2 * NS_PER_S,
+      priority_groups: [OWNER_GROUP],
+      priority_policy: 'pinned_client',
+      priority_timeout: 4 * NS_PER_S,
+    });
+    const consumer = await jetstream(nc).consumers.get(STREAM, CONSUMER);
+    // The consumer as the server runs it, with one delivery lost between it and the lane.
+    const losing = {
+      consume: async (options: Parameters<typeof consumer.consume>[0]) => {
+        const real = await consumer.consume(options);
+        return {
+          stop: () => real.stop(),
+          close: () => real.close(),
+          closed: () => real.closed(),
+          status: () => real.status(),
+          getProcessed: () => real.getProcessed(),
+          getPending: () => real.getPending(),
+          getReceived: () => real.getReceived(),
+          async *[Symbol.asyncIterator]() {
+            for await (const msg of real) {
+              if (msg.seq === lose && msg.info.deliveryCount === 1) continue;
+              yield msg;
+            }
+          },
+        } as unknown as ConsumerMessages;
+      },
+    } as unknown as typeof consumer;
+    lane = new PartitionLane({
+      partition: 0,
+      stream: STREAM,
+      consumer: losing,
+      consumerName: CONSUMER,
+      subjectPrefix: STREAM,
+      jsm,
+      logger,
+      maxMessages: 100,
+      retryDelayMs: () => 100,
+      handler: {
+        decode: (msg: JsMsg) => ({ key: msg.subject.slice(STREAM.length + 1) }),
+        run: async (msg: JsMsg) => {
+          started.push(msg.seq);
+          for (const wake of startedWaiters.splice(0)) wake();
+          return 'ack';
+        },
+        slot: async () => true,
+        release: () => undefined,
+      },
+    });
+    await lane.start();
+  });
+
+  afterAll(async () => {
+    await lane?.stop(1_000);
+    await jsm().then((m) => m.streams.delete(STREAM)).catch(() => undefined);
+    await nc?.close();
+  });
+
+  const jsm = () => jetstreamManager(nc);
+
+  it('does not start a key’s next command while an older one’s delivery was lost', async () => {
+    const js = jetstream(nc);
+    // A first command settles the partition: from then on, keys go on without asking the stream.
+    const warm = await js.publish(`${STREAM}.warm`, 'warm');
+    await startedCount(1);
+    await logged(/^Partition 0 settled$/);
+    expect(started).toEqual([warm.seq]);
+
+    // Two commands of one key; the first one's delivery is lost (decided before it is
+    // stored, so before the lane's open pull can have it: the test alone writes the stream).
+    lose = warm.seq + 1;
+    const first = await js.publish(`${STREAM}.k`, 'first');
+    expect(first.seq).toBe(lose);
+    const second = await js.publish(`${STREAM}.k`, 'second');
+
+    await startedCount(3);
+    const order = started.filter((seq) => seq === first.seq || seq === second.seq);
+    expect(order).toEqual([first.seq, second.seq]);
+  });
+});
