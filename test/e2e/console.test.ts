@@ -29,9 +29,10 @@ async function stateOf(id: string, origin = base): Promise<Record<string, unknow
 }
 
 /** A page of the console with a fresh session (no token kept). */
-async function open(path: string, origin = base): Promise<Page> {
+async function open(path: string, origin = base, before?: (page: Page) => Promise<void>): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(UI_TIMEOUT_MS);
+  await before?.(page);
   await page.goto(`${origin}/ui/${path}`);
   return page;
 }
@@ -75,12 +76,25 @@ describe('the web console', () => {
 
   it('shows an invocation started after the page loaded, live, and bulk-cancels the filter after a count', { timeout: 240_000 }, async () => {
     const key = `bulk-${uniq()}`;
-    const page = await open('#/');
+    // The live feed's requests are held until both invocations are asleep: they start after
+    // the list was read and after every state of theirs was written, and must still show them.
+    let releaseFeed: () => void = () => undefined;
+    const feedHeld = new Promise<void>((resolve) => (releaseFeed = resolve));
+    const page = await open('#/', base, (p) =>
+      p.route(/\/api\/workflows\/events$/, async (route) => {
+        await feedHeld;
+        await route.continue().catch(() => undefined); // the page may have given it up meanwhile
+      }),
+    );
+    const filteredList = page.waitForResponse((r) => new URL(r.url()).searchParams.get('partition_key') === key);
     await page.locator('input[name=partition_key]').fill(key);
     await page.getByRole('button', { name: 'Apply' }).click();
+    await filteredList;
     await page.getByText('No invocations match.').waitFor();
     const ids = [await invoke('nap', { ms: 3_600_000 }, key), await invoke('nap', { ms: 3_600_000 }, key)];
-    // No reload: the rows come from the live feed.
+    for (const id of ids) await expect.poll(async () => (await stateOf(id)).status, { timeout: UI_TIMEOUT_MS }).toBe('suspended');
+    releaseFeed();
+    // No reload: the rows come once the live feed follows.
     for (const id of ids) await page.locator(`tr[data-id="${id}"] .status`, { hasText: 'suspended' }).waitFor();
 
     await page.locator('select[name=status]').selectOption('suspended');

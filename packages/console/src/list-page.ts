@@ -3,7 +3,7 @@
  * live updates from the state feed, and bulk actions over the filter.
  */
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, follow } from './api.js';
 
 const STATUSES = ['pending', 'running', 'suspended', 'paused', 'completed', 'failed', 'cancelled'];
@@ -71,6 +71,17 @@ function matches(row: Row, fields: Record<string, string | number>): boolean {
   );
 }
 
+/**
+ * The rows with a state from the live feed laid over them: updated in place, added on top,
+ * or taken out when it no longer matches the filter; an older state than the row's is left.
+ */
+function withState(rows: Row[], state: Row, fields: Record<string, string | number>): Row[] {
+  const at = rows.findIndex((r) => r.invocation_id === state.invocation_id);
+  if (at >= 0 && (rows[at] as Row).updated_at_ms > state.updated_at_ms) return rows;
+  if (!matches(state, fields)) return at >= 0 ? rows.filter((_, i) => i !== at) : rows;
+  return at >= 0 ? rows.map((r, i) => (i === at ? state : r)) : [state, ...rows];
+}
+
 export function ListPage({ onError }: { onError: (err: unknown) => void }) {
   const [filter, setFilter] = useState<Filter>({ status: '', handler: '', partition_key: '', created_after: '', created_before: '' });
   const [applied, setApplied] = useState(filter);
@@ -81,31 +92,44 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
   const fields = filterFields(applied);
   const query = new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)]));
 
+  /** Counts first-page loads: the answer of one a later one replaced (a filter applied since) is dropped. */
+  const loads = useRef(0);
+  /** States the live feed brought while the latest first page was loading: laid over its answer, which may be older. */
+  const fedWhileLoading = useRef<Map<string, Row> | undefined>(undefined);
+
   const load = async (from?: string) => {
+    const mine = from ? loads.current : ++loads.current;
+    if (!from) fedWhileLoading.current = new Map();
     try {
       const page = await api<Page>(`/api/workflows?${query}&limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
-      setRows((old) => (from ? [...old, ...page.invocations] : page.invocations));
+      if (mine !== loads.current) return;
+      if (from) setRows((old) => [...old, ...page.invocations]);
+      else {
+        const fed = [...(fedWhileLoading.current?.values() ?? [])];
+        fedWhileLoading.current = undefined;
+        setRows(fed.reduce((rows, state) => withState(rows, state, fields), page.invocations));
+      }
       setCursor(page.next_cursor);
-      setStats(await api<Stats>('/api/workflows/stats'));
+      const counts = await api<Stats>('/api/workflows/stats');
+      if (mine === loads.current) setStats(counts);
     } catch (err) {
-      onError(err);
+      if (mine === loads.current) onError(err);
     }
   };
   useEffect(() => void load(), [query.toString()]);
 
-  // Live: every state written; the rows the filter takes are updated or added on top.
+  // Live: every state written; the rows the filter takes are updated or added on top. Once
+  // the feed follows (again, after a break), the list is read anew: nothing written before
+  // it is missed, and what is written after comes through the feed.
   useEffect(() => {
     const stop = new AbortController();
-    void follow<{ event: 'state'; data: Row }>(
+    void follow<{ event: 'ready'; data: unknown } | { event: 'state'; data: Row }>(
       () => '/api/workflows/events',
       ({ event, data }) => {
+        if (event === 'ready') void load();
         if (event !== 'state') return;
-        setRows((old) => {
-          const others = old.filter((r) => r.invocation_id !== data.invocation_id);
-          if (!matches(data, fields)) return others.length === old.length ? old : others;
-          const at = old.findIndex((r) => r.invocation_id === data.invocation_id);
-          return at >= 0 ? old.map((r, i) => (i === at ? data : r)) : [data, ...old];
-        });
+        fedWhileLoading.current?.set(data.invocation_id, data);
+        setRows((old) => withState(old, data, fields));
       },
       stop.signal,
       onError,

@@ -6,8 +6,8 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { context, trace as otelTrace } from '@opentelemetry/api';
 import { headers as natsHeaders, TimeoutError as NatsTimeoutError } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { KvWatchInclude, Kvm, type KV } from '@nats-io/kv';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { checkAnyInvocationId, checkInvocationId, checkPartitionKey, engineNames, type EngineNames } from '../config.js';
@@ -620,13 +620,35 @@ export class DurableClient {
     throw new TimeoutError(`invocation ${invocationId} did not become ${wanted.join(' or ')} within ${timeoutMs} ms`);
   }
 
-  /** Calls `onState` with every state written from now on, until the signal aborts. */
-  async watch(onState: (state: ExecutionState) => void, signal: AbortSignal): Promise<void> {
-    const watcher = await this.#kv.watch({ include: KvWatchInclude.UpdatesOnly });
-    signal.addEventListener('abort', () => watcher.stop(), { once: true });
-    if (signal.aborted) watcher.stop();
-    for await (const entry of watcher) {
-      if (entry.operation === 'PUT' && entry.value.length > 0) onState(decodeState(entry.value, entry.key));
+  /**
+   * Calls `onState` with every state written from now on, until the signal aborts; with
+   * `sinceMs`, first with those written in the last `sinceMs` ms (a list read just after
+   * `onFollowing` may miss those written shortly before: the index follows the states a
+   * moment later). `onFollowing` is called once every later write is sure to be seen.
+   */
+  async watch(onState: (state: ExecutionState) => void, signal: AbortSignal, options: { sinceMs?: number; onFollowing?: () => void } = {}): Promise<void> {
+    const { sinceMs = 0, onFollowing } = options;
+    const bucket = this.names.stateBucket;
+    const prefix = `$KV.${bucket}.`;
+    const consumer = await jetstream(this.#nc).consumers.get(`KV_${bucket}`, {
+      filter_subjects: [`${prefix}>`],
+      ...(sinceMs > 0
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - sinceMs).toISOString() }
+        : { deliver_policy: DeliverPolicy.New }),
+    });
+    const messages = await consumer.consume();
+    const stop = (): void => void messages.stop();
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      if (signal.aborted) return;
+      onFollowing?.();
+      for await (const msg of messages) {
+        // A delete or purge carries its operation in a header and no state.
+        if (msg.data.length > 0 && !msg.headers?.has('KV-Operation')) onState(decodeState(msg.data, msg.subject.slice(prefix.length)));
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      void messages.stop();
     }
   }
 

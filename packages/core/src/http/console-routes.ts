@@ -47,10 +47,11 @@ function notBuilt(c: { json: (body: unknown, status: 404) => Response }): Respon
 
 /** The console's data routes; registered before `/api/workflows/:id`, whose pattern would take `events` and `bulk`. */
 export function addConsoleApiRoutes(app: Hono, client: DurableClient): void {
-  // Every state written from now on, as `state` events: the list's live feed.
+  // Every state written from now on, and those of the last few seconds, as `state` events:
+  // the list's live feed. `ready` once it follows: a list read after it misses nothing.
   app.get('/api/workflows/events', (c) =>
-    live(c, async (send, signal) => {
-      await client.watch((state) => send('state', summaryJson(state)), signal);
+    live(c, async (send, signal, ready) => {
+      await client.watch((state) => send('state', summaryJson(state)), signal, { sinceMs: LIST_FEED_REPLAY_MS, onFollowing: ready });
     }),
   );
 
@@ -87,7 +88,9 @@ export function addConsoleApiRoutes(app: Hono, client: DurableClient): void {
     const after = raw === undefined ? 0 : integerParam('after_sequence', raw);
     if (after < 0) throw new InvalidArgumentError('after_sequence', 'must be a stream sequence (0 or more)');
     if (!(await client.getState(id))) throw new InvocationNotFoundError(id);
-    return live(c, async (send, signal) => {
+    return live(c, async (send, signal, ready) => {
+      // The page reads the state and journal itself and follows from its `after_sequence`.
+      ready();
       await Promise.all([
         client.watchInvocation(id, (state) => send('state', { ...stateToJson(state), journal: undefined }), signal),
         client.followJournal(id, after, (entry, sequence) => send('entry', { ...entryToJson(entry), sequence }), signal),
@@ -104,10 +107,10 @@ export function addConsoleApiRoutes(app: Hono, client: DurableClient): void {
 type Send = (event: string, data: unknown) => void;
 
 /**
- * A server-sent event stream fed by `feed` until the caller goes away. An error of the feed
- * ends the stream with an `error` event carrying its message.
+ * A server-sent event stream fed by `feed` until the caller goes away; `ready` sends the
+ * `ready` event. An error of the feed ends the stream with an `error` event carrying its message.
  */
-function live(c: Parameters<typeof streamSSE>[0], feed: (send: Send, signal: AbortSignal) => Promise<void>): Response {
+function live(c: Parameters<typeof streamSSE>[0], feed: (send: Send, signal: AbortSignal, ready: () => void) => Promise<void>): Response {
   const requestSignal = c.req.raw.signal;
   return streamSSE(c, async (stream) => {
     const stop = new AbortController();
@@ -116,8 +119,8 @@ function live(c: Parameters<typeof streamSSE>[0], feed: (send: Send, signal: Abo
     requestSignal.addEventListener('abort', end, { once: true });
     const send: Send = (event, data) => void stream.writeSSE({ event, data: JSON.stringify(data) }).catch(end);
     // Sent at once: the browser's fetch resolves, and a proxy sees the stream is alive.
-    await stream.writeSSE({ event: 'ready', data: '{}' });
-    const fed = feed(send, stop.signal).catch((err: unknown) => {
+    await stream.write(': open\n\n');
+    const fed = feed(send, stop.signal, () => send('ready', {})).catch((err: unknown) => {
       if (!stop.signal.aborted) send('error', { error: errorMessage(err) });
     });
     // A comment every 15 s keeps idle connections from being cut by proxies.
@@ -130,6 +133,13 @@ function live(c: Parameters<typeof streamSSE>[0], feed: (send: Send, signal: Abo
 }
 
 const KEEPALIVE_MS = 15_000;
+
+/**
+ * How far back the list's feed starts: the index lists a state up to 200 ms after it is
+ * written (it gathers writes), more under load; a list read as the feed starts may miss
+ * states written this long before, and the feed brings them.
+ */
+const LIST_FEED_REPLAY_MS = 5_000;
 
 function summaryJson(state: ExecutionState): Record<string, unknown> {
   return {

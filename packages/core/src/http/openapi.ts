@@ -135,7 +135,7 @@ export const OPENAPI = {
       },
     },
     '/api/workflows/events': {
-      get: { summary: 'Every state written from now on, as server-sent `state` events (the console list\'s live feed)', responses: { '200': { description: 'text/event-stream' }, ...errors(400) } },
+      get: { summary: 'Every state written from now on and in the last 5 s, as server-sent `state` events, after a `ready` event once it follows (the console list\'s live feed)', responses: { '200': { description: 'text/event-stream' }, ...errors(400) } },
     },
     '/api/workflows/bulk/{action}': {
       post: {
