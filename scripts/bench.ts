@@ -89,7 +89,8 @@ const SIZES = {
   raw: { sequential: 2_000, pipelinedCount: 20_000, inFlight: 256, payloadBytes: 128 },
   grpcCalls: 500,
   latency: { warmup: 50, n: 500 },
-  throughput: { n: 2_000, inFlight: 64 },
+  /** `warmup` unmeasured before, per processor running (see helloThroughput). */
+  throughput: { n: 2_000, inFlight: 64, warmup: 3_000 },
   /** Processor counts measured after the first (one processor) at the throughput's sizes. */
   processorCounts: [2, 4],
   shortSteps: { names: 10, runs: 20 },
@@ -190,6 +191,7 @@ async function main(m: Measured): Promise<void> {
       probe,
       n: SIZES.throughput.n,
       inFlight: SIZES.throughput.inFlight,
+      warmupPerProcessor: SIZES.throughput.warmup,
       idleMs: IDLE_MS,
       progress,
     }),
@@ -251,9 +253,9 @@ async function engineRun(o: {
   const latencyFigures = await attempt(`${o.where}hello_workflow one at a time`, () =>
     helloLatency(o.nc, o.watchNc, o.client, o.probe, SIZES.latency.warmup, SIZES.latency.n),
   );
-  progress(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.n)} invocations`);
+  progress(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.warmup)} unmeasured, then ${count(SIZES.throughput.n)}`);
   const throughput = await attempt(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight`, () =>
-    helloThroughput(o.jsm, o.client, o.probe, SIZES.throughput.n, SIZES.throughput.inFlight),
+    helloThroughput(o.jsm, o.client, o.probe, SIZES.throughput.n, SIZES.throughput.inFlight, SIZES.throughput.warmup),
   );
   return { idle, latency: latencyFigures, throughput };
 }

@@ -172,6 +172,8 @@ function breakdown(takenAt: ReadonlyMap<string, number>, runs: { state: Executio
 export interface ThroughputFigures {
   perSecond: number;
   invocations: number;
+  /** Unmeasured before. */
+  warmup: number;
   inFlight: number;
   /** Invoke-to-result latency under that load. */
   latency: Latency;
@@ -184,16 +186,22 @@ export interface ThroughputFigures {
   seconds: number;
 }
 
-/** hello_workflow with `inFlight` outstanding, each slot on its own partition key. */
+/**
+ * hello_workflow with `inFlight` outstanding, each slot on its own partition key, after
+ * `warmup` unmeasured: a processor just started spends up to twice the CPU per invocation
+ * over its first thousands (V8 compiles the hot path as it runs), which is not what a
+ * processor that has run for a while costs.
+ */
 export async function helloThroughput(
   jsm: JetStreamManager,
   client: DurableClient,
   probe: () => Promise<Probe>,
   n: number,
   inFlight: number,
+  warmup: number,
 ): Promise<ThroughputFigures> {
   const task = async (_i: number, worker: number) => void (await runOne(client, 'hello_workflow', { name: 'bench' }, `k${worker}`));
-  await pipelined(Math.min(n, inFlight * 4), inFlight, task); // warm-up of the concurrent path
+  await pipelined(warmup, inFlight, task);
   const before = await writeCounts(jsm, client.names);
   const probed = await probe();
   const t0 = nowMs();
@@ -204,6 +212,7 @@ export async function helloThroughput(
   return {
     perSecond: n / seconds,
     invocations: n,
+    warmup,
     inFlight,
     latency: latency(samples),
     writes: { commands: delta.commands / n, state: delta.state / n, journal: delta.journal / n, index: delta.index / n },

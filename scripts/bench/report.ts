@@ -197,7 +197,7 @@ function mainRows(m: Measured): string[][] {
     ]),
     ...section(m.shipped?.throughput, 'hello_workflow completed, 64 in flight', (t) => [
       [
-        `hello_workflow completed, ${t.inFlight} in flight (${count(t.invocations)})`,
+        `hello_workflow completed, ${t.inFlight} in flight (${count(t.invocations)}, after ${count(t.warmup)} unmeasured)`,
         `${count(t.perSecond)} /s (invoke-to-result p50 ${ms(t.latency.p50)} ms, p99 ${ms(t.latency.p99)} ms)`,
         '',
       ],
@@ -334,7 +334,7 @@ function scalingRows(m: Measured): string[][] {
           ? [String(processors), why(figures), '', '', '', '']
           : [
               String(processors),
-              `${count(figures.throughput.perSecond)} (${count(figures.throughput.invocations)})`,
+              `${count(figures.throughput.perSecond)} (${count(figures.throughput.invocations)} after ${count(figures.throughput.warmup)})`,
               `${ms(figures.throughput.latency.p50)} / ${ms(figures.throughput.latency.p99)}`,
               [cpuPerInvocation(figures, 'all'), cpuPerInvocation(figures, GROUPS.processor), cpuPerInvocation(figures, GROUPS.servers)].map(ms).join(' / '),
               figures.partitions.join(' / ') + (figures.sharedBy < figures.owning ? ` (only ${figures.sharedBy} of ${figures.owning} ran any before the run)` : ''),

@@ -60,6 +60,8 @@ export interface ScalingOptions {
   probe(processors: readonly App[]): () => Promise<Probe>;
   n: number;
   inFlight: number;
+  /** Unmeasured invocations per processor before each count's run: the processors just started warm up. */
+  warmupPerProcessor: number;
   idleMs: number;
   progress(message: string): void;
 }
@@ -79,8 +81,8 @@ export async function scalingRun(o: ScalingOptions): Promise<{ processors: numbe
         o.progress(`${target} processors: waiting until all have joined and run their share of the partitions`);
         const share = await shared(kv, processors, partitions, () => runnersOfOneRound(o));
         const idle = await idleCpu(o.cpu(processors), o.idleMs);
-        o.progress(`hello_workflow with ${o.inFlight} in flight on ${target} processors: ${count(o.n)} invocations`);
-        const throughput = await helloThroughput(o.jsm, o.client, o.probe(processors), o.n, o.inFlight);
+        o.progress(`hello_workflow with ${o.inFlight} in flight on ${target} processors: ${count(o.warmupPerProcessor * target)} unmeasured, then ${count(o.n)}`);
+        const throughput = await helloThroughput(o.jsm, o.client, o.probe(processors), o.n, o.inFlight, o.warmupPerProcessor * target);
         results.push({ processors: target, figures: { processors: target, throughput, idle, ...share } });
       } catch (err) {
         o.progress(`${target} processors: ${err instanceof Error ? err.message : String(err)}`);
