@@ -103,17 +103,32 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
     try {
       const page = await api<Page>(`/api/workflows?${query}&limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
       if (mine !== loads.current) return;
-      if (from) setRows((old) => [...old, ...page.invocations]);
-      else {
+      if (from) {
+        setRows((old) => {
+          const shown = new Set(old.map((r) => r.invocation_id));
+          return [...old, ...page.invocations.filter((r) => !shown.has(r.invocation_id))];
+        });
+      } else {
         const fed = [...(fedWhileLoading.current?.values() ?? [])];
         fedWhileLoading.current = undefined;
-        setRows(fed.reduce((rows, state) => withState(rows, state, fields), page.invocations));
+        setRows((old) => {
+          // The index follows the states a moment later: a row shown newer than the answer's stays.
+          const shown = new Map(old.map((r) => [r.invocation_id, r]));
+          const answer = page.invocations.flatMap((r) => {
+            const newer = shown.get(r.invocation_id);
+            if (!newer || newer.updated_at_ms <= r.updated_at_ms) return [r];
+            return matches(newer, fields) ? [newer] : [];
+          });
+          return fed.reduce((rows, state) => withState(rows, state, fields), answer);
+        });
       }
       setCursor(page.next_cursor);
       const counts = await api<Stats>('/api/workflows/stats');
       if (mine === loads.current) setStats(counts);
     } catch (err) {
-      if (mine === loads.current) onError(err);
+      if (mine !== loads.current) return;
+      if (!from) fedWhileLoading.current = undefined;
+      onError(err);
     }
   };
   useEffect(() => void load(), [query.toString()]);

@@ -649,6 +649,8 @@ export class DurableClient {
     } finally {
       signal.removeEventListener('abort', stop);
       void messages.stop();
+      // Not left on the state stream until its inactivity limit (5 min).
+      void consumer.delete().catch(() => undefined);
     }
   }
 

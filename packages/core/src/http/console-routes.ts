@@ -121,7 +121,10 @@ function live(c: Parameters<typeof streamSSE>[0], feed: (send: Send, signal: Abo
     // Sent at once: the browser's fetch resolves, and a proxy sees the stream is alive.
     await stream.write(': open\n\n');
     const fed = feed(send, stop.signal, () => send('ready', {})).catch((err: unknown) => {
-      if (!stop.signal.aborted) send('error', { error: errorMessage(err) });
+      if (stop.signal.aborted) return;
+      // Ended: the caller connects again, and follows from there.
+      send('error', { error: errorMessage(err) });
+      end();
     });
     // A comment every 15 s keeps idle connections from being cut by proxies.
     while (!stop.signal.aborted) {
