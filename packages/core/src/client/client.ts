@@ -629,12 +629,14 @@ export class DurableClient {
   async watch(onState: (state: ExecutionState) => void, signal: AbortSignal, options: { sinceMs?: number; onFollowing?: () => void } = {}): Promise<void> {
     const { sinceMs = 0, onFollowing } = options;
     const bucket = this.names.stateBucket;
+    const stream = `KV_${bucket}`;
     const prefix = `$KV.${bucket}.`;
-    const consumer = await jetstream(this.#nc).consumers.get(`KV_${bucket}`, {
+    // From a sequence, not a time or "new": the consumer, made again after a reconnect
+    // before it delivered anything, starts there rather than at the stream's first record.
+    const consumer = await jetstream(this.#nc).consumers.get(stream, {
       filter_subjects: [`${prefix}>`],
-      ...(sinceMs > 0
-        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - sinceMs).toISOString() }
-        : { deliver_policy: DeliverPolicy.New }),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: await this.#firstSequenceSince(stream, sinceMs),
     });
     const messages = await consumer.consume();
     const stop = (): void => void messages.stop();
@@ -652,6 +654,19 @@ export class DurableClient {
       // Not left on the state stream until its inactivity limit (5 min).
       void consumer.delete().catch(() => undefined);
     }
+  }
+
+  /** The stream sequence of the first record stored in the last `sinceMs` ms, or the next one to be stored. */
+  async #firstSequenceSince(stream: string, sinceMs: number): Promise<number> {
+    const jsm = await jetstreamManager(this.#nc);
+    if (sinceMs > 0) {
+      // A direct get may answer from a replica a moment behind, with nothing that recent
+      // yet: then the feed starts at the next record, and the list read on `onFollowing`
+      // covers what is already indexed.
+      const first = await jsm.direct.getMessage(stream, { start_time: new Date(Date.now() - sinceMs) }).catch(() => null);
+      if (first) return first.seq;
+    }
+    return (await jsm.streams.info(stream)).state.last_seq + 1;
   }
 
   #queries: WorkflowQueries | undefined;
