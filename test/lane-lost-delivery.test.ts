@@ -21,50 +21,41 @@ const DEADLINE_MS = 30_000;
 
 /** Log records of the lane, as they are written. */
 const records: Array<{ msg: string }> = [];
-const recorded: Array<() => void> = [];
+/** Stream sequences of the commands, in the order the lane started them. */
+const started: number[] = [];
+/** Woken at each log record and each start. */
+let waiters: Array<() => void> = [];
+const happened = (): void => {
+  for (const wake of waiters) wake();
+  waiters = [];
+};
+
 const logger = createLogger({
   level: 'debug',
   format: 'json',
   destination: new Writable({
     write(chunk: Buffer, _encoding, done) {
       records.push(JSON.parse(chunk.toString()) as { msg: string });
-      for (const wake of recorded.splice(0)) wake();
+      happened();
       done();
     },
   }),
 });
 
-/** Resolves once a log record matches, or rejects after the deadline. */
-async function logged(pattern: RegExp): Promise<void> {
-  await until(() => records.some((r) => pattern.test(r.msg)), `a log line matching ${pattern}`);
-}
-
-/** Resolves once `check` holds after a log record, or rejects after the deadline. */
+/** Resolves once `check` holds, looked at after each log record and start; rejects after the deadline. */
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + DEADLINE_MS;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${DEADLINE_MS} ms`);
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${DEADLINE_MS} ms: started ${started.join(', ')}`);
     await new Promise<void>((resolve) => {
-      recorded.push(resolve);
+      waiters.push(resolve);
+      // Wakes at the deadline, to fail, if nothing happens before.
       setTimeout(resolve, deadline - Date.now()).unref();
     });
   }
 }
 
-/** Stream sequences of the commands, in the order the lane started them. */
-const started: number[] = [];
-const startedWaiters: Array<() => void> = [];
-
-async function startedCount(n: number): Promise<void> {
-  const deadline = Date.now() + DEADLINE_MS;
-  while (started.length < n) {
-    if (Date.now() > deadline) throw new Error(`${started.length} of ${n} commands started within ${DEADLINE_MS} ms: ${started.join(', ')}`);
-    await new Promise<void>((resolve) => {
-      startedWaiters.push(resolve);
-      setTimeout(resolve, deadline - Date.now()).unref();
-    });
-  }
-}
+const settledCount = (): number => records.filter((r) => /^Partition 0 settled$/.test(r.msg)).length;
 
 describe('a partition lane', () => {
   let nc: Connection;
@@ -122,7 +113,7 @@ describe('a partition lane', () => {
         decode: (msg: JsMsg) => ({ key: msg.subject.slice(STREAM.length + 1) }),
         run: async (msg: JsMsg) => {
           started.push(msg.seq);
-          for (const wake of startedWaiters.splice(0)) wake();
+          happened();
           return 'ack';
         },
         slot: async () => true,
@@ -144,8 +135,7 @@ describe('a partition lane', () => {
     const js = jetstream(nc);
     // A first command settles the partition: from then on, keys go on without asking the stream.
     const warm = await js.publish(`${STREAM}.warm`, 'warm');
-    await startedCount(1);
-    await logged(/^Partition 0 settled$/);
+    await until(() => started.length >= 1 && settledCount() >= 1, 'first command and settled partition');
     expect(started).toEqual([warm.seq]);
 
     // Two commands of one key; the first one's delivery is lost (decided before it is
@@ -155,10 +145,10 @@ describe('a partition lane', () => {
     expect(first.seq).toBe(lose);
     const second = await js.publish(`${STREAM}.k`, 'second');
 
-    await startedCount(3);
+    await until(() => started.length >= 3, 'three commands started');
     const order = started.filter((seq) => seq === first.seq || seq === second.seq);
     expect(order).toEqual([first.seq, second.seq]);
     // The gap unsettled the partition; once the lost command came back and ran, it settles again.
-    await until(() => records.filter((r) => /^Partition 0 settled$/.test(r.msg)).length >= 2, 'the partition settled again');
+    await until(() => settledCount() >= 2, 'second settling of the partition');
   });
 });

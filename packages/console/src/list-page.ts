@@ -112,14 +112,11 @@ export function ListPage({ onError }: { onError: (err: unknown) => void }) {
         const fed = [...(fedWhileLoading.current?.values() ?? [])];
         fedWhileLoading.current = undefined;
         setRows((old) => {
-          // The index follows the states a moment later: a row shown newer than the answer's stays.
-          const shown = new Map(old.map((r) => [r.invocation_id, r]));
-          const answer = page.invocations.flatMap((r) => {
-            const newer = shown.get(r.invocation_id);
-            if (!newer || newer.updated_at_ms <= r.updated_at_ms) return [r];
-            return matches(newer, fields) ? [newer] : [];
-          });
-          return fed.reduce((rows, state) => withState(rows, state, fields), answer);
+          // The index follows the states a moment later: the rows shown of the answer's
+          // invocations, and the states fed meanwhile, are laid over it (the newer wins).
+          const answered = new Set(page.invocations.map((r) => r.invocation_id));
+          const newer = [...old.filter((r) => answered.has(r.invocation_id)), ...fed];
+          return newer.reduce((rows, state) => withState(rows, state, fields), page.invocations);
         });
       }
       setCursor(page.next_cursor);

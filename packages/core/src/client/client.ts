@@ -149,6 +149,7 @@ export class DurableClient {
   #replies: Replies | undefined;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
   readonly #kv: KV;
   readonly #states: NatsStateStore;
   readonly #journals: NatsJournalStore;
@@ -164,6 +165,7 @@ export class DurableClient {
     this.#nc = nc;
     this.names = names;
     this.#js = jetstream(nc);
+    this.#jsm = jsm;
     this.#kv = kv;
     // A client may exit right after a cancel or pause: its index writes are awaited.
     this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
@@ -633,7 +635,7 @@ export class DurableClient {
     const prefix = `$KV.${bucket}.`;
     // From a sequence, not a time or "new": the consumer, made again after a reconnect
     // before it delivered anything, starts there rather than at the stream's first record.
-    const consumer = await jetstream(this.#nc).consumers.get(stream, {
+    const consumer = await this.#js.consumers.get(stream, {
       filter_subjects: [`${prefix}>`],
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: await this.#firstSequenceSince(stream, sinceMs),
@@ -658,15 +660,14 @@ export class DurableClient {
 
   /** The stream sequence of the first record stored in the last `sinceMs` ms, or the next one to be stored. */
   async #firstSequenceSince(stream: string, sinceMs: number): Promise<number> {
-    const jsm = await jetstreamManager(this.#nc);
     if (sinceMs > 0) {
       // A direct get may answer from a replica a moment behind, with nothing that recent
       // yet: then the feed starts at the next record, and the list read on `onFollowing`
       // covers what is already indexed.
-      const first = await jsm.direct.getMessage(stream, { start_time: new Date(Date.now() - sinceMs) }).catch(() => null);
+      const first = await this.#jsm.direct.getMessage(stream, { start_time: new Date(Date.now() - sinceMs) }).catch(() => null);
       if (first) return first.seq;
     }
-    return (await jsm.streams.info(stream)).state.last_seq + 1;
+    return (await this.#jsm.streams.info(stream)).state.last_seq + 1;
   }
 
   #queries: WorkflowQueries | undefined;
