@@ -35,7 +35,7 @@ import type { Awakeable, CallStepOptions, Context, InvokeOptions, RunStepOptions
 import { isTerminal } from './lifecycle.js';
 import { NO_RUN_OBSERVER, secondsSince, stepKind, type RunObserver, type StepTrace } from './observer.js';
 import { backoffMs, mergeRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import { sameOutcome, type AwakeableOutcome, type AwakeableStore, type InvocationGateway, type JournalLog, type StateStore, type TimerScheduler } from './stores.js';
+import { entryBytesAtMost, sameOutcome, type AwakeableOutcome, type AwakeableStore, type InvocationGateway, type JournalLog, type StateStore, type TimerScheduler } from './stores.js';
 import { inputCodec, outputCodec, workflowName, type WorkflowRef } from './workflow.js';
 
 /** What a {@link DurableContext} needs. */
@@ -653,7 +653,8 @@ export class DurableContext implements Context {
    */
   #failIfTooLarge(entry: JournalEntry): JournalEntryTooLargeError | undefined {
     const limit = this.#options.journal.maxEntryBytes;
-    if (limit === undefined) return undefined;
+    // Encoded only when the bound comes near the limit.
+    if (limit === undefined || entryBytesAtMost(entry) <= limit) return undefined;
     const size = toBinary(JournalEntrySchema, entry).length;
     if (size <= limit) return undefined;
     const error = new JournalEntryTooLargeError({ invocationId: this.invocationId, step: entry.stepNumber, stepType: entry.stepType, size, limit });

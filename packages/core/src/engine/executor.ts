@@ -35,7 +35,9 @@ import { DurableContext, openChildren } from './durable-context.js';
 import { isTerminal, transition, type InvocationStatus } from './lifecycle.js';
 import { NO_OBSERVER, type EngineObserver, type RunObserver } from './observer.js';
 import { DEFAULT_RETENTION_MS, retentionOf, whyKept } from './retention.js';
+import { plainState } from './plain-state.js';
 import {
+  entryBytesAtMost,
   withInline,
   type AwakeableStore,
   type InvocationGateway,
@@ -676,7 +678,7 @@ export class Executor {
   #initialState(command: Command, options: ExecuteOptions): ExecutionState {
     const startSequence = options.startSequence;
     const at = now();
-    return create(ExecutionStateSchema, {
+    const state = create(ExecutionStateSchema, {
       invocationId: command.invocationId,
       handler: command.handler,
       service: command.service,
@@ -699,6 +701,7 @@ export class Executor {
       statusHistory: [create(StatusChangeSchema, { status: 'running', atMs: at })],
       ...(command.parent ? { parent: command.parent } : {}),
     });
+    return plainState(state);
   }
 
   /** Writes the final state (creating it if the invocation never had one) and announces it. */
@@ -866,12 +869,16 @@ export class Executor {
   #journalFields(id: string, entries: readonly JournalEntry[]): Partial<ExecutionState> {
     const limit = this.#options.journalInlineBytes ?? DEFAULT_INLINE_BYTES;
     const sorted = [...entries].sort((a, b) => a.stepNumber - b.stepNumber);
-    const inline: JournalEntry[] = [];
-    let bytes = 0;
-    for (const entry of sorted) {
-      bytes += toBinary(JournalEntrySchema, entry).length + 4;
-      if (bytes > limit) break;
-      inline.push(entry);
+    // Each entry encoded only when the bound of them all is over the limit.
+    let inline = sorted;
+    if (sorted.reduce((sum, entry) => sum + entryBytesAtMost(entry) + 4, 0) > limit) {
+      inline = [];
+      let bytes = 0;
+      for (const entry of sorted) {
+        bytes += toBinary(JournalEntrySchema, entry).length + 4;
+        if (bytes > limit) break;
+        inline.push(entry);
+      }
     }
     const location = this.#options.journals.location(id);
     return {
@@ -893,7 +900,7 @@ const STATE_FIELDS_ROOM = 16 * 1024;
 function stateBytes(state: ExecutionState, output: Uint8Array): number {
   let bytes = STATE_FIELDS_ROOM + state.input.length + output.length;
   // Up to three UTF-8 bytes per UTF-16 unit of a string.
-  for (const entry of state.journal) bytes += entry.request.length + entry.response.length + 3 * (entry.error.length + entry.stepType.length) + 64;
+  for (const entry of state.journal) bytes += entryBytesAtMost(entry);
   for (const value of Object.values(state.workflowState)) bytes += value.length + 64;
   for (const value of Object.values(state.keyedStateChanges)) bytes += value.length + 64;
   return bytes;

@@ -17,6 +17,7 @@ import { AwakeableNotFoundError, ConflictError, FencedError } from '../errors.js
 import { awakeableInvocation } from './durable-context.js';
 import { emptyKeyedState } from './keyed-state.js';
 import { QueuedKeyedStateStore, type QueuedKeyedStateStoreOptions } from './queued-keyed-state-store.js';
+import { plainState } from './plain-state.js';
 import {
   sameOutcome,
   withInline,
@@ -41,7 +42,7 @@ export class MemoryStateStore implements StateStore {
 
   async get(invocationId: string): Promise<VersionedState | null> {
     const found = this.#states.get(invocationId);
-    return found ? { state: clone(ExecutionStateSchema, found.state), revision: found.revision } : null;
+    return found ? { state: plainState(clone(ExecutionStateSchema, found.state)), revision: found.revision } : null;
   }
 
   async create(state: ExecutionState): Promise<number> {

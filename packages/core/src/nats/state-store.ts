@@ -12,6 +12,7 @@ import { ExecutionStateSchema, type ExecutionState } from '../gen/durable/durabl
 import { parseDuration } from '../config.js';
 import { DecodeError, FencedError } from '../errors.js';
 import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
+import { plainState } from '../engine/plain-state.js';
 import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
 import { writeOnce } from './retry.js';
@@ -170,7 +171,7 @@ export function ttlLeftMs(ttl: string | undefined, storedAt: Date, nowMs = Date.
  */
 export function decodeState(bytes: Uint8Array, key: string): ExecutionState {
   try {
-    return fromBinary(ExecutionStateSchema, bytes);
+    return plainState(fromBinary(ExecutionStateSchema, bytes));
   } catch (err) {
     throw new DecodeError(`state of ${key} is not a durable.ExecutionState`, { cause: err });
   }

@@ -143,6 +143,8 @@ export class Processor {
   #heartbeat: NodeJS.Timeout | undefined;
   /** Per running invocation, aborts its run with a CancelledError. */
   readonly #cancels = new Map<string, AbortController>();
+  /** The command each message held by a lane carries, decoded when it arrived. */
+  readonly #decoded = new WeakMap<JsMsg, Command>();
   #cancelRequests: Subscription | undefined;
   /** Workflows this processor lacks, each reported once. */
   readonly #missing = new Set<string>();
@@ -328,16 +330,17 @@ export class Processor {
   readonly #laneHandler: LaneHandler = {
     decode: (msg) => {
       try {
-        const { dueAtMs } = decodeCommand(msg.data);
+        const command = decodeCommand(msg.data);
+        this.#decoded.set(msg, command);
         // The key that chose the partition: the stored subject's last token.
-        return { key: msg.subject.slice(msg.subject.lastIndexOf('.') + 1), dueAtMs: Number(dueAtMs) };
+        return { key: msg.subject.slice(msg.subject.lastIndexOf('.') + 1), dueAtMs: Number(command.dueAtMs) };
       } catch (err) {
         void this.#deadLetter(msg, errorMessage(err));
         return undefined;
       }
     },
-    // It decoded when it arrived; decoding again is cheaper than keeping both around.
-    run: (msg, giveUp, storedSince) => this.#run(msg, decodeCommand(msg.data), giveUp, storedSince),
+    // Decoded when it arrived (a protobuf message is no larger than its bytes; both go with the message).
+    run: (msg, giveUp, storedSince) => this.#run(msg, this.#decoded.get(msg) ?? decodeCommand(msg.data), giveUp, storedSince),
     slot: () => this.#slots.acquire(),
     release: () => this.#slots.release(),
   };

@@ -131,19 +131,28 @@ class GrpcInvoker implements ServiceInvoker {
     const client = this.#client(resolved);
 
     return new Promise<unknown>((resolve, reject) => {
-      client.makeUnaryRequest(
-        resolved.method.path,
-        // Serialized above, so that a bad request is an InvalidArgumentError and not a status.
-        (bytes: Buffer) => bytes,
-        (bytes: Buffer) => resolved.method.definition.responseDeserialize(bytes),
-        payload,
-        metadata,
-        { deadline: Date.now() + timeoutMs },
-        (err: ServiceError | null, response?: object) => {
-          if (err) reject(this.#toError(err, service, method));
-          else resolve(response);
-        },
-      );
+      // grpc-js captures the caller's stack at every call (a `new Error()`), to add to the
+      // stack of the call's error if it fails: about 3 % of a busy processor's CPU. Not
+      // captured: the error made of a failed call names its service, method and status.
+      const stackTraceLimit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        client.makeUnaryRequest(
+          resolved.method.path,
+          // Serialized above, so that a bad request is an InvalidArgumentError and not a status.
+          (bytes: Buffer) => bytes,
+          (bytes: Buffer) => resolved.method.definition.responseDeserialize(bytes),
+          payload,
+          metadata,
+          { deadline: Date.now() + timeoutMs },
+          (err: ServiceError | null, response?: object) => {
+            if (err) reject(this.#toError(err, service, method));
+            else resolve(response);
+          },
+        );
+      } finally {
+        Error.stackTraceLimit = stackTraceLimit;
+      }
     });
   }
 
