@@ -60,7 +60,8 @@ import { summariseProfile } from './bench/cpuprofile.js';
 import { connectionNodes, messageCounts } from './bench/connz.js';
 import { type Probe, helloLatency, helloThroughput, stepsRun } from './bench/engine.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
-import { rawBaselines } from './bench/raw.js';
+import { operationCosts, rawBaselines } from './bench/raw.js';
+import { DEFAULT_PARTITIONS } from '../packages/core/src/nats/setup.js';
 import { CONNECTIONS, type EngineRun, GROUPS, type Measured, type Outcome, anyFailed, headline, report } from './bench/report.js';
 import { retentionRun } from './bench/retention.js';
 import { scalingRun } from './bench/scaling.js';
@@ -87,6 +88,8 @@ const PROFILE_DIR = join(LOG_DIR, 'profile');
 /** Sizes of each measurement. */
 const SIZES = {
   raw: { sequential: 2_000, pipelinedCount: 20_000, inFlight: 256, payloadBytes: 128 },
+  /** The servers' CPU per operation, at the throughput run's in-flight count. */
+  operations: { count: 5_000, inFlight: 64, payloadBytes: 128, consumers: [1, DEFAULT_PARTITIONS] },
   grpcCalls: 500,
   latency: { warmup: 50, n: 500 },
   /** `warmup` unmeasured before, per processor running (see helloThroughput). */
@@ -152,6 +155,8 @@ async function main(m: Measured): Promise<void> {
   const jsm = await jetstreamManager(nc);
   progress(`raw JetStream: ${count(SIZES.raw.sequential)} publishes, ${count(SIZES.raw.pipelinedCount)} pipelined, ${count(SIZES.raw.sequential)} fenced appends`);
   m.raw = await attempt('raw JetStream', () => rawBaselines(nc, SIZES.raw, () => serverCpuMs(cluster)));
+  progress(`raw JetStream operations: ${count(SIZES.operations.count)} of each, ${SIZES.operations.inFlight} in flight`);
+  m.operations = await attempt('raw JetStream operations', () => operationCosts(nc, SIZES.operations, () => serverCpuMs(cluster)));
 
   const grpcPort = await freePort();
   const helloAddress = `127.0.0.1:${grpcPort}`;

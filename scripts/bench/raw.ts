@@ -3,7 +3,7 @@
  * an R3 file stream of the bench's own (not one of the engine's), awaited one at a time,
  * pipelined, and fenced on the subject's last sequence like a journal append.
  */
-import { JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { isWrongLastSequence } from '../../packages/core/src/nats/state-store.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
@@ -94,5 +94,123 @@ export async function rawBaselines(nc: NatsConnection, options: RawOptions, serv
     };
   } finally {
     await jsm.streams.delete(STREAM).catch(() => undefined);
+  }
+}
+
+/** Options of {@link operationCosts}. */
+export interface OperationOptions {
+  /** Operations of each kind measured. */
+  count: number;
+  /** Operations in flight, as many as the engine's invocations in the throughput run. */
+  inFlight: number;
+  payloadBytes: number;
+  /** The numbers of consumers the work queue is measured with, each taking its share of the subjects (as partitions do). */
+  consumers: readonly number[];
+}
+
+/**
+ * The servers' CPU per operation, with `inFlight` of each at once and the servers' idle
+ * CPU taken out, ms: what the servers spend on each of the operations one invocation
+ * makes, done by a bare client with nothing else to do.
+ */
+export interface OperationCosts {
+  options: OperationOptions;
+  /** A publish to an R3 file stream (an index entry's). */
+  publish: number;
+  /** A publish fenced on its subject having no message yet (a state's create). */
+  create: number;
+  /**
+   * A publish to an R3 work-queue stream, its delivery to a pull consumer waiting for it
+   * (its state on 3 replicas in memory, as the partitions' consumers keep theirs) and its
+   * acknowledgement (a command's path), by how many consumers share the stream.
+   */
+  queued: { consumers: number; ms: number }[];
+}
+
+const OPS_STREAM = 'BENCH_OPS';
+const OPS_QUEUE = 'BENCH_OPS_QUEUE';
+
+/** `serverCpuMs` as for {@link rawBaselines}. */
+export async function operationCosts(nc: NatsConnection, options: OperationOptions, serverCpuMs: () => number): Promise<OperationCosts> {
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const { count, inFlight } = options;
+  const payload = randomBytes(options.payloadBytes);
+  await jsm.streams.add({ name: OPS_STREAM, subjects: ['bench.ops.>'], storage: StorageType.File, num_replicas: 3 });
+  try {
+    const idleFrom = serverCpuMs();
+    const idleStart = nowMs();
+    await sleep(1_000);
+    const idlePerMs = (serverCpuMs() - idleFrom) / (nowMs() - idleStart);
+    const perOperation = async (run: () => Promise<unknown>): Promise<number> => {
+      const cpu0 = serverCpuMs();
+      const t0 = nowMs();
+      await run();
+      return (serverCpuMs() - cpu0 - idlePerMs * (nowMs() - t0)) / count;
+    };
+    await pipelined(500, inFlight, async (i) => void (await js.publish(`bench.ops.warm.${i}`, payload, { expect: { lastSubjectSequence: 0 } })));
+    const publish = await perOperation(() => pipelined(count, inFlight, async () => void (await js.publish('bench.ops.publish', payload))));
+    const create = await perOperation(() => pipelined(count, inFlight, async (i) => void (await js.publish(`bench.ops.create.${i}`, payload, { expect: { lastSubjectSequence: 0 } }))));
+    const queued: OperationCosts['queued'] = [];
+    for (const consumers of options.consumers) queued.push({ consumers, ms: await queuedCost(js, jsm, consumers, options, payload, perOperation) });
+    return { options, publish, create, queued };
+  } finally {
+    await jsm.streams.delete(OPS_STREAM).catch(() => undefined);
+  }
+}
+
+/**
+ * The servers' CPU per message through a work queue shared by `consumers` consumers:
+ * workers publish a message each and wait for its delivery, as a client's command waits
+ * for its processor; every delivery is acknowledged.
+ */
+async function queuedCost(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  consumers: number,
+  options: OperationOptions,
+  payload: Uint8Array,
+  perOperation: (run: () => Promise<unknown>) => Promise<number>,
+): Promise<number> {
+  await jsm.streams.add({ name: OPS_QUEUE, subjects: ['bench.queue.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: 3 });
+  const delivered = new Map<string, () => void>();
+  const pulls: ConsumerMessages[] = [];
+  try {
+    for (let c = 0; c < consumers; c++) {
+      await jsm.consumers.add(OPS_QUEUE, { durable_name: `bench-ops-${c}`, ack_policy: AckPolicy.Explicit, mem_storage: true, max_ack_pending: 1_000, filter_subject: `bench.queue.${c}.>` });
+      const messages = await (await js.consumers.get(OPS_QUEUE, `bench-ops-${c}`)).consume({ max_messages: 256 });
+      pulls.push(messages);
+      void (async () => {
+        for await (const m of messages) {
+          // The last message's acknowledgement is awaited: the consumer has taken those before it then.
+          if (m.subject.endsWith('.last')) await m.ackAck();
+          else m.ack();
+          delivered.get(m.subject)?.();
+        }
+      })();
+    }
+    const arrival = (subject: string): Promise<void> => new Promise<void>((resolve) => delivered.set(subject, resolve));
+    const round = (n: number, tag: string) =>
+      pipelined(n, options.inFlight, async (i) => {
+        const subject = `bench.queue.${i % consumers}.${tag}${i}`;
+        const arrived = arrival(subject);
+        await js.publish(subject, payload);
+        await arrived;
+        delivered.delete(subject);
+      });
+    await round(500, 'warm');
+    return await perOperation(async () => {
+      await round(options.count, 'measured');
+      await Promise.all(
+        Array.from({ length: consumers }, async (_, c) => {
+          const arrived = arrival(`bench.queue.${c}.last`);
+          await js.publish(`bench.queue.${c}.last`, payload);
+          await arrived;
+        }),
+      );
+    });
+  } finally {
+    for (const messages of pulls) messages.stop();
+    await jsm.streams.delete(OPS_QUEUE).catch(() => undefined);
   }
 }

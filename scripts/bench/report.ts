@@ -6,7 +6,7 @@
 import { cpus } from 'node:os';
 import { type LatencyFigures, type StepsFigures, type ThroughputFigures, totalWrites } from './engine.js';
 import { type IdleCpu, idlePerSecond, netPerInvocation } from './cpu.js';
-import type { RawFigures } from './raw.js';
+import type { OperationCosts, RawFigures } from './raw.js';
 import type { RetentionFigures } from './retention.js';
 import type { ScalingFigures } from './scaling.js';
 import { DUE_SPREAD_MS, SLEEPER_KEYS, type SleepersFigures } from './sleepers.js';
@@ -41,6 +41,8 @@ export interface Measured {
   profiled: boolean;
   /** Raw JetStream on the shipped cluster (sync_interval always). */
   raw?: Outcome<RawFigures>;
+  /** The servers' CPU per operation on the shipped cluster, done bare. */
+  operations?: Outcome<OperationCosts>;
   grpc?: Outcome<Latency>;
   /** The second cluster's, with the server's default sync_interval. */
   defaultSync: { raw?: Outcome<RawFigures>; engine?: Outcome<EngineRun> };
@@ -191,6 +193,15 @@ function mainRows(m: Measured): string[][] {
       ...rawRows(r, 'sync_interval always, as shipped and as every row below'),
       [`raw: R3 fenced append, \`expect: { lastSubjectSequence }\` (${count(r.options.sequential)})`, `p50 ${ms(r.fenced.p50)} ms, p99 ${ms(r.fenced.p99)} ms`, ''],
     ]),
+    ...section(m.operations, "raw: the servers' CPU per operation", (o) => [
+      [
+        `raw: the servers' CPU per operation, ${o.options.inFlight} in flight (${count(o.options.count)} of each, idle taken out)`,
+        `publish ${ms(o.publish)} ms; publish fenced on an empty subject (a create) ${ms(o.create)} ms; publish to a work queue, delivery to a consumer waiting for it, acknowledgement: ${o.queued
+          .map((q) => `${ms(q.ms)} ms with ${q.consumers} ${q.consumers === 1 ? 'consumer' : 'consumers sharing the subjects'}`)
+          .join(', ')}`,
+        '',
+      ],
+    ]),
     ...section(m.grpc, 'raw: HelloService.SayHello gRPC call', (g) => [[`raw: HelloService.SayHello gRPC call (${g.count})`, `p50 ${ms(g.p50)} ms, p99 ${ms(g.p99)} ms`, '']]),
     ...section(m.shipped?.latency, 'hello_workflow invoke-to-result, one at a time', (l) => [
       [`hello_workflow invoke-to-result, one at a time (${l.latency.count} after ${l.warmup})`, `p50 ${ms(l.latency.p50)} ms, p99 ${ms(l.latency.p99)} ms`, ''],
@@ -227,6 +238,7 @@ function mainRows(m: Measured): string[][] {
         '',
       ],
     ]),
+    ...serverFloorRows(value(m.operations), loaded(m.shipped)),
     ...(long && short ? [[`ratio: ms/step at ${count(long.steps)} steps / at ${short.steps} steps`, ratio(long.msPerStep / short.msPerStep), '≈ 1 (no growth)']] : []),
     ...section(m.sleepers, 'sleepers', (s) => sleeperRows(s, m.shipped?.idle)),
     ...section(m.retention, 'stored records with a short retention', retentionRows),
@@ -396,6 +408,24 @@ function messagesTable(lat: LatencyFigures | undefined, tput: ThroughputFigures 
 
 function verdict(met: boolean): string {
   return met ? 'met' : 'MISSED';
+}
+
+/**
+ * The servers' CPU per hello_workflow invocation against the same operations done bare: its
+ * command's path through the work queue (shared by one consumer, and by as many as the
+ * engine has partitions), its state's create and its index entry's publish.
+ */
+function serverFloorRows(operations: OperationCosts | undefined, run: { idle: IdleCpu; throughput: ThroughputFigures } | undefined): string[][] {
+  if (!operations || !run) return [];
+  const servers = cpuPerInvocation(run, GROUPS.servers);
+  return operations.queued.map(({ consumers, ms: queued }) => {
+    const bare = queued + operations.create + operations.publish;
+    return [
+      `ratio: the servers' CPU per hello_workflow invocation, ${run.throughput.inFlight} in flight / the same operations done bare (a command queued with ${consumers} ${consumers === 1 ? 'consumer' : 'consumers'}, a create, a publish)`,
+      `${ratio(servers / bare)} (${ms(servers)} ms / ${ms(bare)} ms)`,
+      '',
+    ];
+  });
 }
 
 /** The raw rows of one cluster: a publish awaiting each ack, and pipelined publishes. */
