@@ -130,29 +130,39 @@ export interface OperationCosts {
 const OPS_STREAM = 'BENCH_OPS';
 const OPS_QUEUE = 'BENCH_OPS_QUEUE';
 
+/** How long the servers' idle CPU is read before a kind of operation is measured, ms. */
+const IDLE_MS = 2_000;
+
+/** Runs and measures operations: the servers' CPU per operation, less what they spend idle as things stand now. */
+type Measure = (n: number, run: () => Promise<unknown>) => Promise<number>;
+
 /** `serverCpuMs` as for {@link rawBaselines}. */
 export async function operationCosts(nc: NatsConnection, options: OperationOptions, serverCpuMs: () => number): Promise<OperationCosts> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const { count, inFlight } = options;
   const payload = randomBytes(options.payloadBytes);
-  await jsm.streams.add({ name: OPS_STREAM, subjects: ['bench.ops.>'], storage: StorageType.File, num_replicas: 3 });
-  try {
+  // The idle CPU is read anew once each measurement's streams and consumers exist: their heartbeats are idle work.
+  const measuring = async (): Promise<Measure> => {
     const idleFrom = serverCpuMs();
     const idleStart = nowMs();
-    await sleep(1_000);
+    await sleep(IDLE_MS);
     const idlePerMs = (serverCpuMs() - idleFrom) / (nowMs() - idleStart);
-    const perOperation = async (run: () => Promise<unknown>): Promise<number> => {
+    return async (n, run) => {
       const cpu0 = serverCpuMs();
       const t0 = nowMs();
       await run();
-      return (serverCpuMs() - cpu0 - idlePerMs * (nowMs() - t0)) / count;
+      return (serverCpuMs() - cpu0 - idlePerMs * (nowMs() - t0)) / n;
     };
+  };
+  await jsm.streams.add({ name: OPS_STREAM, subjects: ['bench.ops.>'], storage: StorageType.File, num_replicas: 3 });
+  try {
     await pipelined(500, inFlight, async (i) => void (await js.publish(`bench.ops.warm.${i}`, payload, { expect: { lastSubjectSequence: 0 } })));
-    const publish = await perOperation(() => pipelined(count, inFlight, async () => void (await js.publish('bench.ops.publish', payload))));
-    const create = await perOperation(() => pipelined(count, inFlight, async (i) => void (await js.publish(`bench.ops.create.${i}`, payload, { expect: { lastSubjectSequence: 0 } }))));
+    const measure = await measuring();
+    const publish = await measure(count, () => pipelined(count, inFlight, async () => void (await js.publish('bench.ops.publish', payload))));
+    const create = await measure(count, () => pipelined(count, inFlight, async (i) => void (await js.publish(`bench.ops.create.${i}`, payload, { expect: { lastSubjectSequence: 0 } }))));
     const queued: OperationCosts['queued'] = [];
-    for (const consumers of options.consumers) queued.push({ consumers, ms: await queuedCost(js, jsm, consumers, options, payload, perOperation) });
+    for (const consumers of options.consumers) queued.push({ consumers, ms: await queuedCost(js, jsm, consumers, options, payload, measuring) });
     return { options, publish, create, queued };
   } finally {
     await jsm.streams.delete(OPS_STREAM).catch(() => undefined);
@@ -170,11 +180,15 @@ async function queuedCost(
   consumers: number,
   options: OperationOptions,
   payload: Uint8Array,
-  perOperation: (run: () => Promise<unknown>) => Promise<number>,
+  measuring: () => Promise<Measure>,
 ): Promise<number> {
   await jsm.streams.add({ name: OPS_QUEUE, subjects: ['bench.queue.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: 3 });
   const delivered = new Map<string, () => void>();
   const pulls: ConsumerMessages[] = [];
+  // A consumer that fails (its iterator, or the last acknowledgement awaited) fails the measurement.
+  let fail: (err: unknown) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined);
   try {
     for (let c = 0; c < consumers; c++) {
       await jsm.consumers.add(OPS_QUEUE, { durable_name: `bench-ops-${c}`, ack_policy: AckPolicy.Explicit, mem_storage: true, max_ack_pending: 1_000, filter_subject: `bench.queue.${c}.>` });
@@ -187,9 +201,9 @@ async function queuedCost(
           else m.ack();
           delivered.get(m.subject)?.();
         }
-      })();
+      })().catch(fail);
     }
-    const arrival = (subject: string): Promise<void> => new Promise<void>((resolve) => delivered.set(subject, resolve));
+    const arrival = (subject: string): Promise<void> => Promise.race([new Promise<void>((resolve) => delivered.set(subject, resolve)), failed]);
     const round = (n: number, tag: string) =>
       pipelined(n, options.inFlight, async (i) => {
         const subject = `bench.queue.${i % consumers}.${tag}${i}`;
@@ -199,7 +213,8 @@ async function queuedCost(
         delivered.delete(subject);
       });
     await round(500, 'warm');
-    return await perOperation(async () => {
+    const measure = await measuring();
+    return await measure(options.count + consumers, async () => {
       await round(options.count, 'measured');
       await Promise.all(
         Array.from({ length: consumers }, async (_, c) => {

@@ -1,4 +1,4 @@
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import {
   AwakeableStateSchema,
@@ -67,6 +67,13 @@ describe('plainState', () => {
     expect(toBinary(ExecutionStateSchema, plain)).toEqual(toBinary(ExecutionStateSchema, state));
   });
 
+  it('keeps the fields a newer version wrote, which this one does not know', () => {
+    // Field 99, a varint 5: tag (99 << 3 | 0) as a varint, then the value.
+    const written = new Uint8Array([...toBinary(ExecutionStateSchema, everyFieldSet()), 0x98, 0x06, 0x05]);
+    const plain = plainState(fromBinary(ExecutionStateSchema, written));
+    expect(toBinary(ExecutionStateSchema, plain)).toEqual(written);
+  });
+
   it('leaves an unset parent unset', () => {
     const plain = plainState(create(ExecutionStateSchema, { invocationId: 'inv-2' }));
     expect(plain.parent).toBeUndefined();
@@ -93,6 +100,12 @@ describe('entryBytesAtMost', () => {
     ['strings of three-byte characters', create(JournalEntrySchema, { stepType: '€'.repeat(50), error: '漢'.repeat(5_000), stepNumber: -5 })],
     ['strings of four-byte characters', create(JournalEntrySchema, { stepType: '😀'.repeat(50), error: '😀'.repeat(70_000) })],
   ];
+  // Field 50, 1,000 bytes long: tag (50 << 3 | 2), then the length as a varint, then the bytes.
+  const unknownField = new Uint8Array([0x92, 0x03, 0xe8, 0x07, ...bytes(1_000)]);
+  entries.push([
+    'fields a newer version wrote',
+    fromBinary(JournalEntrySchema, new Uint8Array([...toBinary(JournalEntrySchema, create(JournalEntrySchema, { stepType: 'call' })), ...unknownField])),
+  ]);
   it.each(entries)('is never below the encoded size: %s', (_, entry) => {
     expect(entryBytesAtMost(entry)).toBeGreaterThanOrEqual(toBinary(JournalEntrySchema, entry).length);
   });

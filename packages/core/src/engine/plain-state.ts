@@ -52,5 +52,7 @@ export function plainState(s: ExecutionState): ExecutionState {
     statusHistory: s.statusHistory,
     traceParent: s.traceParent,
     replySubject: s.replySubject,
+    // Fields a newer version wrote, which this one does not know: written back as they came.
+    $unknown: s.$unknown,
   };
 }

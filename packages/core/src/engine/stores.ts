@@ -95,18 +95,22 @@ export function withInline(inline: readonly JournalEntry[], streamed: readonly J
   };
 }
 
-/** How a journal is opened. */
 /** Bytes a journal entry's fields other than its four of variable length take at most, encoded: five varints and four length prefixes, with their tags. */
 const ENTRY_FIXED_BYTES = 5 * 11 + 4 * 6;
 
 /**
  * A bound on the bytes of an entry encoded, without encoding it: its byte fields, up to
- * three UTF-8 bytes per UTF-16 unit of its strings, and the rest at their largest.
+ * three UTF-8 bytes per UTF-16 unit of its strings, the rest at their largest, and any
+ * fields it came with that this version does not know.
  */
 export function entryBytesAtMost(entry: JournalEntry): number {
-  return entry.request.length + entry.response.length + 3 * (entry.stepType.length + entry.error.length) + ENTRY_FIXED_BYTES;
+  let bytes = entry.request.length + entry.response.length + 3 * (entry.stepType.length + entry.error.length) + ENTRY_FIXED_BYTES;
+  // Fields a newer version wrote, written back as they came: each its bytes and a tag.
+  for (const field of entry.$unknown ?? []) bytes += field.data.length + 5;
+  return bytes;
 }
 
+/** How a journal is opened. */
 export interface OpenJournalOptions {
   /** The caller has just created the invocation: the journal is empty and nothing is read. */
   fresh?: boolean;
