@@ -89,7 +89,7 @@ const PROFILE_DIR = join(LOG_DIR, 'profile');
 const SIZES = {
   raw: { sequential: 2_000, pipelinedCount: 20_000, inFlight: 256, payloadBytes: 128 },
   /** The servers' CPU per operation, at the throughput run's in-flight count. */
-  operations: { count: 5_000, inFlight: 64, payloadBytes: 128, consumers: [1, DEFAULT_PARTITIONS] },
+  operations: { count: 5_000, inFlight: 64, payloadBytes: 128, consumers: [1, DEFAULT_PARTITIONS], limitsConsumers: [DEFAULT_PARTITIONS] },
   grpcCalls: 500,
   latency: { warmup: 50, n: 500 },
   /** `warmup` unmeasured before, per processor running (see helloThroughput). */

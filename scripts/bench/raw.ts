@@ -106,6 +106,8 @@ export interface OperationOptions {
   payloadBytes: number;
   /** The numbers of consumers the work queue is measured with, each taking its share of the subjects (as partitions do). */
   consumers: readonly number[];
+  /** The numbers of consumers the same path is measured with on a stream that keeps its messages (limits retention) instead of a work queue. */
+  limitsConsumers: readonly number[];
 }
 
 /**
@@ -125,6 +127,11 @@ export interface OperationCosts {
    * acknowledgement (a command's path), by how many consumers share the stream.
    */
   queued: { consumers: number; ms: number }[];
+  /**
+   * The same on a stream of limits retention, the consumers' state kept as above: what the
+   * path costs without the work queue's removal of each message once acknowledged.
+   */
+  queuedOnLimits: { consumers: number; ms: number }[];
 }
 
 const OPS_STREAM = 'BENCH_OPS';
@@ -162,27 +169,31 @@ export async function operationCosts(nc: NatsConnection, options: OperationOptio
     const publish = await measure(count, () => pipelined(count, inFlight, async () => void (await js.publish('bench.ops.publish', payload))));
     const create = await measure(count, () => pipelined(count, inFlight, async (i) => void (await js.publish(`bench.ops.create.${i}`, payload, { expect: { lastSubjectSequence: 0 } }))));
     const queued: OperationCosts['queued'] = [];
-    for (const consumers of options.consumers) queued.push({ consumers, ms: await queuedCost(js, jsm, consumers, options, payload, measuring) });
-    return { options, publish, create, queued };
+    for (const consumers of options.consumers) queued.push({ consumers, ms: await queuedCost(js, jsm, RetentionPolicy.Workqueue, consumers, options, payload, measuring) });
+    const queuedOnLimits: OperationCosts['queuedOnLimits'] = [];
+    for (const consumers of options.limitsConsumers) queuedOnLimits.push({ consumers, ms: await queuedCost(js, jsm, RetentionPolicy.Limits, consumers, options, payload, measuring) });
+    return { options, publish, create, queued, queuedOnLimits };
   } finally {
     await jsm.streams.delete(OPS_STREAM).catch(() => undefined);
   }
 }
 
 /**
- * The servers' CPU per message through a work queue shared by `consumers` consumers:
- * workers publish a message each and wait for its delivery, as a client's command waits
- * for its processor; every delivery is acknowledged.
+ * The servers' CPU per message through a stream of the given retention (the engine's
+ * commands: a work queue) shared by `consumers` consumers: workers publish a message each
+ * and wait for its delivery, as a client's command waits for its processor; every delivery
+ * is acknowledged.
  */
 async function queuedCost(
   js: JetStreamClient,
   jsm: JetStreamManager,
+  retention: RetentionPolicy,
   consumers: number,
   options: OperationOptions,
   payload: Uint8Array,
   measuring: () => Promise<Measure>,
 ): Promise<number> {
-  await jsm.streams.add({ name: OPS_QUEUE, subjects: ['bench.queue.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: 3 });
+  await jsm.streams.add({ name: OPS_QUEUE, subjects: ['bench.queue.>'], retention, storage: StorageType.File, num_replicas: 3 });
   const delivered = new Map<string, () => void>();
   const pulls: ConsumerMessages[] = [];
   // A consumer that fails (its iterator, or the last acknowledgement awaited) fails the measurement.

@@ -198,6 +198,8 @@ function mainRows(m: Measured): string[][] {
         `raw: the servers' CPU per operation, ${o.options.inFlight} in flight (${count(o.options.count)} of each, idle taken out)`,
         `publish ${ms(o.publish)} ms; publish fenced on an empty subject (a create) ${ms(o.create)} ms; publish to a work queue, delivery to a consumer waiting for it, acknowledgement: ${o.queued
           .map((q) => `${ms(q.ms)} ms with ${q.consumers} ${q.consumers === 1 ? 'consumer' : 'consumers sharing the subjects'}`)
+          .join(', ')}; the same through a stream that keeps its messages (limits retention): ${o.queuedOnLimits
+          .map((q) => `${ms(q.ms)} ms with ${q.consumers} ${q.consumers === 1 ? 'consumer' : 'consumers'}`)
           .join(', ')}`,
         '',
       ],
