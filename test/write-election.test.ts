@@ -2,13 +2,17 @@
  * A run rides out an election of the leader of the stream it writes to: with the node leading
  * JOURNAL (or the state bucket) killed between a step's side effect and the write that
  * records it, the write waits for the new leader instead of stopping the run, so the side
- * effect is not done again. On a cluster of its own, since it kills a node.
+ * effect is not done again; a run taking an invocation over reads its journal and writes its
+ * claim mark through such an election too. On a cluster of its own, since it kills a node.
  */
 import { setTimeout as wait } from 'node:timers/promises';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { create } from '@bufbuild/protobuf';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, DurableClient, defineWorkflow, engineNames, Processor, silentLogger, type ServiceInvoker } from '../packages/core/src/index.js';
+import { connectNats, DurableClient, defineWorkflow, engineNames, Processor, silentLogger, type JournalLog, type ServiceInvoker } from '../packages/core/src/index.js';
+import { JournalEntrySchema } from '../packages/core/src/gen/durable/durable_pb.js';
+import { NatsJournalStore } from '../packages/core/src/nats/journal-store.js';
 import { type NatsCluster, nodeName, ownClusterPorts, startCluster } from './support/nats-cluster.js';
 
 type Connection = Awaited<ReturnType<typeof connectNats>>;
@@ -116,5 +120,39 @@ describe('a write during an election of the leader of the stream it goes to', ()
 
   it('a state write does too (a first run writes its state before its first append)', { timeout: 240_000 }, async () => {
     await killLeaderUnderStep(`KV_${names.stateBucket}`);
+  });
+
+  it("a takeover's journal read and claim mark do too: the run taking over gets the journal and appends after its mark", { timeout: 240_000 }, async () => {
+    // The processor's own connection, through node 0: the store a run taking over opens journals with.
+    const journals = new NatsJournalStore(jetstream(processorNc), await jetstreamManager(processorNc), names);
+    const entry = (stepNumber: number, stepType: string) => create(JournalEntrySchema, { stepNumber, stepType });
+    // Two invocations run by a processor that then stalls: one taken over by reading its
+    // journal, one by a run that knows its journal already (the claim mark alone goes out).
+    const [read, known] = [`takeover-read-${Date.now()}`, `takeover-known-${Date.now()}`];
+    const stalled = new Map<string, JournalLog>();
+    for (const id of [read, known]) {
+      stalled.set(id, await journals.open(id, { fresh: true }));
+      await stalled.get(id)!.append(entry(0, 'a'));
+    }
+    const doomed = nodeName(DOOMED);
+    await leadOn(names.journalStream, (leader) => leader === doomed, doomed);
+    await cluster.stopNode(DOOMED, { kill: true });
+    try {
+      // Both opened while JOURNAL has no leader.
+      const claim = { claim: 'the-processor-taking-over' };
+      const taken = await Promise.all([
+        journals.open(read, claim),
+        journals.open(known, { ...claim, known: { entries: [entry(0, 'a')], lastSequence: stalled.get(known)!.lastSequence } }),
+      ]);
+      for (const [i, id] of [read, known].entries()) {
+        expect(taken[i]!.entries.map((e) => e.stepType)).toEqual(['a']);
+        await taken[i]!.append(entry(1, 'b'));
+        // The stalled run is refused after the mark.
+        await expect(stalled.get(id)!.append(entry(1, 'late'))).rejects.toThrow(/appended to by another processor/);
+        expect((await journals.read(id)).entries.map((e) => e.stepType)).toEqual(['a', 'b']);
+      }
+    } finally {
+      await cluster.startNode(DOOMED);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
 import { withInline, type JournalLog, type JournalStore, type OpenJournalOptions } from '../engine/stores.js';
-import { writeOnce } from './retry.js';
+import { DEFAULT_RETRY_DEADLINE_MS, withRetry, WRITE_RETRY_DEADLINE_MS, writeOnce } from './retry.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
@@ -59,20 +59,21 @@ export class NatsJournalStore implements JournalStore {
       ? { entries: [...options.known.entries], lastSeq: options.known.lastSequence }
       : options.fresh
         ? { entries: [], lastSeq: 0 }
-        : await this.read(invocationId);
+        : await this.#read(invocationId, WRITE_RETRY_DEADLINE_MS);
     let expected = lastSeq;
     if (options.claim !== undefined) {
-      const mark = create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request: new TextEncoder().encode(options.claim) });
+      const mark = toBinary(JournalEntrySchema, create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request: new TextEncoder().encode(options.claim) }));
       // The caller owns the invocation's state already; a stalled run may still get one
       // append in before the mark. Read again and mark after it: from then on it is refused.
+      // The mark is an append as any other: it rides out an election of the stream's leader.
       for (let tries = 1; ; tries++) {
         try {
-          expected = (await this.js.publish(subject, toBinary(JournalEntrySchema, mark), { expect: { lastSubjectSequence: expected } })).seq;
+          expected = await this.#appendAfter(invocationId, mark, expected);
           break;
         } catch (err) {
-          if (!isWrongLastSequence(err)) throw err;
+          if (!(err instanceof FencedError)) throw err;
           if (tries >= CLAIM_TRIES) throw new FencedError(`journal of ${invocationId} kept being appended to while it was being claimed`, { cause: err });
-          ({ entries, lastSeq: expected } = await this.read(invocationId));
+          ({ entries, lastSeq: expected } = await this.#read(invocationId, WRITE_RETRY_DEADLINE_MS));
         }
       }
     }
@@ -123,8 +124,17 @@ export class NatsJournalStore implements JournalStore {
     }
   }
 
-  /** Every entry of a journal, and the stream sequence of the last one (0 when empty). */
-  async read(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
+  /** Every entry of a journal, and the stream sequence of the last one (0 when empty); retried through an election as client calls are. */
+  read(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
+    return this.#read(invocationId, DEFAULT_RETRY_DEADLINE_MS);
+  }
+
+  /** {@link read}, riding out an election of the stream's leader for up to `deadlineMs`. */
+  #read(invocationId: string, deadlineMs: number): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
+    return withRetry(`read the journal of ${invocationId}`, () => this.#readOnce(invocationId), { deadlineMs });
+  }
+
+  async #readOnce(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
     const { stream, subject } = this.location(invocationId);
     // From the stream's leader: a replica behind it could hide the last entries, and the run
     // would replay a short journal, then fail its first append.
