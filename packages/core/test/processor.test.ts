@@ -2,8 +2,9 @@
  * The processor and client against the real 3-node test cluster and a real HelloService.
  * Each file uses its own namespace, so its streams and bucket are its own.
  */
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, equals, toBinary } from '@bufbuild/protobuf';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHelloService, type RunningHelloService } from '../../../apps/hello-service/src/hello-service.js';
@@ -15,6 +16,7 @@ import {
   defineWorkflow,
   DurableClient,
   engineNames,
+  ExecutionStateSchema,
   FencedError,
   JournalEntrySchema,
   loadServiceRegistry,
@@ -23,6 +25,7 @@ import {
   type ServiceInvoker,
 } from '../src/index.js';
 import { NatsJournalStore } from '../src/nats/journal-store.js';
+import { NatsStateStore } from '../src/nats/state-store.js';
 
 const namespace = 'proctest';
 const names = engineNames(namespace);
@@ -210,6 +213,24 @@ describe('processor', () => {
     expect(dead?.seq).toBe(before + 1);
     expect(dead?.headers?.get('Durable-Reason')).toMatch(/not a durable.Command|no handler/);
     expect(dead?.headers?.get('Durable-Original-Subject')).toBe(`${names.commandsSubject}.garbage`);
+  });
+});
+
+describe('state reads', () => {
+  it('asks the bucket\'s leader when a direct get finds no state, as a replica behind the write it ended with does', async () => {
+    const { invocationId } = await client.submitAndWait(hello, { name: 'leader' });
+    const kvm = new Kvm(nc);
+    // Standing for a replica that has not applied the invocation's one write yet: a bucket without it, read with direct gets.
+    const behind = await kvm.create(`${namespace}_behind_${Math.random().toString(36).slice(2)}`, { replicas: 3, allow_direct: true });
+    try {
+      const leader = await kvm.open(names.stateBucket, { allow_direct: false });
+      expect(await new NatsStateStore(behind).get(invocationId)).toBeNull();
+      const found = await new NatsStateStore(behind, undefined, undefined, leader).get(invocationId);
+      expect(found?.state.status).toBe('completed');
+      expect(equals(ExecutionStateSchema, found!.state, (await client.getState(invocationId))!)).toBe(true);
+    } finally {
+      await behind.destroy();
+    }
   });
 });
 

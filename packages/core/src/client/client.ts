@@ -160,15 +160,15 @@ export class DurableClient {
   readonly #cluster: ClusterHandles;
   readonly #retry: RetryOptions;
 
-  private constructor(options: ClientOptions, names: EngineNames, kv: KV, jsm: JetStreamManager, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
+  private constructor(options: ClientOptions, names: EngineNames, kv: { direct: KV; leader: KV }, jsm: JetStreamManager, journals: NatsJournalStore, awakeables: KV, keyed: KV) {
     const { nc } = options;
     this.#nc = nc;
     this.names = names;
     this.#js = jetstream(nc);
     this.#jsm = jsm;
-    this.#kv = kv;
+    this.#kv = kv.direct;
     // A client may exit right after a cancel or pause: its index writes are awaited.
-    this.#states = new NatsStateStore(kv, new ExecutionIndex(nc, names, { background: false }));
+    this.#states = new NatsStateStore(kv.direct, new ExecutionIndex(nc, names, { background: false }), undefined, kv.leader);
     this.#journals = journals;
     this.#awakeables = new NatsAwakeableStore(awakeables);
     this.#keyed = new NatsKeyedRecordStore(keyed);
@@ -183,7 +183,8 @@ export class DurableClient {
    */
   static async connect(options: ClientOptions): Promise<DurableClient> {
     const names = engineNames(options.namespace);
-    const kv = await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true });
+    // Direct gets, and the leader for a second look when they find no state (see NatsStateStore).
+    const kv = { direct: await new Kvm(options.nc).open(names.stateBucket, { allow_direct: true }), leader: await new Kvm(options.nc).open(names.stateBucket, { allow_direct: false }) };
     const jsm = await jetstreamManager(options.nc);
     const journals = new NatsJournalStore(jetstream(options.nc), jsm, names);
     const awakeables = await new Kvm(options.nc).open(names.awakeablesBucket, { allow_direct: true });

@@ -31,10 +31,20 @@ export class NatsStateStore implements StateStore {
     private readonly index?: ExecutionIndex,
     /** The most bytes one write may carry (the server's max_payload), when known. */
     private readonly maxBytes: () => number | undefined = () => undefined,
+    /**
+     * The bucket opened for reads from its stream leader, when `kv` reads with direct gets:
+     * asked again when they find no state, as a replica behind the latest write finds none
+     * for an invocation whose first write was its last (a run that ended without pausing).
+     */
+    private readonly leader?: KV,
   ) {}
 
   async get(invocationId: string): Promise<VersionedState | null> {
-    const entry = await this.kv.get(invocationId);
+    return (await this.#read(this.kv, invocationId)) ?? (this.leader ? this.#read(this.leader, invocationId) : null);
+  }
+
+  async #read(kv: KV, invocationId: string): Promise<VersionedState | null> {
+    const entry = await kv.get(invocationId);
     if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return null;
     return { state: decodeState(entry.value, invocationId), revision: entry.revision };
   }
