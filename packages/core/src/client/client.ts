@@ -580,7 +580,7 @@ export class DurableClient {
     if (holdsWholeJournal(state)) return { entries: state.journal, lastSeq: 0 };
     // Any other state's copy is taken with the stream: it may hold outcomes no stream has yet
     // (a suspension's, held alone), or lag it.
-    const streamed = await this.#journals.read(invocationId);
+    const streamed = await this.#journals.read(invocationId, this.#retry);
     return { entries: withInline(state.journal, streamed.entries).entries, lastSeq: streamed.lastSeq };
   }
 

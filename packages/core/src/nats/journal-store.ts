@@ -3,13 +3,14 @@
  * per entry, each publish fenced on the subject's last sequence. An append costs one
  * replicated write whatever the journal's length.
  */
+import { randomBytes } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import { JournalEntrySchema, type JournalEntry } from '../gen/durable/durable_pb.js';
 import type { EngineNames } from '../config.js';
 import { DecodeError, FencedError, JournalEntryTooLargeError, TimeoutError } from '../errors.js';
 import { withInline, type JournalLog, type JournalStore, type OpenJournalOptions } from '../engine/stores.js';
-import { DEFAULT_RETRY_DEADLINE_MS, withRetry, WRITE_RETRY_DEADLINE_MS, writeOnce } from './retry.js';
+import { DEFAULT_RETRY_DEADLINE_MS, withRetry, WRITE_RETRY_DEADLINE_MS, writeOnce, type RetryOptions } from './retry.js';
 import { isWrongLastSequence } from './state-store.js';
 
 /** Step number and type of a claim mark: written when a run takes an invocation over, never returned as an entry. */
@@ -62,7 +63,10 @@ export class NatsJournalStore implements JournalStore {
         : await this.#read(invocationId, WRITE_RETRY_DEADLINE_MS);
     let expected = lastSeq;
     if (options.claim !== undefined) {
-      const mark = toBinary(JournalEntrySchema, create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request: new TextEncoder().encode(options.claim) }));
+      // Unique to this claim: an append that got no answer is known stored by its bytes, and a
+      // claim by another run of the same processor must not pass for ours.
+      const request = new TextEncoder().encode(`${options.claim}/${randomBytes(8).toString('hex')}`);
+      const mark = toBinary(JournalEntrySchema, create(JournalEntrySchema, { stepNumber: CLAIM_STEP, stepType: CLAIM_TYPE, request }));
       // The caller owns the invocation's state already; a stalled run may still get one
       // append in before the mark. Read again and mark after it: from then on it is refused.
       // The mark is an append as any other: it rides out an election of the stream's leader.
@@ -125,8 +129,8 @@ export class NatsJournalStore implements JournalStore {
   }
 
   /** Every entry of a journal, and the stream sequence of the last one (0 when empty); retried through an election as client calls are. */
-  read(invocationId: string): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
-    return this.#read(invocationId, DEFAULT_RETRY_DEADLINE_MS);
+  read(invocationId: string, retry: RetryOptions = {}): Promise<{ entries: JournalEntry[]; lastSeq: number }> {
+    return this.#read(invocationId, retry.deadlineMs ?? DEFAULT_RETRY_DEADLINE_MS);
   }
 
   /** {@link read}, riding out an election of the stream's leader for up to `deadlineMs`. */

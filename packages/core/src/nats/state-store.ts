@@ -15,7 +15,7 @@ import { isTerminal, withStatusHistory } from '../engine/lifecycle.js';
 import { plainState } from '../engine/plain-state.js';
 import type { StateStore, StateWriteOptions, VersionedState } from '../engine/stores.js';
 import type { ExecutionIndex } from './execution-index.js';
-import { writeOnce } from './retry.js';
+import { isTransient, writeOnce } from './retry.js';
 
 /** Room left under the server's max_payload for a write's headers and subject, bytes. */
 const HEADER_ROOM = 4 * 1024;
@@ -40,7 +40,15 @@ export class NatsStateStore implements StateStore {
   ) {}
 
   async get(invocationId: string): Promise<VersionedState | null> {
-    return (await this.#read(this.kv, invocationId)) ?? (this.leader ? this.#read(this.leader, invocationId) : null);
+    const found = await this.#read(this.kv, invocationId);
+    if (found || !this.leader) return found;
+    try {
+      return await this.#read(this.leader, invocationId);
+    } catch (err) {
+      // A leader being elected: the direct answer stands, as it did before this second look.
+      if (isTransient(err)) return null;
+      throw err;
+    }
   }
 
   async #read(kv: KV, invocationId: string): Promise<VersionedState | null> {
@@ -115,7 +123,7 @@ export class NatsStateStore implements StateStore {
    */
   #rideOut(invocationId: string, bytes: Uint8Array, put: () => Promise<number>): Promise<number> {
     return writeOnce(`write the state of ${invocationId}`, bytes, put, isWrongLastSequence, async () => {
-      const stored = await this.kv.get(invocationId);
+      const stored = await (this.leader ?? this.kv).get(invocationId);
       return stored?.operation === 'PUT' ? { data: stored.value, seq: stored.revision } : undefined;
     });
   }
