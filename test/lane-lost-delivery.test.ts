@@ -3,7 +3,8 @@
  * carried it) comes back only after its ack wait; the commands of its key stored after it
  * must not start meanwhile, even on a partition its owner had settled. The lane runs on the
  * suite's cluster, through its real pinned consumer; the test loses one delivery for good
- * between the consumer and the lane, as a dead connection would.
+ * between the consumer and the lane, as a dead connection would. The stream keeps
+ * acknowledged commands, as the command stream does, and the lane removes them.
  */
 import { type ConsumerMessages, jetstream, jetstreamManager, type JsMsg, RetentionPolicy } from '@nats-io/jetstream';
 import { Writable } from 'node:stream';
@@ -67,8 +68,8 @@ describe('a partition lane', () => {
     nc = await connectNats({ servers: inject('natsUrl').split(','), maxAttempts: 1 });
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(STREAM).catch(() => undefined);
-    // A work queue, as the command stream: an acknowledged command is removed.
-    await jsm.streams.add({ name: STREAM, subjects: [`${STREAM}.>`], num_replicas: 3, retention: RetentionPolicy.Workqueue });
+    // Limits retention, as the command stream: an acknowledged command stays until the lane removes it.
+    await jsm.streams.add({ name: STREAM, subjects: [`${STREAM}.>`], num_replicas: 3, retention: RetentionPolicy.Limits });
     await jsm.consumers.add(STREAM, {
       durable_name: CONSUMER,
       ack_policy: 'explicit',
@@ -109,6 +110,7 @@ describe('a partition lane', () => {
       logger,
       maxMessages: 100,
       retryDelayMs: () => 100,
+      trim: true,
       handler: {
         decode: (msg: JsMsg) => ({ key: msg.subject.slice(STREAM.length + 1) }),
         run: async (msg: JsMsg) => {
@@ -150,5 +152,9 @@ describe('a partition lane', () => {
     expect(order).toEqual([first.seq, second.seq]);
     // The gap unsettled the partition; once the lost command came back and ran, it settles again.
     await until(() => settledCount() >= 2, 'second settling of the partition');
+    // The stream keeps acknowledged commands; the lane removes them once they are all finished.
+    const removedTo = (): number => Math.max(0, ...records.map((r) => Number(/^Partition 0: removed the finished commands up to (\d+)$/.exec(r.msg)?.[1] ?? 0)));
+    await until(() => removedTo() >= second.seq, 'removal of the finished commands');
+    expect((await (await jsm()).streams.info(STREAM)).state.messages).toBe(0);
   });
 });

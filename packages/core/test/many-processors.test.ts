@@ -2,16 +2,19 @@
  * Several processors share one deployment: each partition of the command stream has one
  * owner at a time, the owners change as processors join and leave under load, and still the
  * invocations of one partition key start in submission order, each only once the one before
- * it has finished its run, never beside it on another processor.
+ * it has finished its run, never beside it on another processor; and the commands they
+ * finish leave the stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { setTimeout as pause } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, DurableClient, Processor, defineWorkflow, silentLogger, type AnyWorkflow } from '../src/index.js';
-import { noServices } from './helpers.js';
+import { connectNats, DurableClient, Processor, defineWorkflow, engineNames, silentLogger, type AnyWorkflow } from '../src/index.js';
+import { jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
+import { noServices, untilChanged } from './helpers.js';
 
 const namespace = 'manytest';
+const names = engineNames(namespace);
 /** More partitions than processors, so each owns several. */
 const PARTITIONS = 8;
 const KEYS = 12;
@@ -130,6 +133,16 @@ describe('several processors', () => {
     }
     expect(violations).toEqual([]);
     expect([...runs.values()].filter((r) => r.overlapping)).toEqual([]);
+
+    // The command stream keeps acknowledged commands; each partition's owner removes them,
+    // whichever processor acknowledged them: none is left once all have ended.
+    const jsm = await jetstreamManager(clientNc);
+    expect((await jsm.streams.info(names.commandsStream)).config.retention).toBe(RetentionPolicy.Limits);
+    const stored = async (): Promise<number> => {
+      const info = await jsm.streams.info(names.commandsStream, { subjects_filter: `${names.commandsSubject}.>` });
+      return Object.values(info.state.subjects ?? {}).reduce((sum, n) => sum + n, 0);
+    };
+    await untilChanged(clientNc, ['$JS.EVENT.ADVISORY.API', `$JS.ACK.${names.commandsStream}.>`], 'the finished commands removed', async () => (await stored()) === 0);
   });
 
   it('never fail an invocation of a workflow some live processor has: it waits for one that has it (a rolling deploy)', async () => {

@@ -122,6 +122,11 @@ describe('setup against what an older version made', () => {
     const third = await setupEngine(nc, { namespace: 'upgrade', partitions: 8, logger: again.logger });
     expect(third.partitions).toBe(4);
     expect(again.said('info').filter((line) => line.startsWith('Updated '))).toEqual([]);
+    // A work queue an earlier version made stays one, and says so; its processors do not trim it.
+    expect(third.trimCommands).toBe(false);
+    expect(again.said('info')).toContain(
+      'Stream UPGRADE_COMMANDS is a work queue (made by an earlier version) and stays one: it works as it is, at a higher cost to the servers (see README, Upgrading)',
+    );
     expect(again.said('warn')).toEqual([
       'Stream UPGRADE_COMMANDS keeps its 4 partitions (8 asked): the count is fixed when the stream is created; to change it, drain the stream, delete it and start a processor again',
     ]);

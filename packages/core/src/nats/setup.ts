@@ -62,6 +62,12 @@ export interface EngineResources {
   consumerName: string;
   /** Partitions of the command stream: partition `p` is consumed by `partitionConsumer(consumerName, p)`. */
   partitions: number;
+  /**
+   * The command stream keeps acknowledged commands (limits retention) and each partition's
+   * owner removes them (see `partition-lane.ts`); false for a work queue an earlier version
+   * made, which removes each one as it is acknowledged.
+   */
+  trimCommands: boolean;
   /** Live processors, one heartbeat record each (see `processor/membership.ts`). */
   processorsKv: KV;
 }
@@ -113,7 +119,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
   }
 
   log?.info('Setting up JetStream streams...');
-  const partitions = await createCommandsStream(jsm, names, replicas, options.partitions, log);
+  const { partitions, retention } = await createCommandsStream(jsm, names, replicas, options.partitions, log);
   // Commands only, one consumer per partition: the timers wait in the stream, seen by no
   // consumer until they fire. Made before the stream is brought to its replicas: JetStream
   // creates no consumer on a stream while it scales up ("insufficient resources"), and the
@@ -130,7 +136,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
       memory: true,
     });
   }
-  await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions), { log });
+  await reconcileStream(jsm, commandsStream(jsm, names, replicas, partitions, retention), { log });
   await ensureStream(jsm, stream(jsm, names.journalStream, { subjects: [`${names.journalSubject}.>`], ...recordLimits(replicas), allow_direct: true }), { log });
   await ensureStream(jsm, deadLetterStream(jsm, names, replicas, deadLetterRetentionMs), { log });
   await ensureIndexResources(jsm, names, replicas, log);
@@ -162,6 +168,7 @@ export async function setupEngine(nc: NatsConnection, options: SetupOptions = {}
     replicas,
     consumerName,
     partitions,
+    trimCommands: retention === RetentionPolicy.Limits,
   };
 }
 
@@ -234,15 +241,22 @@ function bucket(jsm: JetStreamManager, name: string, replicas: number, wanted: B
  * `commands.<partition>.<key>`; the server maps each key to one partition, and each
  * partition has one owner at a time. The durable timers are scheduled messages in the same
  * stream: a schedule's target must be a subject of its own stream (see `timers.ts`).
+ *
+ * Limits retention: an acknowledgement only moves its consumer's ack floor, and each
+ * partition's owner removes the commands below the floor about once a second, one purge for
+ * all of them. A work queue removes each command as it is acknowledged, a replicated delete
+ * that costs the servers about three times a command's way through the stream when several
+ * partitions take commands at once (README, Scaling). An earlier version made a work queue,
+ * which JetStream cannot change in place: it is kept as it is.
  */
-function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: number, partitions: number): WantedStream {
+function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: number, partitions: number, retention: RetentionPolicy): WantedStream {
   const source = `${names.commandsSubject}.*`;
   return stream(jsm, names.commandsStream, {
     // One token after the prefix: a key with a dot is refused at publish, never stored unread.
     subjects: [source, `${names.timersSubject}.>`],
     subject_transform: { src: source, dest: `${names.commandsSubject}.{{partition(${partitions},1)}}.{{wildcard(1)}}` },
     allow_msg_schedules: true,
-    retention: RetentionPolicy.Workqueue,
+    retention,
     storage: StorageType.File,
     num_replicas: replicas,
     // No max age or other limit: an unprocessed command is never dropped by the stream.
@@ -258,7 +272,7 @@ function commandsStream(jsm: JetStreamManager, names: EngineNames, replicas: num
  * Creates the command stream with `requested` partitions (default 4), or reads the count
  * of the one that exists: every processor must agree on it, so the stream's own count wins,
  * and a different request is only warned about.
- * @returns the stream's partition count.
+ * @returns the stream's partition count and retention policy.
  */
 async function createCommandsStream(
   jsm: JetStreamManager,
@@ -266,8 +280,8 @@ async function createCommandsStream(
   replicas: number,
   requested: number | undefined,
   log: Logger | undefined,
-): Promise<number> {
-  await createStream(jsm, commandsStream(jsm, names, replicas, requested ?? DEFAULT_PARTITIONS));
+): Promise<{ partitions: number; retention: RetentionPolicy }> {
+  await createStream(jsm, commandsStream(jsm, names, replicas, requested ?? DEFAULT_PARTITIONS, RetentionPolicy.Limits));
   const info = await withMetaRetry(`stream ${names.commandsStream}`, () => jsm.streams.info(names.commandsStream));
   const partitions = partitionCount(info.config);
   if (partitions === undefined) {
@@ -281,7 +295,14 @@ async function createCommandsStream(
       `Stream ${names.commandsStream} keeps its ${partitions} partitions (${requested} asked): the count is fixed when the stream is created; to change it, drain the stream, delete it and start a processor again`,
     );
   }
-  return partitions;
+  const retention = info.config.retention === RetentionPolicy.Workqueue ? RetentionPolicy.Workqueue : RetentionPolicy.Limits;
+  if (retention === RetentionPolicy.Workqueue) {
+    log?.info(
+      { stream: names.commandsStream },
+      `Stream ${names.commandsStream} is a work queue (made by an earlier version) and stays one: it works as it is, at a higher cost to the servers (see README, Upgrading)`,
+    );
+  }
+  return { partitions, retention };
 }
 
 /** The `N` of the command stream's `{{partition(N,1)}}` mapping. */

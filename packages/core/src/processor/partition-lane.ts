@@ -11,6 +11,12 @@
  * held here or gone, see {@link PartitionLane.#settle}) each start first asks the stream
  * leader for the oldest stored command of its key. Once settled, nothing older than what
  * this owner holds can exist, and starts cost no read.
+ *
+ * Finished commands. A command is finished once acknowledged: at or below its consumer's
+ * ack floor, or gone from the stream. A stream of limits retention keeps acknowledged
+ * commands until removed, so the owner removes those below the floor (a filtered purge of
+ * the partition's subjects) about once a second while it acknowledges commands, and once
+ * when its session begins; the order checks above look only above the floor.
  */
 import type { Consumer, ConsumerMessages, JetStreamManager, JsMsg, MsgRequest, NextMsgRequest } from '@nats-io/jetstream';
 import { setMaxListeners } from 'node:events';
@@ -70,6 +76,8 @@ export interface LaneOptions {
   maxMessages: number;
   /** How long a command waits before it is tried again after a `retry`, ms. */
   retryDelayMs: (msg: JsMsg) => number;
+  /** The stream keeps acknowledged commands (limits retention): the owner removes them (see above). */
+  trim: boolean;
 }
 
 /**
@@ -80,6 +88,12 @@ const PULL_EXPIRES_MS = 1_000;
 
 /** Delay before an unsettled partition's blocked keys are looked at again, ms. */
 const RECHECK_MS = 500;
+
+/** How often an owner that acknowledges commands removes them from a stream that keeps them, ms. */
+const TRIM_MS = 1_000;
+
+/** Looks at the ack floor again this many times when acknowledgements sent have not all reached it. */
+const TRIM_RETRIES = 3;
 
 /** One owned partition. */
 export class PartitionLane {
@@ -119,6 +133,14 @@ export class PartitionLane {
   #pinned = false;
   /** Counts sessions: an answer about an earlier session (a settle walk, the floor) is dropped. */
   #session = 0;
+  /** The consumer's ack floor (a stream sequence) last read: every command at or below it is finished. */
+  #ackFloor = 0;
+  /** The stream's commands of this partition are removed below this sequence. */
+  #trimmedTo = 0;
+  /** The highest stream sequence acknowledged here. */
+  #ackedTo = 0;
+  #trimTimer: NodeJS.Timeout | undefined;
+  #trimRetries = 0;
 
   constructor(options: LaneOptions) {
     this.partition = options.partition;
@@ -163,6 +185,7 @@ export class PartitionLane {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#recheck);
+    clearTimeout(this.#trimTimer);
     this.#messages?.stop();
     // Running invocations stop at their next step boundary and their commands go back.
     this.#giveUp.abort();
@@ -213,7 +236,10 @@ export class PartitionLane {
       this.#beginSession();
     }
     const decoded = this.#o.handler.decode(msg);
-    if (!decoded) return;
+    if (!decoded) {
+      this.#acked(msg.seq); // moved to the dead letters, then acknowledged by the handler
+      return;
+    }
     if (this.#sessionFloor === undefined) this.#beginSession();
     // Running here already: the copy it runs from is heartbeated and answers.
     if (this.#running.get(decoded.key)?.seq === msg.seq) return;
@@ -231,9 +257,11 @@ export class PartitionLane {
     this.#askStoredAfter();
     void this.#o.jsm.consumers
       .info(this.#o.stream, this.#o.consumerName)
-      .then((info) => {
+      .then(async (info) => {
         if (session !== this.#session) return;
         this.#sessionFloor = info.delivered.stream_seq;
+        // What an earlier owner acknowledged and did not remove goes now.
+        await this.#floorRead(info.ack_floor.stream_seq);
         void this.#settle();
       })
       .catch(() => {
@@ -285,7 +313,7 @@ export class PartitionLane {
     const session = this.#session;
     try {
       const floor = this.#sessionFloor;
-      let from = 0;
+      let from = this.#ackFloor + 1;
       for (;;) {
         const next = await this.#oldest(`${this.#o.subjectPrefix}.>`, from);
         if (next === undefined || next > floor) break;
@@ -314,8 +342,10 @@ export class PartitionLane {
 
   #scheduleRecheck(): void {
     if (this.#stopped || this.#recheck) return;
-    this.#recheck = setTimeout(() => {
+    this.#recheck = setTimeout(async () => {
       this.#recheck = undefined;
+      // Commands acknowledged meanwhile (by the previous owner, or here) no longer hold keys up.
+      if (!this.#settled) await this.#readFloor();
       if (!this.#settled) void this.#settle();
       for (const key of this.#waiting.keys()) void this.#pump(key);
     }, RECHECK_MS);
@@ -405,17 +435,21 @@ export class PartitionLane {
   async #acknowledge(msg: JsMsg, written?: Promise<void>): Promise<void> {
     if (!this.#settled) {
       this.#finished.add(msg.seq);
-      if (!written || (await written.then(() => true, () => false))) await msg.ackAck().catch(() => false);
+      if (!written || (await written.then(() => true, () => false))) {
+        if (await msg.ackAck().catch(() => false)) this.#acked(msg.seq);
+      }
       return;
     }
     if (!written) {
       msg.ack();
+      this.#acked(msg.seq);
       return;
     }
     const acked = written.then(
       () => {
         try {
           msg.ack();
+          this.#acked(msg.seq);
         } catch {
           // the connection closed meanwhile
         }
@@ -460,14 +494,61 @@ export class PartitionLane {
     this.#waiting.set(key, line);
   }
 
-  /** True when no command of the message's key older than it is stored (other than ones finished here). */
+  /** True when no command of the message's key older than it is stored and unfinished (other than ones finished here). */
   async #isOldest(msg: JsMsg): Promise<boolean> {
-    let from = 0;
+    let from = this.#ackFloor + 1;
     for (;;) {
       const oldest = await this.#oldest(msg.subject, from);
       if (oldest === undefined || oldest >= msg.seq) return true;
       if (!this.#finished.has(oldest)) return false;
       from = oldest + 1;
+    }
+  }
+
+  /** A command was acknowledged here: removed from a stream that keeps it at the next trim. */
+  #acked(seq: number): void {
+    this.#ackedTo = Math.max(this.#ackedTo, seq);
+    this.#trimRetries = 0;
+    this.#armTrim();
+  }
+
+  #armTrim(): void {
+    if (!this.#o.trim || this.#stopped || this.#trimTimer) return;
+    this.#trimTimer = setTimeout(() => {
+      this.#trimTimer = undefined;
+      void this.#readFloor().then(() => {
+        // Acknowledgements sent and not yet at the floor: looked for again, a few times (a
+        // command still running below them holds the floor until its own acknowledgement).
+        if (this.#ackFloor < this.#ackedTo && this.#trimRetries++ < TRIM_RETRIES) this.#armTrim();
+      });
+    }, TRIM_MS);
+  }
+
+  /** Reads the consumer's ack floor (see {@link #floorRead}); an error leaves the last one read. */
+  async #readFloor(): Promise<void> {
+    try {
+      const info = await this.#o.jsm.consumers.info(this.#o.stream, this.#o.consumerName);
+      await this.#floorRead(info.ack_floor.stream_seq);
+    } catch (err) {
+      this.#o.logger.debug({ err, partition: this.partition }, `Could not read partition ${this.partition}'s ack floor: ${errorMessage(err)}`);
+    }
+  }
+
+  /**
+   * Notes the consumer's ack floor, and removes the partition's commands at or below it
+   * from a stream that keeps them. The floor read only grows here: a consumer that lost its
+   * state starts from 0 again, but what was below the floor before was finished all the same.
+   */
+  async #floorRead(floor: number): Promise<void> {
+    this.#ackFloor = Math.max(this.#ackFloor, floor);
+    if (!this.#o.trim || this.#ackFloor <= this.#trimmedTo) return;
+    const upTo = this.#ackFloor;
+    try {
+      await this.#o.jsm.streams.purge(this.#o.stream, { filter: `${this.#o.subjectPrefix}.>`, seq: upTo + 1 });
+      this.#trimmedTo = Math.max(this.#trimmedTo, upTo);
+      this.#o.logger.debug({ partition: this.partition, floor: upTo }, `Partition ${this.partition}: removed the finished commands up to ${upTo}`);
+    } catch (err) {
+      this.#o.logger.debug({ err, partition: this.partition }, `Could not remove partition ${this.partition}'s finished commands: ${errorMessage(err)}`);
     }
   }
 

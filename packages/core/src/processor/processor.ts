@@ -322,6 +322,7 @@ export class Processor {
       logger: this.#logger,
       maxMessages: MAX_PARTITION_IN_FLIGHT,
       retryDelayMs: () => RETRY_DELAY_MS,
+      trim: this.#resources.trimCommands,
     });
     await lane.start();
     return lane;
