@@ -4,7 +4,9 @@
  * must not start meanwhile, even on a partition its owner had settled. The lane runs on the
  * suite's cluster, through its real pinned consumer; the test loses one delivery for good
  * between the consumer and the lane, as a dead connection would. The stream keeps
- * acknowledged commands, as the command stream does, and the lane removes them.
+ * acknowledged commands, as the command stream does, and the lane removes them: below the
+ * ack floor with a purge, above it (finished behind one still running) one by one, after a
+ * while or when it stops.
  */
 import { type ConsumerMessages, jetstream, jetstreamManager, type JsMsg, RetentionPolicy } from '@nats-io/jetstream';
 import { Writable } from 'node:stream';
@@ -55,6 +57,16 @@ async function until(check: () => boolean, what: string): Promise<void> {
     });
   }
 }
+
+/** The command on `<stream>.held` runs until this resolves. */
+let release: () => void = () => undefined;
+const held = new Promise<void>((resolve) => (release = resolve));
+/** The command on `<stream>.last` runs until this resolves. */
+let releaseLast: () => void = () => undefined;
+const last = new Promise<void>((resolve) => (releaseLast = resolve));
+
+/** The highest sequence up to which the lane has purged the finished commands. */
+const removedTo = (): number => Math.max(0, ...records.map((r) => Number(/^Partition 0: removed the finished commands up to (\d+)$/.exec(r.msg)?.[1] ?? 0)));
 
 const settledCount = (): number => records.filter((r) => /^Partition 0 settled$/.test(r.msg)).length;
 
@@ -116,6 +128,8 @@ describe('a partition lane', () => {
         run: async (msg: JsMsg) => {
           started.push(msg.seq);
           happened();
+          if (msg.subject === `${STREAM}.held`) await held;
+          if (msg.subject === `${STREAM}.last`) await last;
           return 'ack';
         },
         slot: async () => true,
@@ -126,6 +140,8 @@ describe('a partition lane', () => {
   });
 
   afterAll(async () => {
+    release();
+    releaseLast();
     await lane?.stop(1_000);
     await jsm().then((m) => m.streams.delete(STREAM)).catch(() => undefined);
     await nc?.close();
@@ -153,8 +169,39 @@ describe('a partition lane', () => {
     // The gap unsettled the partition; once the lost command came back and ran, it settles again.
     await until(() => settledCount() >= 2, 'second settling of the partition');
     // The stream keeps acknowledged commands; the lane removes them once they are all finished.
-    const removedTo = (): number => Math.max(0, ...records.map((r) => Number(/^Partition 0: removed the finished commands up to (\d+)$/.exec(r.msg)?.[1] ?? 0)));
     await until(() => removedTo() >= second.seq, 'removal of the finished commands');
     expect((await (await jsm()).streams.info(STREAM)).state.messages).toBe(0);
+  });
+
+  it('deletes the commands it finished behind one still running, which hold the ack floor', async () => {
+    const js = jetstream(nc);
+    const running = await js.publish(`${STREAM}.held`, 'held');
+    const behind: number[] = [];
+    for (const key of ['a', 'b', 'c']) behind.push((await js.publish(`${STREAM}.${key}`, key)).seq);
+    await until(() => behind.every((seq) => started.includes(seq)), 'the commands behind the held one started');
+    // Finished and acknowledged above the floor, which the held command keeps below them:
+    // the purge cannot take them, so each is deleted on its own.
+    const deleted = (): number[] => records.flatMap((r) => ((r as { deleted?: number[] }).deleted ?? []));
+    await until(() => behind.every((seq) => deleted().includes(seq)), 'deletion of the commands finished behind the held one');
+    const info = await (await jsm()).streams.info(STREAM);
+    expect(info.state.messages).toBe(1);
+    expect(info.state.first_seq).toBe(running.seq);
+    release();
+    await until(() => removedTo() >= running.seq, 'removal of the held command once finished');
+    expect((await (await jsm()).streams.info(STREAM)).state.messages).toBe(0);
+  });
+
+  it('deletes what it acknowledged above the ack floor when it stops, for the next owner cannot tell it finished', async () => {
+    const js = jetstream(nc);
+    const running = await js.publish(`${STREAM}.last`, 'last');
+    const behind: number[] = [];
+    for (const key of ['d', 'e']) behind.push((await js.publish(`${STREAM}.${key}`, key)).seq);
+    await until(() => behind.every((seq) => started.includes(seq)), 'the commands behind the held one started');
+    // Stopped at once, long before a finished command would be deleted on its own; the held
+    // command is still running when the grace ends, and stays.
+    await lane.stop(500);
+    const info = await (await jsm()).streams.info(STREAM);
+    expect(info.state.messages).toBe(1);
+    expect(info.state.first_seq).toBe(running.seq);
   });
 });

@@ -128,14 +128,18 @@ export interface OperationCosts {
    */
   queued: { consumers: number; ms: number }[];
   /**
-   * The same on a stream of limits retention, the consumers' state kept as above: what the
-   * path costs without the work queue's removal of each message once acknowledged.
+   * The same on a stream of limits retention, the consumers' state kept as above, and each
+   * consumer's acknowledged messages purged once a second (up to its ack floor): the
+   * engine's command stream, without the work queue's removal of each message on its ack.
    */
   queuedOnLimits: { consumers: number; ms: number }[];
 }
 
 const OPS_STREAM = 'BENCH_OPS';
 const OPS_QUEUE = 'BENCH_OPS_QUEUE';
+
+/** How often the acknowledged messages of a stream of limits retention are purged, ms: as the engine's partition owners do. */
+const TRIM_MS = 1_000;
 
 /** How long the servers' idle CPU is read before a kind of operation is measured, ms. */
 const IDLE_MS = 2_000;
@@ -196,6 +200,7 @@ async function queuedCost(
   await jsm.streams.add({ name: OPS_QUEUE, subjects: ['bench.queue.>'], retention, storage: StorageType.File, num_replicas: 3 });
   const delivered = new Map<string, () => void>();
   const pulls: ConsumerMessages[] = [];
+  const trims: NodeJS.Timeout[] = [];
   // A consumer that fails (its iterator, or the last acknowledgement awaited) fails the measurement.
   let fail: (err: unknown) => void = () => undefined;
   const failed = new Promise<never>((_, reject) => (fail = reject));
@@ -213,6 +218,7 @@ async function queuedCost(
           delivered.get(m.subject)?.();
         }
       })().catch(fail);
+      if (retention === RetentionPolicy.Limits) trims.push(trimEachSecond(jsm, `bench-ops-${c}`, `bench.queue.${c}.>`, fail));
     }
     const arrival = (subject: string): Promise<void> => Promise.race([new Promise<void>((resolve) => delivered.set(subject, resolve)), failed]);
     const round = (n: number, tag: string) =>
@@ -236,7 +242,23 @@ async function queuedCost(
       );
     });
   } finally {
+    for (const trim of trims) clearInterval(trim);
     for (const messages of pulls) messages.stop();
     await jsm.streams.delete(OPS_QUEUE).catch(() => undefined);
   }
+}
+
+/** Purges a consumer's acknowledged messages of {@link OPS_QUEUE} once a second, up to its ack floor; a failure fails the measurement. */
+function trimEachSecond(jsm: JetStreamManager, consumer: string, filter: string, fail: (err: unknown) => void): NodeJS.Timeout {
+  let trimming = false;
+  return setInterval(() => {
+    if (trimming) return;
+    trimming = true;
+    void (async () => {
+      const floor = (await jsm.consumers.info(OPS_QUEUE, consumer)).ack_floor.stream_seq;
+      if (floor > 0) await jsm.streams.purge(OPS_QUEUE, { filter, seq: floor + 1 });
+    })()
+      .catch(fail)
+      .finally(() => (trimming = false));
+  }, TRIM_MS);
 }

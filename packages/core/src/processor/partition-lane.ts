@@ -14,11 +14,15 @@
  *
  * Finished commands. A command is finished once acknowledged: at or below its consumer's
  * ack floor, or gone from the stream. A stream of limits retention keeps acknowledged
- * commands until removed, so the owner removes those below the floor (a filtered purge of
- * the partition's subjects) about once a second while it acknowledges commands, and once
- * when its session begins; the order checks above look only above the floor.
+ * commands until removed, so the owner removes those at or below the floor (one filtered
+ * purge of the partition's subjects) about once a second while it acknowledges commands,
+ * and once when its session begins; the order checks above look only above the floor. A
+ * command acknowledged above the floor (one before it still runs) looks unfinished to
+ * anyone but the lane that acknowledged it, and would hold its key up after a change of
+ * owner: the lane deletes each such command that is still there 2 s after its
+ * acknowledgement, and all of them when it stops.
  */
-import type { Consumer, ConsumerMessages, JetStreamManager, JsMsg, MsgRequest, NextMsgRequest } from '@nats-io/jetstream';
+import { JetStreamApiError, type Consumer, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgRequest, type NextMsgRequest } from '@nats-io/jetstream';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as wait } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
@@ -86,14 +90,23 @@ export interface LaneOptions {
  */
 const PULL_EXPIRES_MS = 1_000;
 
+/** JetStream's error code for a message that is not stored. */
+const NO_MESSAGE_FOUND = 10037;
+
 /** Delay before an unsettled partition's blocked keys are looked at again, ms. */
 const RECHECK_MS = 500;
 
 /** How often an owner that acknowledges commands removes them from a stream that keeps them, ms. */
 const TRIM_MS = 1_000;
 
-/** Looks at the ack floor again this many times when acknowledgements sent have not all reached it. */
-const TRIM_RETRIES = 3;
+/** How long a command acknowledged here may stay above the ack floor before it is deleted on its own, ms. */
+const STRAGGLER_MS = 2_000;
+
+/** Deletions of single commands in flight at once. */
+const DELETES_AT_ONCE = 32;
+
+/** How long a stopping lane spends deleting the commands it acknowledged above the floor, ms. */
+const STOP_DELETE_MS = 2_000;
 
 /** One owned partition. */
 export class PartitionLane {
@@ -135,12 +148,13 @@ export class PartitionLane {
   #session = 0;
   /** The consumer's ack floor (a stream sequence) last read: every command at or below it is finished. */
   #ackFloor = 0;
-  /** The stream's commands of this partition are removed below this sequence. */
+  /** The stream's commands of this partition at or below this sequence are removed. */
   #trimmedTo = 0;
-  /** The highest stream sequence acknowledged here. */
-  #ackedTo = 0;
+  /** When the consumer was created, as it said: a consumer made anew (its stream too, maybe) has sequences of its own. */
+  #consumerCreated: string | undefined;
+  /** Commands acknowledged here that may be stored above the ack floor: stream sequence → when, unix ms. */
+  readonly #ackedAbove = new Map<number, number>();
   #trimTimer: NodeJS.Timeout | undefined;
-  #trimRetries = 0;
 
   constructor(options: LaneOptions) {
     this.partition = options.partition;
@@ -205,6 +219,8 @@ export class PartitionLane {
       wait(PULL_EXPIRES_MS + 100),
     ]);
     if (!done) onTimeout?.(this.#running.size);
+    // The next owner cannot know which of these were acknowledged: gone, they hold no key up.
+    if (this.#o.trim) await this.#trim(0, STOP_DELETE_MS);
     // Only the pinned owner unpins: an unpin takes whoever is pinned, maybe the next owner.
     if (this.#pinned) await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
   }
@@ -237,7 +253,7 @@ export class PartitionLane {
     }
     const decoded = this.#o.handler.decode(msg);
     if (!decoded) {
-      this.#acked(msg.seq); // moved to the dead letters, then acknowledged by the handler
+      this.#armTrim(); // moved to the dead letters, then acknowledged by the handler
       return;
     }
     if (this.#sessionFloor === undefined) this.#beginSession();
@@ -261,7 +277,7 @@ export class PartitionLane {
         if (session !== this.#session) return;
         this.#sessionFloor = info.delivered.stream_seq;
         // What an earlier owner acknowledged and did not remove goes now.
-        await this.#floorRead(info.ack_floor.stream_seq);
+        await this.#floorRead(info);
         void this.#settle();
       })
       .catch(() => {
@@ -352,7 +368,7 @@ export class PartitionLane {
   }
 
   #holds(seq: number): boolean {
-    if (this.#finished.has(seq)) return true;
+    if (this.#finished.has(seq) || this.#ackedAbove.has(seq)) return true;
     for (const msg of this.held()) if (msg.seq === seq) return true;
     return false;
   }
@@ -500,35 +516,62 @@ export class PartitionLane {
     for (;;) {
       const oldest = await this.#oldest(msg.subject, from);
       if (oldest === undefined || oldest >= msg.seq) return true;
-      if (!this.#finished.has(oldest)) return false;
+      if (!this.#finished.has(oldest) && !this.#ackedAbove.has(oldest)) return false;
       from = oldest + 1;
     }
   }
 
-  /** A command was acknowledged here: removed from a stream that keeps it at the next trim. */
+  /** A command was acknowledged here: removed from a stream that keeps it by a coming trim. */
   #acked(seq: number): void {
-    this.#ackedTo = Math.max(this.#ackedTo, seq);
-    this.#trimRetries = 0;
+    if (!this.#o.trim) return;
+    this.#ackedAbove.set(seq, Date.now());
     this.#armTrim();
   }
 
+  /** Trims about once a second while commands acknowledged here, or below the floor, are still stored. */
   #armTrim(): void {
     if (!this.#o.trim || this.#stopped || this.#trimTimer) return;
     this.#trimTimer = setTimeout(() => {
       this.#trimTimer = undefined;
-      void this.#readFloor().then(() => {
-        // Acknowledgements sent and not yet at the floor: looked for again, a few times (a
-        // command still running below them holds the floor until its own acknowledgement).
-        if (this.#ackFloor < this.#ackedTo && this.#trimRetries++ < TRIM_RETRIES) this.#armTrim();
+      void this.#trim(STRAGGLER_MS).finally(() => {
+        if (this.#ackedAbove.size > 0 || this.#trimmedTo < this.#ackFloor) this.#armTrim();
       });
     }, TRIM_MS);
+  }
+
+  /**
+   * Removes the finished commands: those at or below the ack floor with one purge, then
+   * each one acknowledged here at least `olderThanMs` ago that is still above it.
+   */
+  async #trim(olderThanMs: number, withinMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    await this.#readFloor();
+    const before = Date.now() - olderThanMs;
+    const stragglers = [...this.#ackedAbove].filter(([, at]) => at <= before).map(([seq]) => seq);
+    for (let i = 0; i < stragglers.length && Date.now() < deadline; i += DELETES_AT_ONCE) {
+      await Promise.all(stragglers.slice(i, i + DELETES_AT_ONCE).map((seq) => this.#deleteOne(seq)));
+    }
+    const deleted = stragglers.filter((seq) => !this.#ackedAbove.has(seq));
+    if (deleted.length > 0) {
+      this.#o.logger.debug({ partition: this.partition, floor: this.#ackFloor, deleted }, `Partition ${this.partition}: deleted ${deleted.length} finished commands above the ack floor ${this.#ackFloor}`);
+    }
+  }
+
+  async #deleteOne(seq: number): Promise<void> {
+    try {
+      await this.#o.jsm.streams.deleteMessage(this.#o.stream, seq, false);
+      this.#ackedAbove.delete(seq);
+    } catch (err) {
+      // Gone already (purged meanwhile, or never kept): as good as deleted.
+      if (err instanceof JetStreamApiError && err.code === NO_MESSAGE_FOUND) this.#ackedAbove.delete(seq);
+      else this.#o.logger.debug({ err, partition: this.partition, seq }, `Could not delete finished command ${seq}: ${errorMessage(err)}`);
+    }
   }
 
   /** Reads the consumer's ack floor (see {@link #floorRead}); an error leaves the last one read. */
   async #readFloor(): Promise<void> {
     try {
-      const info = await this.#o.jsm.consumers.info(this.#o.stream, this.#o.consumerName);
-      await this.#floorRead(info.ack_floor.stream_seq);
+      await this.#floorRead(await this.#o.jsm.consumers.info(this.#o.stream, this.#o.consumerName));
     } catch (err) {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not read partition ${this.partition}'s ack floor: ${errorMessage(err)}`);
     }
@@ -537,15 +580,23 @@ export class PartitionLane {
   /**
    * Notes the consumer's ack floor, and removes the partition's commands at or below it
    * from a stream that keeps them. The floor read only grows here: a consumer that lost its
-   * state starts from 0 again, but what was below the floor before was finished all the same.
+   * state starts from 0 again, but what was below the floor before was finished all the
+   * same. A consumer made anew starts the count over.
    */
-  async #floorRead(floor: number): Promise<void> {
-    this.#ackFloor = Math.max(this.#ackFloor, floor);
+  async #floorRead(info: ConsumerInfo): Promise<void> {
+    if (this.#consumerCreated !== undefined && info.created !== this.#consumerCreated) {
+      this.#ackFloor = 0;
+      this.#trimmedTo = 0;
+      this.#ackedAbove.clear();
+    }
+    this.#consumerCreated = info.created;
+    this.#ackFloor = Math.max(this.#ackFloor, info.ack_floor.stream_seq);
     if (!this.#o.trim || this.#ackFloor <= this.#trimmedTo) return;
     const upTo = this.#ackFloor;
     try {
       await this.#o.jsm.streams.purge(this.#o.stream, { filter: `${this.#o.subjectPrefix}.>`, seq: upTo + 1 });
       this.#trimmedTo = Math.max(this.#trimmedTo, upTo);
+      for (const seq of this.#ackedAbove.keys()) if (seq <= this.#trimmedTo) this.#ackedAbove.delete(seq);
       this.#o.logger.debug({ partition: this.partition, floor: upTo }, `Partition ${this.partition}: removed the finished commands up to ${upTo}`);
     } catch (err) {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not remove partition ${this.partition}'s finished commands: ${errorMessage(err)}`);
