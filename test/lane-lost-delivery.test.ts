@@ -149,6 +149,16 @@ describe('a partition lane', () => {
 
   const jsm = () => jetstreamManager(nc);
 
+  /** Publishes a command whose run is held (`<stream>.<held>`), then one of each key behind it; resolves once those have started. */
+  async function behindHeld(held: string, keys: string[]): Promise<{ running: { seq: number }; behind: number[] }> {
+    const js = jetstream(nc);
+    const running = await js.publish(`${STREAM}.${held}`, held);
+    const behind: number[] = [];
+    for (const key of keys) behind.push((await js.publish(`${STREAM}.${key}`, key)).seq);
+    await until(() => behind.every((seq) => started.includes(seq)), `the commands behind ${held} started`);
+    return { running, behind };
+  }
+
   it('does not start a key’s next command while an older one’s delivery was lost', async () => {
     const js = jetstream(nc);
     // A first command settles the partition: from then on, keys go on without asking the stream.
@@ -174,11 +184,7 @@ describe('a partition lane', () => {
   });
 
   it('deletes the commands it finished behind one still running, which hold the ack floor', async () => {
-    const js = jetstream(nc);
-    const running = await js.publish(`${STREAM}.held`, 'held');
-    const behind: number[] = [];
-    for (const key of ['a', 'b', 'c']) behind.push((await js.publish(`${STREAM}.${key}`, key)).seq);
-    await until(() => behind.every((seq) => started.includes(seq)), 'the commands behind the held one started');
+    const { running, behind } = await behindHeld('held', ['a', 'b', 'c']);
     // Finished and acknowledged above the floor, which the held command keeps below them:
     // the purge cannot take them, so each is deleted on its own.
     const deleted = (): number[] => records.flatMap((r) => ((r as { deleted?: number[] }).deleted ?? []));
@@ -192,11 +198,7 @@ describe('a partition lane', () => {
   });
 
   it('deletes what it acknowledged above the ack floor when it stops, for the next owner cannot tell it finished', async () => {
-    const js = jetstream(nc);
-    const running = await js.publish(`${STREAM}.last`, 'last');
-    const behind: number[] = [];
-    for (const key of ['d', 'e']) behind.push((await js.publish(`${STREAM}.${key}`, key)).seq);
-    await until(() => behind.every((seq) => started.includes(seq)), 'the commands behind the held one started');
+    const { running } = await behindHeld('last', ['d', 'e']);
     // Stopped at once, long before a finished command would be deleted on its own; the held
     // command is still running when the grace ends, and stays.
     await lane.stop(500);
