@@ -220,7 +220,8 @@ export class PartitionLane {
     ]);
     if (!done) onTimeout?.(this.#running.size);
     // The next owner cannot know which of these were acknowledged: gone, they hold no key up.
-    if (this.#o.trim) await this.#trim(0, STOP_DELETE_MS);
+    // Bounded: with the cluster out of reach, each request would wait out its own timeout.
+    if (this.#o.trim) await Promise.race([this.#trim(0, STOP_DELETE_MS), wait(STOP_DELETE_MS)]);
     // Only the pinned owner unpins: an unpin takes whoever is pinned, maybe the next owner.
     if (this.#pinned) await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
   }
