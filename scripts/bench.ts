@@ -91,7 +91,8 @@ const SIZES = {
   /** The servers' CPU per operation, at the throughput run's in-flight count. */
   operations: { count: 5_000, inFlight: 64, payloadBytes: 128, consumers: [1, DEFAULT_PARTITIONS], limitsConsumers: [DEFAULT_PARTITIONS] },
   grpcCalls: 500,
-  latency: { warmup: 50, n: 500 },
+  /** One at a time on a warm processor: `warmupInFlight` at 64 in flight, then `warmup` one at a time, all unmeasured. */
+  latency: { warmupInFlight: 3_000, warmup: 50, n: 500 },
   /** `warmup` unmeasured before, per processor running (see helloThroughput). */
   throughput: { n: 2_000, inFlight: 64, warmup: 3_000 },
   /** Processor counts measured after the first (one processor) at the throughput's sizes. */
@@ -254,9 +255,9 @@ async function engineRun(o: {
 }): Promise<EngineRun> {
   // What the processes burn doing nothing (timers, heartbeats, Raft), to take out of per-invocation figures.
   const idle = await idleCpu(o.cpu, IDLE_MS);
-  progress(`${o.where}hello_workflow one at a time: ${SIZES.latency.warmup} warm-up, ${SIZES.latency.n} measured`);
+  progress(`${o.where}hello_workflow one at a time: ${count(SIZES.latency.warmupInFlight)} warm-up at ${SIZES.throughput.inFlight} in flight and ${SIZES.latency.warmup} one at a time, ${SIZES.latency.n} measured`);
   const latencyFigures = await attempt(`${o.where}hello_workflow one at a time`, () =>
-    helloLatency(o.nc, o.watchNc, o.client, o.probe, SIZES.latency.warmup, SIZES.latency.n),
+    helloLatency(o.nc, o.watchNc, o.client, o.probe, { n: SIZES.latency.warmupInFlight, inFlight: SIZES.throughput.inFlight }, SIZES.latency.warmup, SIZES.latency.n),
   );
   progress(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight: ${count(SIZES.throughput.warmup)} unmeasured, then ${count(SIZES.throughput.n)}`);
   const throughput = await attempt(`${o.where}hello_workflow with ${SIZES.throughput.inFlight} in flight`, () =>

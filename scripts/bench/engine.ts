@@ -86,8 +86,10 @@ export interface Breakdown {
 
 export interface LatencyFigures {
   latency: Latency;
-  /** Runs before the measured ones, not measured. */
+  /** Runs before the measured ones, one at a time, not measured. */
   warmup: number;
+  /** Runs before those, `inFlight` at a time, not measured: they warm the processor (V8 compiles its hot path). */
+  warmupInFlight: { n: number; inFlight: number };
   breakdown: Breakdown;
   /** CPU ms of each process group over the measured runs. */
   cpu: Map<string, number | undefined>;
@@ -97,7 +99,10 @@ export interface LatencyFigures {
 }
 
 /**
- * hello_workflow one at a time: `warmup` unmeasured, then `n` measured. `watchNc`, a
+ * hello_workflow one at a time, on a warm processor: `warmupInFlight.n` unmeasured runs
+ * `warmupInFlight.inFlight` at a time (a processor just started spends up to twice the CPU
+ * per invocation over its first thousands, and takes longer over each), `warmup` unmeasured
+ * one at a time, then `n` measured. `watchNc`, a
  * connection of its own (not counted with the client's messages), watches the state
  * bucket for the time each invocation was taken up: its first revision, which the bucket
  * (history 1) does not keep.
@@ -107,9 +112,11 @@ export async function helloLatency(
   watchNc: NatsConnection,
   client: DurableClient,
   probe: () => Promise<Probe>,
+  warmupInFlight: { n: number; inFlight: number },
   warmup: number,
   n: number,
 ): Promise<LatencyFigures> {
+  await pipelined(warmupInFlight.n, warmupInFlight.inFlight, async (_i, worker) => void (await runOne(client, 'hello_workflow', { name: 'bench' }, `k${worker}`)));
   for (let i = 0; i < warmup; i++) await runOne(client, 'hello_workflow', { name: 'bench' }, 'latency');
   const samples: number[] = [];
   const runs: { state: ExecutionState; ackedAt: number; submitMs: number; resultAt: number }[] = [];
@@ -135,6 +142,7 @@ export async function helloLatency(
   return {
     latency: latency(samples),
     warmup,
+    warmupInFlight,
     breakdown: breakdown(takenAt, runs),
     cpu: cpuBetween(before.cpu, after.cpu),
     messages: messagesBetween(before.messages, after.messages, n),

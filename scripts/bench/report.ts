@@ -206,7 +206,7 @@ function mainRows(m: Measured): string[][] {
     ]),
     ...section(m.grpc, 'raw: HelloService.SayHello gRPC call', (g) => [[`raw: HelloService.SayHello gRPC call (${g.count})`, `p50 ${ms(g.p50)} ms, p99 ${ms(g.p99)} ms`, '']]),
     ...section(m.shipped?.latency, 'hello_workflow invoke-to-result, one at a time', (l) => [
-      [`hello_workflow invoke-to-result, one at a time (${l.latency.count} after ${l.warmup})`, `p50 ${ms(l.latency.p50)} ms, p99 ${ms(l.latency.p99)} ms`, ''],
+      [`hello_workflow invoke-to-result, one at a time (${l.latency.count} after ${count(l.warmupInFlight.n)} at ${l.warmupInFlight.inFlight} in flight and ${l.warmup} one at a time: a warm processor)`, `p50 ${ms(l.latency.p50)} ms, p99 ${ms(l.latency.p99)} ms`, ''],
     ]),
     ...section(m.shipped?.throughput, 'hello_workflow completed, 64 in flight', (t) => [
       [
