@@ -27,7 +27,7 @@
  * The handlers seen are kept in the EXECUTION_HANDLERS bucket (key: the handler token,
  * value: the name) so counts per handler need no scan.
  */
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { JetStreamStatusError } from '@nats-io/jetstream/internal';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -35,6 +35,7 @@ import type { EngineNames } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { ExecutionState } from '../gen/durable/durable_pb.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { isMessageGone } from './reconcile.js';
 import { messageTtl } from './state-store.js';
 
 /** Characters a handler token keeps as they are. */
@@ -339,7 +340,7 @@ async function removeOlderEntries(jsm: JetStreamManager, names: EngineNames, fil
     seqs.slice(0, -1).map((seq) =>
       jsm.streams.deleteMessage(names.indexStream, seq, false).catch((err: unknown) => {
         // Gone already: another writer removed it.
-        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound)) throw err;
+        if (!isMessageGone(err)) throw err;
       }),
     ),
   );

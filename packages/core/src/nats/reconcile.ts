@@ -260,6 +260,14 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
 }
 
+/**
+ * A message delete found no message at that sequence: 10043 sequence not found, or 10057
+ * (a delete that failed) saying so, as a replicated stream answers.
+ */
+export function isMessageGone(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10043 || (err.code === 10057 && /no message found/i.test(err.message)));
+}
+
 /** 10058 stream name in use, 10148 consumer already exists, 10013 consumer name in use. */
 export function isAlreadyInUse(err: unknown): boolean {
   return err instanceof JetStreamApiError && [10058, 10148, 10013].includes(err.code);

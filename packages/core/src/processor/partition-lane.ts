@@ -22,11 +22,12 @@
  * owner: the lane deletes each such command that is still there 2 s after its
  * acknowledgement, and all of them when it stops.
  */
-import { JetStreamApiError, type Consumer, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgRequest, type NextMsgRequest } from '@nats-io/jetstream';
+import { type Consumer, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgRequest, type NextMsgRequest } from '@nats-io/jetstream';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as wait } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isMessageGone } from '../nats/reconcile.js';
 import { OWNER_GROUP } from '../nats/setup.js';
 
 /** What became of a command the lane started. */
@@ -90,9 +91,6 @@ export interface LaneOptions {
  */
 const PULL_EXPIRES_MS = 1_000;
 
-/** JetStream's error code for a message that is not stored. */
-const NO_MESSAGE_FOUND = 10037;
-
 /** Delay before an unsettled partition's blocked keys are looked at again, ms. */
 const RECHECK_MS = 500;
 
@@ -104,6 +102,9 @@ const STRAGGLER_MS = 2_000;
 
 /** Deletions of single commands in flight at once. */
 const DELETES_AT_ONCE = 32;
+
+/** Most single commands one trim deletes; the rest wait for the next. */
+const DELETES_PER_TRIM = 512;
 
 /** How long a stopping lane spends deleting the commands it acknowledged above the floor, ms. */
 const STOP_DELETE_MS = 2_000;
@@ -150,11 +151,14 @@ export class PartitionLane {
   #ackFloor = 0;
   /** The stream's commands of this partition at or below this sequence are removed. */
   #trimmedTo = 0;
-  /** When the consumer was created, as it said: a consumer made anew (its stream too, maybe) has sequences of its own. */
-  #consumerCreated: string | undefined;
+  /** When the consumer was created (unix ms), as it said: a consumer made anew (its stream too, maybe) has sequences of its own. */
+  #consumerCreatedMs: number | undefined;
+  /** Counts the consumers seen made anew: a purge's bookkeeping about an earlier one is dropped. */
+  #consumerGeneration = 0;
   /** Commands acknowledged here that may be stored above the ack floor: stream sequence → when, unix ms. */
   readonly #ackedAbove = new Map<number, number>();
   #trimTimer: NodeJS.Timeout | undefined;
+  #trimming = false;
 
   constructor(options: LaneOptions) {
     this.partition = options.partition;
@@ -221,7 +225,7 @@ export class PartitionLane {
     if (!done) onTimeout?.(this.#running.size);
     // The next owner cannot know which of these were acknowledged: gone, they hold no key up.
     // Bounded: with the cluster out of reach, each request would wait out its own timeout.
-    if (this.#o.trim) await Promise.race([this.#trim(0, STOP_DELETE_MS), wait(STOP_DELETE_MS)]);
+    if (this.#o.trim) await Promise.race([this.#trim(0, STOP_DELETE_MS), wait(STOP_DELETE_MS, undefined, { ref: false })]);
     // Only the pinned owner unpins: an unpin takes whoever is pinned, maybe the next owner.
     if (this.#pinned) await this.#o.jsm.consumers.unpin(this.#o.stream, this.#o.consumerName, OWNER_GROUP).catch(() => undefined);
   }
@@ -453,7 +457,9 @@ export class PartitionLane {
     if (!this.#settled) {
       this.#finished.add(msg.seq);
       if (!written || (await written.then(() => true, () => false))) {
-        if (await msg.ackAck().catch(() => false)) this.#acked(msg.seq);
+        // Finished, whether or not the answer came: deleting it is as good as its ack.
+        await msg.ackAck().catch(() => false);
+        this.#acked(msg.seq);
       }
       return;
     }
@@ -526,15 +532,19 @@ export class PartitionLane {
   #acked(seq: number): void {
     if (!this.#o.trim) return;
     this.#ackedAbove.set(seq, Date.now());
-    this.#armTrim();
+    // A run that outlasted its lane's stop: no trim comes, and the next owner cannot tell it finished.
+    if (this.#stopped) void this.#deleteOne(seq);
+    else this.#armTrim();
   }
 
-  /** Trims about once a second while commands acknowledged here, or below the floor, are still stored. */
+  /** Trims about once a second while commands acknowledged here, or below the floor, are still stored; one trim at a time. */
   #armTrim(): void {
-    if (!this.#o.trim || this.#stopped || this.#trimTimer) return;
+    if (!this.#o.trim || this.#stopped || this.#trimTimer || this.#trimming) return;
     this.#trimTimer = setTimeout(() => {
       this.#trimTimer = undefined;
+      this.#trimming = true;
       void this.#trim(STRAGGLER_MS).finally(() => {
+        this.#trimming = false;
         if (this.#ackedAbove.size > 0 || this.#trimmedTo < this.#ackFloor) this.#armTrim();
       });
     }, TRIM_MS);
@@ -542,14 +552,17 @@ export class PartitionLane {
 
   /**
    * Removes the finished commands: those at or below the ack floor with one purge, then
-   * each one acknowledged here at least `olderThanMs` ago that is still above it.
+   * each one acknowledged here at least `olderThanMs` ago that is still above it. Only once
+   * the consumer has answered for the same sequences: a stream made anew numbers its
+   * commands from 1 again.
    */
   async #trim(olderThanMs: number, withinMs = Number.POSITIVE_INFINITY): Promise<void> {
     const deadline = Date.now() + withinMs;
-    await this.#readFloor();
+    const generation = this.#consumerGeneration;
+    if (!(await this.#readFloor()) || generation !== this.#consumerGeneration) return;
     const before = Date.now() - olderThanMs;
-    const stragglers = [...this.#ackedAbove].filter(([, at]) => at <= before).map(([seq]) => seq);
-    for (let i = 0; i < stragglers.length && Date.now() < deadline; i += DELETES_AT_ONCE) {
+    const stragglers = [...this.#ackedAbove].filter(([, at]) => at <= before).map(([seq]) => seq).slice(0, DELETES_PER_TRIM);
+    for (let i = 0; i < stragglers.length && Date.now() < deadline && generation === this.#consumerGeneration; i += DELETES_AT_ONCE) {
       await Promise.all(stragglers.slice(i, i + DELETES_AT_ONCE).map((seq) => this.#deleteOne(seq)));
     }
     const deleted = stragglers.filter((seq) => !this.#ackedAbove.has(seq));
@@ -563,18 +576,20 @@ export class PartitionLane {
       await this.#o.jsm.streams.deleteMessage(this.#o.stream, seq, false);
       this.#ackedAbove.delete(seq);
     } catch (err) {
-      // Gone already (purged meanwhile, or never kept): as good as deleted.
-      if (err instanceof JetStreamApiError && err.code === NO_MESSAGE_FOUND) this.#ackedAbove.delete(seq);
+      // Gone already (purged meanwhile, or deleted by another run of it): as good as deleted.
+      if (isMessageGone(err)) this.#ackedAbove.delete(seq);
       else this.#o.logger.debug({ err, partition: this.partition, seq }, `Could not delete finished command ${seq}: ${errorMessage(err)}`);
     }
   }
 
-  /** Reads the consumer's ack floor (see {@link #floorRead}); an error leaves the last one read. */
-  async #readFloor(): Promise<void> {
+  /** Reads the consumer's ack floor (see {@link #floorRead}); false when it could not, the last one read standing. */
+  async #readFloor(): Promise<boolean> {
     try {
       await this.#floorRead(await this.#o.jsm.consumers.info(this.#o.stream, this.#o.consumerName));
+      return true;
     } catch (err) {
       this.#o.logger.debug({ err, partition: this.partition }, `Could not read partition ${this.partition}'s ack floor: ${errorMessage(err)}`);
+      return false;
     }
   }
 
@@ -582,20 +597,26 @@ export class PartitionLane {
    * Notes the consumer's ack floor, and removes the partition's commands at or below it
    * from a stream that keeps them. The floor read only grows here: a consumer that lost its
    * state starts from 0 again, but what was below the floor before was finished all the
-   * same. A consumer made anew starts the count over.
+   * same. A consumer made anew starts the count over; an answer about one older than the
+   * last seen is dropped (answers may cross).
    */
   async #floorRead(info: ConsumerInfo): Promise<void> {
-    if (this.#consumerCreated !== undefined && info.created !== this.#consumerCreated) {
+    const createdMs = Date.parse(info.created);
+    if (this.#consumerCreatedMs !== undefined && createdMs < this.#consumerCreatedMs) return;
+    if (this.#consumerCreatedMs !== undefined && createdMs > this.#consumerCreatedMs) {
+      this.#consumerGeneration++;
       this.#ackFloor = 0;
       this.#trimmedTo = 0;
       this.#ackedAbove.clear();
     }
-    this.#consumerCreated = info.created;
+    this.#consumerCreatedMs = createdMs;
     this.#ackFloor = Math.max(this.#ackFloor, info.ack_floor.stream_seq);
     if (!this.#o.trim || this.#ackFloor <= this.#trimmedTo) return;
     const upTo = this.#ackFloor;
+    const generation = this.#consumerGeneration;
     try {
       await this.#o.jsm.streams.purge(this.#o.stream, { filter: `${this.#o.subjectPrefix}.>`, seq: upTo + 1 });
+      if (generation !== this.#consumerGeneration) return;
       this.#trimmedTo = Math.max(this.#trimmedTo, upTo);
       for (const seq of this.#ackedAbove.keys()) if (seq <= this.#trimmedTo) this.#ackedAbove.delete(seq);
       this.#o.logger.debug({ partition: this.partition, floor: upTo }, `Partition ${this.partition}: removed the finished commands up to ${upTo}`);
