@@ -58,12 +58,21 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
 }
 
-/** The command on `<stream>.held` runs until this resolves. */
-let release: () => void = () => undefined;
-const held = new Promise<void>((resolve) => (release = resolve));
-/** The command on `<stream>.last` runs until this resolves. */
-let releaseLast: () => void = () => undefined;
-const last = new Promise<void>((resolve) => (releaseLast = resolve));
+/** A run held until its gate opens. */
+interface Gate {
+  opened: Promise<void>;
+  open: () => void;
+}
+function gate(): Gate {
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+/** The commands on `<stream>.<key>` for these keys run until their gate opens. */
+const gates = new Map<string, Gate>([
+  ['held', gate()],
+  ['last', gate()],
+]);
 
 /** The highest sequence up to which the lane has purged the finished commands. */
 const removedTo = (): number => Math.max(0, ...records.map((r) => Number(/^Partition 0: removed the finished commands up to (\d+)$/.exec(r.msg)?.[1] ?? 0)));
@@ -128,8 +137,7 @@ describe('a partition lane', () => {
         run: async (msg: JsMsg) => {
           started.push(msg.seq);
           happened();
-          if (msg.subject === `${STREAM}.held`) await held;
-          if (msg.subject === `${STREAM}.last`) await last;
+          await gates.get(msg.subject.slice(STREAM.length + 1))?.opened;
           return 'ack';
         },
         slot: async () => true,
@@ -140,8 +148,7 @@ describe('a partition lane', () => {
   });
 
   afterAll(async () => {
-    release();
-    releaseLast();
+    for (const { open } of gates.values()) open();
     await lane?.stop(1_000);
     await jsm().then((m) => m.streams.delete(STREAM)).catch(() => undefined);
     await nc?.close();
@@ -192,7 +199,7 @@ describe('a partition lane', () => {
     const info = await (await jsm()).streams.info(STREAM);
     expect(info.state.messages).toBe(1);
     expect(info.state.first_seq).toBe(running.seq);
-    release();
+    gates.get('held')!.open();
     await until(() => removedTo() >= running.seq, 'removal of the held command once finished');
     expect((await (await jsm()).streams.info(STREAM)).state.messages).toBe(0);
   });

@@ -22,7 +22,7 @@
  * owner: the lane deletes each such command that is still there 2 s after its
  * acknowledgement, and all of them when it stops.
  */
-import { type Consumer, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgRequest, type NextMsgRequest } from '@nats-io/jetstream';
+import type { Consumer, ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg, MsgRequest, NextMsgRequest } from '@nats-io/jetstream';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as wait } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
