@@ -59,6 +59,7 @@ import { type CpuGroup, type CpuSnapshot, cpuSnapshot, idleCpu } from './bench/c
 import { summariseProfile } from './bench/cpuprofile.js';
 import { connectionNodes, messageCounts } from './bench/connz.js';
 import { type Probe, helloLatency, helloThroughput, stepsRun } from './bench/engine.js';
+import { FLOOR_GROUPS, type FloorFigures, floorRun } from './bench/floor.js';
 import { type App, freePort, killApps, portOpen, spawnApp, waitUntil } from './bench/processes.js';
 import { operationCosts, rawBaselines } from './bench/raw.js';
 import { DEFAULT_PARTITIONS } from '../packages/core/src/nats/setup.js';
@@ -97,6 +98,8 @@ const SIZES = {
   throughput: { n: 2_000, inFlight: 64, warmup: 3_000 },
   /** Processor counts measured after the first (one processor) at the throughput's sizes. */
   processorCounts: [2, 4],
+  /** The floor's bare workers: one, then each of these counts (on the shipped cluster only). */
+  floorWorkerCounts: [4],
   shortSteps: { names: 10, runs: 20 },
   longSteps: { names: 1_000, runs: 3 },
   /** The sleep is made long enough for the throughput measured, and at least `minSleepMs`. */
@@ -166,6 +169,9 @@ async function main(m: Measured): Promise<void> {
   await waitUntil(hello, `a listener on :${grpcPort}`, () => portOpen(grpcPort));
   progress(`raw gRPC: ${SIZES.grpcCalls} SayHello calls`);
   m.grpc = await attempt('raw gRPC', () => grpcLatency(helloAddress, SIZES.grpcCalls));
+
+  progress('the floor: bare workers doing the least work of a hello_workflow, 1 then 4 of them');
+  m.floor = await attempt('the floor', () => floor(cluster, nc, jsm, hello, helloAddress, SIZES.floorWorkerCounts, ''));
 
   // While the shipped cluster idles, with no processor on it yet.
   m.defaultSync = await defaultSyncRun(hello, helloAddress);
@@ -295,6 +301,11 @@ async function defaultSyncRun(hello: App, helloAddress: string): Promise<Measure
       const probe = async (): Promise<Probe> => ({ cpu: cpu(), messages: await messageCounts(c.monitorUrls, Object.values(CONNECTIONS)) });
       return engineRun({ nc, watchNc, client, jsm, cpu, probe, where: 'default sync_interval: ' });
     });
+    // After the engine's run: its processor stays up, idle, as the shipped cluster's stays down for its floor.
+    await processor?.stop();
+    processor = undefined;
+    progress('default sync_interval: the floor, one bare worker');
+    out.floor = await attempt('the floor (default sync_interval)', async () => floor(c, nc, await jetstreamManager(nc), hello, helloAddress, [], 'default-sync-'));
   } catch (err) {
     // The cluster did not start or could not be reached.
     out.raw ??= err instanceof Error ? err : new Error(String(err));
@@ -326,6 +337,30 @@ async function startClusterRetrying(options: Partial<ClusterOptions>): Promise<N
       await sleep(5_000);
     }
   }
+}
+
+/** The floor on a cluster with no processor running: one bare worker, then each of `workerCounts`. */
+function floor(c: NatsCluster, nc: NatsConnection, jsm: JetStreamManager, hello: App, helloAddress: string, workerCounts: readonly number[], tag: string): Promise<FloorFigures> {
+  return floorRun({
+    nc,
+    jsm,
+    urls: c.urls,
+    helloAddress,
+    cpu: (workers) =>
+      cpuSnapshot([
+        { name: FLOOR_GROUPS.servers, pids: serverPids(c).length === 3 ? serverPids(c) : [-1] },
+        { name: FLOOR_GROUPS.workers, pids: workers.map((w) => w.pid) },
+        { name: FLOOR_GROUPS.hello, pids: [hello.pid] },
+        { name: FLOOR_GROUPS.client, pids: [process.pid] },
+      ]),
+    latency: { warmupInFlight: SIZES.latency.warmupInFlight, n: SIZES.latency.n },
+    throughput: SIZES.throughput,
+    workerCounts,
+    idleMs: IDLE_MS,
+    logDir: LOG_DIR,
+    repoRoot: REPO_ROOT,
+    tag,
+  });
 }
 
 /** Spawns a processor on a cluster (not waiting for it), with the bench's processor options. */

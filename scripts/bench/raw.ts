@@ -218,7 +218,7 @@ async function queuedCost(
           delivered.get(m.subject)?.();
         }
       })().catch(fail);
-      if (retention === RetentionPolicy.Limits) trims.push(trimEachSecond(jsm, `bench-ops-${c}`, `bench.queue.${c}.>`, fail));
+      if (retention === RetentionPolicy.Limits) trims.push(trimEachSecond(jsm, OPS_QUEUE, `bench-ops-${c}`, `bench.queue.${c}.>`, fail));
     }
     const arrival = (subject: string): Promise<void> => Promise.race([new Promise<void>((resolve) => delivered.set(subject, resolve)), failed]);
     const round = (n: number, tag: string) =>
@@ -248,15 +248,15 @@ async function queuedCost(
   }
 }
 
-/** Purges a consumer's acknowledged messages of {@link OPS_QUEUE} once a second, up to its ack floor; a failure fails the measurement. */
-function trimEachSecond(jsm: JetStreamManager, consumer: string, filter: string, fail: (err: unknown) => void): NodeJS.Timeout {
+/** Purges a consumer's acknowledged messages of a stream once a second, up to its ack floor, as the engine's partition owners do; a failure fails the measurement. */
+export function trimEachSecond(jsm: JetStreamManager, stream: string, consumer: string, filter: string, fail: (err: unknown) => void): NodeJS.Timeout {
   let trimming = false;
   return setInterval(() => {
     if (trimming) return;
     trimming = true;
     void (async () => {
-      const floor = (await jsm.consumers.info(OPS_QUEUE, consumer)).ack_floor.stream_seq;
-      if (floor > 0) await jsm.streams.purge(OPS_QUEUE, { filter, seq: floor + 1 });
+      const floor = (await jsm.consumers.info(stream, consumer)).ack_floor.stream_seq;
+      if (floor > 0) await jsm.streams.purge(stream, { filter, seq: floor + 1 });
     })()
       .catch(fail)
       .finally(() => (trimming = false));

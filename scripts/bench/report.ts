@@ -6,6 +6,7 @@
 import { cpus } from 'node:os';
 import { type LatencyFigures, type StepsFigures, type ThroughputFigures, totalWrites } from './engine.js';
 import { type IdleCpu, idlePerSecond, netPerInvocation } from './cpu.js';
+import type { FloorFigures } from './floor.js';
 import type { OperationCosts, RawFigures } from './raw.js';
 import type { RetentionFigures } from './retention.js';
 import type { ScalingFigures } from './scaling.js';
@@ -45,7 +46,9 @@ export interface Measured {
   operations?: Outcome<OperationCosts>;
   grpc?: Outcome<Latency>;
   /** The second cluster's, with the server's default sync_interval. */
-  defaultSync: { raw?: Outcome<RawFigures>; engine?: Outcome<EngineRun> };
+  defaultSync: { raw?: Outcome<RawFigures>; engine?: Outcome<EngineRun>; floor?: Outcome<FloorFigures> };
+  /** The issue's least work per hello_workflow done by bare workers, on the shipped cluster. */
+  floor?: Outcome<FloorFigures>;
   shipped?: EngineRun;
   /** Throughput by processor count (the first count is the shipped run's). */
   scaling?: Outcome<{ processors: number; figures: Outcome<ScalingFigures> }[]>;
@@ -113,6 +116,8 @@ export function anyFailed(m: Measured): boolean {
     m.grpc,
     m.defaultSync.raw,
     m.defaultSync.engine,
+    m.defaultSync.floor,
+    m.floor,
     value(m.defaultSync.engine)?.latency,
     value(m.defaultSync.engine)?.throughput,
     m.shipped?.latency,
@@ -148,6 +153,14 @@ export function report(m: Measured): string {
     markdownTable(['measure', 'sync_interval always (shipped)', 'sync_interval default (2 min)', 'always / default'], syncRows(m)),
     '',
   ];
+  if (m.floor !== undefined || m.defaultSync.floor !== undefined) {
+    out.push(
+      "The floor: each command's publish and delivery, one SayHello call and one durable write of its outcome (the performance issue's least work per hello_workflow), done by bare workers in processes of their own with the engine's NATS and gRPC clients and nothing of the engine; each cluster against its own raw figures:",
+      '',
+      markdownTable(['measure', 'sync_interval always (shipped)', 'sync_interval default (2 min)'], floorRows(m)),
+      '',
+    );
+  }
   if (m.scaling !== undefined) {
     out.push(
       `hello_workflow with ${tput?.inFlight ?? 64} in flight by processor count (separate processes on the shipped cluster; CPU per invocation with idle taken out):`,
@@ -334,6 +347,42 @@ function syncRows(m: Measured): string[][] {
       '',
     ],
     ['CPU ms per invocation, all processes, 64 in flight', ms(shippedFigures.cpuMs), ms(defaultFigures.cpuMs), ratio(shippedFigures.cpuMs / defaultFigures.cpuMs)],
+  ];
+}
+
+/** The floor on each cluster, and ours against it. */
+function floorRows(m: Measured): string[][] {
+  const clusters = [
+    { floor: m.floor, raw: value(m.raw), run: m.shipped },
+    { floor: m.defaultSync.floor, raw: value(m.defaultSync.raw), run: value(m.defaultSync.engine) },
+  ];
+  const row = (label: string, show: (f: FloorFigures, c: (typeof clusters)[number]) => string) => [
+    label,
+    ...clusters.map((c) => (c.floor === undefined ? 'not run' : c.floor instanceof Error ? why(c.floor) : show(c.floor, c))),
+  ];
+  const one = (f: FloorFigures) => f.throughput[0];
+  const ours = (c: (typeof clusters)[number]) => ({ lat: value(c.run?.latency), tput: loaded(c.run) });
+  const workerCounts = [...new Set(clusters.flatMap((c) => value(c.floor)?.throughput.slice(1).map((t) => t.workers) ?? []))];
+  return [
+    row('floor: one at a time, p50 (× raw publish p50)', (f, c) => `${ms(f.latency.p50)} ms, p99 ${ms(f.latency.p99)} ms (${ratio(f.latency.p50 / (c.raw?.publish.p50 ?? Number.NaN))} ×)`),
+    row('ours / floor, one at a time, p50', (f, c) => ratio((ours(c).lat?.latency.p50 ?? Number.NaN) / f.latency.p50)),
+    row('floor: completed /s, 64 in flight, one worker (× raw pipelined rate)', (f, c) => `${count(one(f)?.perSecond ?? Number.NaN)} /s (${significant((one(f)?.perSecond ?? Number.NaN) / (c.raw?.pipelinedRate ?? Number.NaN), 3, 'n/a')} ×)`),
+    row('ours / floor, completed /s', (f, c) => ratio((ours(c).tput?.throughput.perSecond ?? Number.NaN) / (one(f)?.perSecond ?? Number.NaN))),
+    row('floor: CPU ms per invocation, 64 in flight: all (worker / servers / HelloService / client)', (f) => {
+      const t = one(f);
+      return t ? `${ms(t.all)} (${[t.cpu.workers, t.cpu.servers, t.cpu.hello, t.cpu.client].map(ms).join(' / ')})` : 'n/a';
+    }),
+    row('ours / floor, CPU per invocation: all, processor / worker', (f, c) => {
+      const t = one(f);
+      const tput = ours(c).tput;
+      return t && tput ? `${ratio(cpuPerInvocation(tput, 'all') / t.all)}, ${ratio(cpuPerInvocation(tput, GROUPS.processor) / t.cpu.workers)}` : 'n/a';
+    }),
+    ...workerCounts.map((workers) =>
+      row(`floor: ${workers} workers / 1, completed /s (CPU ms per invocation, all)`, (f) => {
+        const t = f.throughput.find((x) => x.workers === workers);
+        return t ? `${ratio(t.perSecond / (one(f)?.perSecond ?? Number.NaN))} (${count(t.perSecond)} /s; ${ms(t.all)} ms)` : 'not run';
+      }),
+    ),
   ];
 }
 
