@@ -9,15 +9,18 @@
  *   BENCH_ROUTE_PORT and BENCH_MONITOR_PORT move them), which every figure is from unless
  *   said: raw publishes (awaited, pipelined, fenced) and raw gRPC calls; hello_workflow one
  *   at a time (p50, p99, where its time goes, CPU and NATS messages per invocation) and with
- *   64 in flight on 1, 2 and 4 processors (separate processes sharing the partitions;
- *   throughput and CPU per invocation for each count); custom_workflow with 10 and 1,000
+ *   64 in flight, then the floor (bench/floor.ts: the same least work done by bare
+ *   workers, 1 and 4 of them), then with 64 in flight on 2 and 4 processors (separate
+ *   processes sharing the partitions; throughput and CPU per invocation for each count);
+ *   custom_workflow with 10 and 1,000
  *   steps (ms per step, writes per step); 2,000 invocations on a processor with a 5 s
  *   retention (stored records until they are back at the baseline); 10,000 invocations
  *   asleep at once, sleeping long enough for the throughput measured (CPU while they wait,
  *   how late they wake);
  * - a short-lived one with the server's default sync_interval (its ports are the first's
  *   + 10), run while the first idles before its processor starts: raw publishes, then
- *   hello_workflow one at a time and with 64 in flight on a processor of its own.
+ *   hello_workflow one at a time and with 64 in flight on a processor of its own, then the
+ *   floor with one worker.
  *
  * Prints the machine and markdown tables (stdout; progress goes to stderr): the figures,
  * the performance issue's targets with met/MISSED, both sync policies side by side (each
@@ -170,9 +173,6 @@ async function main(m: Measured): Promise<void> {
   progress(`raw gRPC: ${SIZES.grpcCalls} SayHello calls`);
   m.grpc = await attempt('raw gRPC', () => grpcLatency(helloAddress, SIZES.grpcCalls));
 
-  progress('the floor: bare workers doing the least work of a hello_workflow, 1 then 4 of them');
-  m.floor = await attempt('the floor', () => floor(cluster, nc, jsm, hello, helloAddress, SIZES.floorWorkerCounts, ''));
-
   // While the shipped cluster idles, with no processor on it yet.
   m.defaultSync = await defaultSyncRun(hello, helloAddress);
 
@@ -187,6 +187,9 @@ async function main(m: Measured): Promise<void> {
     messages: await messageCounts(cluster.monitorUrls, Object.values(CONNECTIONS)),
   });
   m.shipped = await engineRun({ nc, watchNc, client, jsm, cpu: cpu([processor]), probe: probe([processor]), where: '' });
+  // Right after ours, so that both meet the same spell of a shared machine; the processor idles meanwhile.
+  progress('the floor: bare workers doing the least work of a hello_workflow, 1 then 4 of them');
+  m.floor = await attempt('the floor', () => floor(cluster, nc, jsm, hello, helloAddress, SIZES.floorWorkerCounts, ''));
 
   const shippedThroughput = m.shipped.throughput;
   m.scaling = await attempt('throughput by processor count', () =>
@@ -301,9 +304,6 @@ async function defaultSyncRun(hello: App, helloAddress: string): Promise<Measure
       const probe = async (): Promise<Probe> => ({ cpu: cpu(), messages: await messageCounts(c.monitorUrls, Object.values(CONNECTIONS)) });
       return engineRun({ nc, watchNc, client, jsm, cpu, probe, where: 'default sync_interval: ' });
     });
-    // After the engine's run: its processor stays up, idle, as the shipped cluster's stays down for its floor.
-    await processor?.stop();
-    processor = undefined;
     progress('default sync_interval: the floor, one bare worker');
     out.floor = await attempt('the floor (default sync_interval)', async () => floor(c, nc, await jetstreamManager(nc), hello, helloAddress, [], 'default-sync-'));
   } catch (err) {
@@ -339,7 +339,7 @@ async function startClusterRetrying(options: Partial<ClusterOptions>): Promise<N
   }
 }
 
-/** The floor on a cluster with no processor running: one bare worker, then each of `workerCounts`. */
+/** The floor on a cluster, its processor idle or stopped: one bare worker, then each of `workerCounts`. */
 function floor(c: NatsCluster, nc: NatsConnection, jsm: JetStreamManager, hello: App, helloAddress: string, workerCounts: readonly number[], tag: string): Promise<FloorFigures> {
   return floorRun({
     nc,
