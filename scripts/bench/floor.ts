@@ -93,16 +93,19 @@ export async function floorRun(o: FloorOptions): Promise<FloorFigures> {
     }
     let next = 0;
     const invoke = async (): Promise<void> => {
-      const id = `f${next++}`;
+      const n = next++;
+      const id = `f${n}`;
+      let timer: NodeJS.Timeout | undefined;
       const outcome = Promise.race([
         new Promise<void>((resolve) => waiting.set(id, resolve)),
         failed,
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`floor command ${id}: no outcome after ${WAIT_MS / 1000} s`)), WAIT_MS).unref()),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`floor command ${id}: no outcome after ${WAIT_MS / 1000} s`)), WAIT_MS))),
       ]);
       try {
-        await js.publish(`${COMMAND_PREFIX}.${next % PARTITIONS}.${id}`, '{"name":"bench"}', { msgID: id });
+        await js.publish(`${COMMAND_PREFIX}.${n % PARTITIONS}.${id}`, '{"name":"bench"}', { msgID: id });
         await outcome;
       } finally {
+        clearTimeout(timer);
         waiting.delete(id);
       }
     };
