@@ -12,11 +12,10 @@
  *   64 in flight, then the floor (bench/floor.ts: the same least work done by bare
  *   workers, 1 and 4 of them), then with 64 in flight on 2 and 4 processors (separate
  *   processes sharing the partitions; throughput and CPU per invocation for each count);
- *   custom_workflow with 10 and 1,000
- *   steps (ms per step, writes per step); 2,000 invocations on a processor with a 5 s
- *   retention (stored records until they are back at the baseline); 10,000 invocations
- *   asleep at once, sleeping long enough for the throughput measured (CPU while they wait,
- *   how late they wake);
+ *   custom_workflow with 10 and 1,000 steps (ms per step, writes per step); 2,000
+ *   invocations on a processor with a 5 s retention (stored records until they are back at
+ *   the baseline); 10,000 invocations asleep at once, sleeping long enough for the
+ *   throughput measured (CPU while they wait, how late they wake);
  * - a short-lived one with the server's default sync_interval (its ports are the first's
  *   + 10), run while the first idles before its processor starts: raw publishes, then
  *   hello_workflow one at a time and with 64 in flight on a processor of its own, then the
