@@ -340,6 +340,8 @@ async function startClusterRetrying(options: Partial<ClusterOptions>): Promise<N
 
 /** The floor on a cluster, its processor idle or stopped: one bare worker, then each of `workerCounts`. */
 function floor(c: NatsCluster, nc: NatsConnection, jsm: JetStreamManager, hello: App, helloAddress: string, workerCounts: readonly number[], tag: string): Promise<FloorFigures> {
+  // A missing pid file reads as "n/a", as in cpuGroups.
+  const servers = serverPids(c);
   return floorRun({
     nc,
     jsm,
@@ -347,7 +349,7 @@ function floor(c: NatsCluster, nc: NatsConnection, jsm: JetStreamManager, hello:
     helloAddress,
     cpu: (workers) =>
       cpuSnapshot([
-        { name: FLOOR_GROUPS.servers, pids: serverPids(c).length === 3 ? serverPids(c) : [-1] },
+        { name: FLOOR_GROUPS.servers, pids: servers.length === 3 ? servers : [-1] },
         { name: FLOOR_GROUPS.workers, pids: workers.map((w) => w.pid) },
         { name: FLOOR_GROUPS.hello, pids: [hello.pid] },
         { name: FLOOR_GROUPS.client, pids: [process.pid] },
